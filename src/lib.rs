@@ -5,3 +5,14 @@
 //! and return actions, so that they can be tested deterministically.
 
 pub mod bencode;
+pub mod cli;
+pub mod create;
+pub mod exit;
+pub mod hashing;
+pub mod hex;
+pub mod logging;
+pub mod metainfo;
+pub mod progress;
+pub mod sha1;
+pub mod time;
+pub mod verify;
