@@ -5,3 +5,4 @@
 //! and return actions, so that they can be tested deterministically.
 
 pub mod bencode;
+pub mod sha1;
