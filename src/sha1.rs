@@ -1,4 +1,5 @@
 //! SHA-1 (FIPS 180-4), as BitTorrent uses it for info hashes and pieces.
+//! Collisions can be forged, so use it only where the protocol demands it.
 //!
 //! Two compression functions: one on the x86_64 SHA extensions (SHA-NI),
 //! picked at run time when the CPU has them, and a portable one used
@@ -227,12 +228,15 @@ pub fn sha1_portable(data: &[u8]) -> [u8; 20] {
 #[inline]
 fn compress(backend: Backend, state: &mut [u32; 5], blocks: &[u8]) {
     debug_assert_eq!(blocks.len() % BLOCK_LEN, 0);
-    match backend {
-        #[cfg(target_arch = "x86_64")]
+    #[cfg(target_arch = "x86_64")]
+    if backend == Backend::ShaNi {
         // SAFETY: a `Sha1` holds `ShaNi` only after `is_available()` said yes.
-        Backend::ShaNi => unsafe { shani::compress(state, blocks) },
-        _ => portable::compress(state, blocks),
+        unsafe { shani::compress(state, blocks) };
+        return;
     }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = backend; // the portable backend is the only one here
+    portable::compress(state, blocks);
 }
 
 mod portable {
