@@ -148,7 +148,7 @@ pub fn with_progress<T>(
     let finished = AtomicBool::new(false);
     std::thread::scope(|scope| {
         let finished = &finished;
-        scope.spawn(move || {
+        let drawer = scope.spawn(move || {
             let start = Instant::now();
             while !finished.load(Ordering::Relaxed) {
                 let bytes = done.load(Ordering::Relaxed);
@@ -171,12 +171,14 @@ pub fn with_progress<T>(
                     ),
                     true,
                 );
-                std::thread::sleep(Duration::from_millis(200));
+                // Woken early by the worker when the work is done.
+                std::thread::park_timeout(Duration::from_millis(200));
             }
             line.clear();
         });
         let result = work();
         finished.store(true, Ordering::Relaxed);
+        drawer.thread().unpark();
         result
     })
 }

@@ -48,7 +48,10 @@ fn random_values_round_trip() {
         let decoded = Decoder::new()
             .decode(&bytes)
             .unwrap_or_else(|e| panic!("case {case}: {e}"));
-        assert!(decoded.irregularities.is_empty(), "case {case}: encoder not canonical");
+        assert!(
+            decoded.irregularities.is_empty(),
+            "case {case}: encoder not canonical"
+        );
         assert_eq!(decoded.root.to_owned_value(), value, "case {case}");
         assert_eq!(decoded.root.raw(), &bytes[..]);
         // Canonical input re-encodes to the same bytes.

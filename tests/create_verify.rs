@@ -218,7 +218,11 @@ fn same_info_hash_as_mktorrent() {
             extra.push("--private");
         }
         let made = create(&tmp.join(path), &ours, &extra);
-        assert_eq!(made["info_hash"], info(&theirs)["info_hash"], "{path} private={private}");
+        assert_eq!(
+            made["info_hash"],
+            info(&theirs)["info_hash"],
+            "{path} private={private}"
+        );
     }
 }
 
