@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc;
 
-use crate::metainfo::{FileEntry, Info};
+use crate::metainfo::{file_slices, FileEntry, Info};
 use crate::sha1::Sha1;
 
 /// Bytes read per batch (rounded to whole pieces; at least one piece).
@@ -175,29 +175,23 @@ impl<'s, 'a> Worker<'s, 'a> {
         self.buffer.resize(len, 0);
         // Pieces with any byte that could not be read, by position in the batch.
         let mut missing = vec![false; range.len()];
-        let first_file = src.files.partition_point(|f| f.offset + f.length <= start);
-        for (i, f) in src.files.iter().enumerate().skip(first_file) {
-            if f.offset >= end {
-                break;
-            }
-            if f.length == 0 {
-                continue;
-            }
-            let s = start.max(f.offset);
-            let e = end.min(f.offset + f.length);
-            let buf = &mut self.buffer[(s - start) as usize..(e - start) as usize];
+        for slice in file_slices(src.files, start, end - start) {
+            let f = &src.files[slice.file];
+            let at = slice.piece_offset as usize;
+            let buf = &mut self.buffer[at..at + slice.length as usize];
             let got = if f.pad {
                 buf.fill(0);
                 buf.len()
             } else {
                 self.file
-                    .read(f.path_under(src.root), i, s - f.offset, buf)?
+                    .read(f.path_under(src.root), slice.file, slice.file_offset, buf)?
             };
             if got < buf.len() {
                 // Mark every piece touched by the absent tail.
-                let absent_from = s + got as u64;
+                let absent_from = start + (at + got) as u64;
+                let last_byte = start + slice.piece_offset + slice.length - 1;
                 let p0 = (absent_from / src.piece_length) as usize - range.start;
-                let p1 = ((e - 1) / src.piece_length) as usize - range.start;
+                let p1 = (last_byte / src.piece_length) as usize - range.start;
                 for m in &mut missing[p0..=p1] {
                     *m = true;
                 }

@@ -106,6 +106,37 @@ pub struct Info {
     pub name_missing: bool,
 }
 
+/// The slices of `files` (laid out back to back, sorted by offset) that hold
+/// the bytes `[start, start+len)` of the byte stream, in order; offsets in
+/// the slices are relative to `start`. Zero-length files never appear.
+pub fn file_slices(files: &[FileEntry], start: u64, len: u64) -> Vec<FileSlice> {
+    let total = files.last().map_or(0, |f| f.offset + f.length);
+    let end = start.saturating_add(len).min(total);
+    let mut out = Vec::new();
+    if start >= end {
+        return out;
+    }
+    // Files are sorted by offset: find the first that ends after `start`.
+    let first = files.partition_point(|f| f.offset + f.length <= start);
+    for (i, f) in files.iter().enumerate().skip(first) {
+        if f.offset >= end {
+            break;
+        }
+        if f.length == 0 {
+            continue;
+        }
+        let s = start.max(f.offset);
+        let e = end.min(f.offset + f.length);
+        out.push(FileSlice {
+            file: i,
+            file_offset: s - f.offset,
+            piece_offset: s - start,
+            length: e - s,
+        });
+    }
+    out
+}
+
 /// A part of one file that holds some bytes of a piece.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FileSlice {
@@ -155,30 +186,7 @@ impl Info {
     /// The file slices holding the bytes `[start, start+len)` of the torrent's
     /// byte stream, in order (zero-length files never appear).
     pub fn slices(&self, start: u64, len: u64) -> Vec<FileSlice> {
-        let end = start.saturating_add(len).min(self.total_length);
-        let mut out = Vec::new();
-        if start >= end {
-            return out;
-        }
-        // Files are sorted by offset: find the first that ends after `start`.
-        let first = self.files.partition_point(|f| f.offset + f.length <= start);
-        for (i, f) in self.files.iter().enumerate().skip(first) {
-            if f.offset >= end {
-                break;
-            }
-            if f.length == 0 {
-                continue;
-            }
-            let s = start.max(f.offset);
-            let e = end.min(f.offset + f.length);
-            out.push(FileSlice {
-                file: i,
-                file_offset: s - f.offset,
-                piece_offset: s - start,
-                length: e - s,
-            });
-        }
-        out
+        file_slices(&self.files, start, len)
     }
 
     /// The file slices of piece `index`.
