@@ -103,6 +103,12 @@ pub enum Reply<'a> {
         tid: u32,
         message: String,
     },
+    /// An announce or scrape reply of its 8 header bytes alone: what
+    /// opentracker sends for a torrent it does not track.
+    Empty {
+        tid: u32,
+        action: u32,
+    },
 }
 
 impl Reply<'_> {
@@ -111,7 +117,8 @@ impl Reply<'_> {
             Reply::Connect { tid, .. }
             | Reply::Announce { tid, .. }
             | Reply::Scrape { tid, .. }
-            | Reply::Error { tid, .. } => *tid,
+            | Reply::Error { tid, .. }
+            | Reply::Empty { tid, .. } => *tid,
         }
     }
 }
@@ -127,6 +134,9 @@ pub fn decode_reply(b: &[u8]) -> Result<Reply<'_>, String> {
     }
     let action = u32_at(b, 0);
     let tid = u32_at(b, 4);
+    if b.len() == 8 && (action == ACTION_ANNOUNCE || action == ACTION_SCRAPE) {
+        return Ok(Reply::Empty { tid, action });
+    }
     match action {
         ACTION_CONNECT => {
             if b.len() < 16 {
@@ -339,6 +349,13 @@ impl UdpExchange {
         match (reply, self.stage) {
             (Reply::Error { message, .. }, _) => {
                 self.result = Some(Err(ErrorKind::Failure(message)));
+            }
+            (Reply::Empty { .. }, Stage::Request { .. }) => {
+                // Addressed to us (right transaction id) yet empty: a refusal.
+                self.result = Some(Err(ErrorKind::Failure(
+                    "empty reply (8 bytes, no data): the tracker does not track this torrent"
+                        .into(),
+                )));
             }
             (Reply::Connect { connection_id, .. }, Stage::Connect { .. }) => {
                 self.connection = Some(ConnectionId {
@@ -611,6 +628,11 @@ mod tests {
             })
         );
         assert!(decode_reply(&r[..19]).is_err());
+        assert!(decode_reply(&r[..9]).is_err());
+        assert_eq!(
+            decode_reply(&r[..8]),
+            Ok(Reply::Empty { tid: 5, action: 1 })
+        );
         let r = [
             0, 0, 0, 2, 0, 0, 0, 5, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0, 3, 9,
         ];
