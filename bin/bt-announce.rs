@@ -44,7 +44,7 @@ struct Cli {
     #[arg(short, long, default_value_t = 6881)]
     port: u16,
     /// Our peer id: 20 characters, or 40 hex digits (default: -BT0100- and 12 random characters).
-    #[arg(long, value_name = "ID")]
+    #[arg(long, value_name = "ID", allow_hyphen_values = true)]
     peer_id: Option<String>,
     /// The event of the (first) announce: started, completed, stopped or none.
     #[arg(long, default_value = "started")]

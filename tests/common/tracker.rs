@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::{require_tool, run_ok, TempDir};
+use crate::common::{require_tool, run_ok, TempDir};
 
 pub fn bt_announce() -> Command {
     Command::new(env!("CARGO_BIN_EXE_bt-announce"))
@@ -135,14 +135,14 @@ pub fn make_torrent(dir: &Path, name: &str, trackers: &[String]) -> (PathBuf, St
     let data = dir.join(format!("{name}.bin"));
     std::fs::write(
         &data,
-        super::random_bytes(
+        crate::common::random_bytes(
             name.len() as u64 * 7919 + rand::random::<u8>() as u64,
             50_000,
         ),
     )
     .unwrap();
     let torrent = dir.join(format!("{name}.torrent"));
-    let mut cmd = super::bt_meta();
+    let mut cmd = crate::common::bt_meta();
     cmd.arg("create")
         .arg(&data)
         .arg("-o")
@@ -152,7 +152,9 @@ pub fn make_torrent(dir: &Path, name: &str, trackers: &[String]) -> (PathBuf, St
         cmd.arg("-a").arg(t);
     }
     run_ok(&mut cmd);
-    let info = super::json(&super::run(super::bt_meta().arg("info").arg(&torrent)).stdout);
+    let info = crate::common::json(
+        &crate::common::run(crate::common::bt_meta().arg("info").arg(&torrent)).stdout,
+    );
     (torrent, info["info_hash"].as_str().unwrap().to_string())
 }
 
