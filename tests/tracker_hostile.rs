@@ -697,3 +697,40 @@ fn usage_errors() {
     );
     assert_eq!(out.status.code(), Some(3));
 }
+
+#[test]
+fn udp_over_ipv6_reads_18_byte_peers() {
+    let socket = UdpSocket::bind("[::1]:0").expect(
+        "IPv6 loopback [::1] is needed for this test (enable IPv6 on lo: sysctl net.ipv6.conf.lo.disable_ipv6=0)",
+    );
+    socket.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let port = socket.local_addr().unwrap().port();
+    let server = std::thread::spawn(move || {
+        let mut buf = [0u8; 2048];
+        for _ in 0..2 {
+            let Ok((n, from)) = socket.recv_from(&mut buf) else { return };
+            let p = &buf[..n];
+            let tid = be32(p, 12);
+            let answer = match be32(p, 8) {
+                0 => reply(0, tid, &5u64.to_be_bytes()),
+                _ => {
+                    let mut rest = vec![0, 0, 0, 60, 0, 0, 0, 1, 0, 0, 0, 2];
+                    let mut peer = [0u8; 18];
+                    peer[0] = 0x20;
+                    peer[1] = 0x01;
+                    peer[2] = 0x0d;
+                    peer[3] = 0xb8;
+                    peer[15] = 9;
+                    peer[17] = 42;
+                    rest.extend_from_slice(&peer);
+                    reply(1, tid, &rest)
+                }
+            };
+            let _ = socket.send_to(&answer, from);
+        }
+    });
+    let (out, _) = ask(&format!("udp://[::1]:{port}/announce"), &["--timeout", "10"]);
+    server.join().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(peer_addrs(&out.stdout), ["2001:db8::9:42"]);
+}
