@@ -703,12 +703,16 @@ fn udp_over_ipv6_reads_18_byte_peers() {
     let socket = UdpSocket::bind("[::1]:0").expect(
         "IPv6 loopback [::1] is needed for this test (enable IPv6 on lo: sysctl net.ipv6.conf.lo.disable_ipv6=0)",
     );
-    socket.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
     let port = socket.local_addr().unwrap().port();
     let server = std::thread::spawn(move || {
         let mut buf = [0u8; 2048];
         for _ in 0..2 {
-            let Ok((n, from)) = socket.recv_from(&mut buf) else { return };
+            let Ok((n, from)) = socket.recv_from(&mut buf) else {
+                return;
+            };
             let p = &buf[..n];
             let tid = be32(p, 12);
             let answer = match be32(p, 8) {
@@ -729,7 +733,10 @@ fn udp_over_ipv6_reads_18_byte_peers() {
             let _ = socket.send_to(&answer, from);
         }
     });
-    let (out, _) = ask(&format!("udp://[::1]:{port}/announce"), &["--timeout", "10"]);
+    let (out, _) = ask(
+        &format!("udp://[::1]:{port}/announce"),
+        &["--timeout", "10"],
+    );
     server.join().unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(peer_addrs(&out.stdout), ["2001:db8::9:42"]);

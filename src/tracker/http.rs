@@ -6,7 +6,7 @@
 //! redirects.
 
 use std::io::{Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
+use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use super::url::{Scheme, Url};
@@ -503,19 +503,7 @@ pub(crate) fn connect_tcp(
     opts: &TrackerOptions,
     deadline: Instant,
 ) -> Result<TcpStream, ErrorKind> {
-    let addrs: Vec<_> = (host, port)
-        .to_socket_addrs()
-        .map_err(|e| ErrorKind::Resolve {
-            host: host.to_string(),
-            message: e.to_string(),
-        })?
-        .collect();
-    if addrs.is_empty() {
-        return Err(ErrorKind::Resolve {
-            host: host.to_string(),
-            message: "no address".into(),
-        });
-    }
+    let addrs = super::resolve(host, port, deadline)?;
     let mut last = None;
     for addr in addrs {
         let Some(left) = remaining(deadline) else {

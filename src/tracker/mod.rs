@@ -274,6 +274,46 @@ impl TrackerError {
     }
 }
 
+/// Resolves a host name, giving up at `deadline` (the system resolver has
+/// no timeout of its own, so a slow lookup runs on a helper thread that is
+/// left behind when it is too slow). IP literals need no lookup.
+pub(crate) fn resolve(
+    host: &str,
+    port: u16,
+    deadline: Instant,
+) -> Result<Vec<SocketAddr>, ErrorKind> {
+    if let Ok(ip) = host.parse::<std::net::IpAddr>() {
+        return Ok(vec![SocketAddr::new(ip, port)]);
+    }
+    let (tx, rx) = std::sync::mpsc::channel();
+    let name = host.to_string();
+    std::thread::Builder::new()
+        .name("resolve".into())
+        .spawn(move || {
+            use std::net::ToSocketAddrs;
+            let result = (name.as_str(), port)
+                .to_socket_addrs()
+                .map(|a| a.collect::<Vec<_>>())
+                .map_err(|e| e.to_string());
+            let _ = tx.send(result);
+        })
+        .map_err(|e| ErrorKind::Io(format!("cannot start a resolver thread: {e}")))?;
+    let wait = deadline.saturating_duration_since(Instant::now());
+    let resolve_error = |message: String| ErrorKind::Resolve {
+        host: host.to_string(),
+        message,
+    };
+    match rx.recv_timeout(wait) {
+        Ok(Ok(addrs)) if !addrs.is_empty() => Ok(addrs),
+        Ok(Ok(_)) => Err(resolve_error("no address".into())),
+        Ok(Err(e)) => Err(resolve_error(e)),
+        Err(_) => Err(resolve_error(format!(
+            "no answer from the resolver within {:.1} s",
+            wait.as_secs_f64()
+        ))),
+    }
+}
+
 /// What the client remembers about one tracker between announces.
 #[derive(Debug, Clone, Default)]
 pub struct TrackerState {

@@ -169,3 +169,54 @@ pub fn describe(err: &rustls::Error, host: &str) -> String {
         other => other.to_string(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rustls::pki_types::UnixTime;
+
+    #[test]
+    fn certificate_problems_in_plain_words() {
+        let bad = |c| describe(&rustls::Error::InvalidCertificate(c), "t.example");
+        assert!(bad(CertificateError::UnknownIssuer).contains("unknown issuer"));
+        assert!(bad(CertificateError::Expired).contains("expired"));
+        let expired = bad(CertificateError::ExpiredContext {
+            time: UnixTime::since_unix_epoch(std::time::Duration::from_secs(1_709_211_909)),
+            not_after: UnixTime::since_unix_epoch(std::time::Duration::from_secs(951_782_400)),
+        });
+        assert!(
+            expired.contains("expired on 2000-02-29T00:00:00Z"),
+            "{expired}"
+        );
+        assert!(bad(CertificateError::NotValidForName)
+            .contains("not valid for the host name t.example"));
+        assert!(bad(CertificateError::NotValidYet).contains("not valid yet"));
+        let io = std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer),
+        );
+        assert!(describe_io_error(&io, "h")
+            .unwrap()
+            .contains("unknown issuer"));
+        assert!(describe_io_error(&std::io::Error::other("x"), "h").is_none());
+    }
+
+    #[test]
+    fn a_ca_file_without_certificates_is_an_error() {
+        let dir = std::env::temp_dir().join(format!("bt-tls-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let empty = dir.join("empty.pem");
+        std::fs::write(&empty, "not a certificate\n").unwrap();
+        let opts = TrackerOptions {
+            ca_files: vec![empty.clone(), dir.join("missing.pem")],
+            system_roots: false,
+            ..TrackerOptions::default()
+        };
+        let err = client_config(&opts).unwrap_err().to_string();
+        assert!(
+            err.contains("empty.pem") && err.contains("no usable certificate"),
+            "{err}"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

@@ -3,7 +3,7 @@
 //! connection id kept for a minute and retransmissions every
 //! `base·2^n`, n up to 8), and a blocking driver over `UdpSocket`.
 
-use std::net::{SocketAddr, ToSocketAddrs, UdpSocket};
+use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
 use rand::RngCore;
@@ -434,13 +434,7 @@ fn run(
     deadline: Instant,
     state: &mut TrackerState,
 ) -> Result<UdpReply, ErrorKind> {
-    let addrs: Vec<SocketAddr> = (url.host.as_str(), url.port)
-        .to_socket_addrs()
-        .map_err(|e| ErrorKind::Resolve {
-            host: url.host.clone(),
-            message: e.to_string(),
-        })?
-        .collect();
+    let addrs: Vec<SocketAddr> = super::resolve(&url.host, url.port, deadline)?;
     let cached = state.udp_connection.filter(|(a, _)| addrs.contains(a));
     let addr = match (cached, addrs.first()) {
         (Some((a, _)), _) => a,
