@@ -569,7 +569,7 @@ fn io_error(
 /// Sets the socket's timeouts to the smaller of the read limit and what is
 /// left before the deadline.
 fn arm(
-    stream: &Stream,
+    tcp: &TcpStream,
     opts: &TrackerOptions,
     deadline: Instant,
     what: &str,
@@ -581,7 +581,6 @@ fn arm(
         ))
     })?;
     let limit = opts.read_timeout.min(left).max(Duration::from_millis(1));
-    let tcp = stream.tcp();
     tcp.set_read_timeout(Some(limit))
         .and_then(|_| tcp.set_write_timeout(Some(limit)))
         .map_err(|e| ErrorKind::Io(e.to_string()))
@@ -597,18 +596,14 @@ fn get_once(
     let mut stream = match url.scheme {
         Scheme::Https => {
             let config = tls::client_config(opts)?;
-            let s = Stream::Plain(tcp);
-            arm(&s, opts, deadline, "setting up TLS")?;
-            let Stream::Plain(tcp) = s else {
-                unreachable!()
-            };
+            arm(&tcp, opts, deadline, "setting up TLS")?;
             let tls = tls::handshake(tcp, &url.host, config)
                 .map_err(|e| io_error(&e, &url.host, opts, deadline, "setting up TLS"))?;
             Stream::Tls(Box::new(tls))
         }
         _ => Stream::Plain(tcp),
     };
-    arm(&stream, opts, deadline, "sending the request")?;
+    arm(stream.tcp(), opts, deadline, "sending the request")?;
     let request = build_get(url, &opts.user_agent);
     stream
         .write_all(&request)
@@ -617,7 +612,7 @@ fn get_once(
     let mut parser = ResponseParser::new(opts.max_response);
     let mut buf = vec![0u8; 16 << 10];
     loop {
-        arm(&stream, opts, deadline, "waiting for the answer")?;
+        arm(stream.tcp(), opts, deadline, "waiting for the answer")?;
         match stream.read(&mut buf) {
             Ok(0) => {
                 parser.eof()?;
@@ -651,9 +646,11 @@ fn get_once(
         s.conn.send_close_notify();
         let _ = s.flush();
     }
-    Ok(parser
-        .into_response()
-        .expect("a finished parser has a response"))
+    parser.into_response().ok_or_else(|| {
+        ErrorKind::Http(HttpError::Truncated(
+            "before the response was complete".into(),
+        ))
+    })
 }
 
 /// `GET`s `url`, following up to `opts.max_redirects` redirects, all
