@@ -741,3 +741,43 @@ fn udp_over_ipv6_reads_18_byte_peers() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(peer_addrs(&out.stdout), ["2001:db8::9:42"]);
 }
+
+#[test]
+fn library_promotes_the_tracker_that_answers() {
+    use bt::tracker::{AnnounceRequest, Event, TrackerOptions, Trackers};
+    let dead = format!("http://127.0.0.1:{}/announce", free_port());
+    let good = answering(http_ok(&compact_answer(&[10, 0, 0, 8, 0, 8])));
+    let good_url = good.url("/announce");
+    let backup = format!("udp://127.0.0.1:{}", free_port());
+    let mut trackers = Trackers::in_order(vec![
+        vec![dead.clone(), good_url.clone()],
+        vec![backup.clone()],
+    ]);
+    let req = AnnounceRequest {
+        info_hash: [1; 20],
+        peer_id: *b"-BT0100-abcdefghijkl",
+        port: 6881,
+        uploaded: 0,
+        downloaded: 0,
+        left: 1,
+        event: Event::Started,
+        numwant: None,
+        key: 7,
+    };
+    let opts = TrackerOptions::default().with_timeout(Duration::from_secs(5));
+    let (url, answer) = trackers
+        .announce(&req, &opts)
+        .expect("the second tracker answers");
+    assert_eq!(url, good_url);
+    assert_eq!(answer.peers[0].addr.to_string(), "10.0.0.8:8");
+    assert_eq!(
+        trackers.urls(),
+        [good_url.as_str(), dead.as_str(), backup.as_str()]
+    );
+    // Shuffling keeps every tracker in its tier.
+    let shuffled = Trackers::new(
+        vec![vec![dead.clone(), good_url.clone()], vec![backup.clone()]],
+        &mut rand::thread_rng(),
+    );
+    assert_eq!(shuffled.urls()[2], backup);
+}
