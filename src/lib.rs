@@ -15,4 +15,5 @@ pub mod metainfo;
 pub mod progress;
 pub mod sha1;
 pub mod time;
+pub mod tracker;
 pub mod verify;
