@@ -610,21 +610,15 @@ impl Driver<'_> {
                 Err(TryRecvError::Empty) | Err(TryRecvError::Disconnected) => break,
             }
         }
-        loop {
-            match self.peer_rx.try_recv() {
-                Ok(addr) => self.session.add_candidate(addr),
-                Err(_) => break,
-            }
+        while let Ok(addr) = self.peer_rx.try_recv() {
+            self.session.add_candidate(addr);
         }
     }
 
     fn read_pass(&mut self, now: Instant) {
         for t in 0..self.conns.len() {
             let mut budget = READ_PER_PASS;
-            loop {
-                let Some(Some(c)) = self.conns.get_mut(t) else {
-                    break;
-                };
+            while let Some(Some(c)) = self.conns.get_mut(t) {
                 if !c.readable || !c.connected {
                     break;
                 }

@@ -352,6 +352,7 @@ impl Picker {
         // 3. Endgame: nothing left to start, so ask for blocks already on
         //    request elsewhere, least-requested first.
         if no_candidate && out.len() - start < n && self.in_endgame() {
+            let fresh = out.len();
             for dups in 1..self.endgame_dups {
                 for p in &mut self.partials {
                     if !peer.get(p.piece as usize) || !allowed(p.piece) {
@@ -365,7 +366,10 @@ impl Picker {
                             piece: p.piece,
                             block: b as u32,
                         };
-                        if *state == Blk::Requested(dups) && !requested_by_peer(r) {
+                        if *state == Blk::Requested(dups)
+                            && !requested_by_peer(r)
+                            && !out[start..fresh].contains(&r)
+                        {
                             *state = Blk::Requested(dups + 1);
                             out.push(r);
                         }

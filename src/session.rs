@@ -881,8 +881,7 @@ impl Session {
     fn on_request(&mut self, token: Token, index: u32, begin: u32, length: u32, now: Instant) {
         let n = self.picker.piece_count();
         let valid = (index as usize) < n
-            && length >= 1
-            && length <= MAX_REQUEST_LEN
+            && (1..=MAX_REQUEST_LEN).contains(&length)
             && u64::from(begin) + u64::from(length) <= self.picker.piece_size(index as usize);
         if !valid {
             self.fail(
@@ -1211,7 +1210,18 @@ impl Session {
         if self.optimistic == Some(token) {
             self.optimistic = None;
         }
-        if p.handshake.is_some() && p.announced {
+        if let (Some(h), false) = (p.handshake, p.announced) {
+            let client = p
+                .client
+                .clone()
+                .unwrap_or_else(|| wire::client_from_peer_id(&h.peer_id));
+            self.actions.push_back(Action::Event(Event::PeerConnected {
+                addr: p.addr,
+                client,
+                peer_id: h.peer_id,
+            }));
+        }
+        if p.handshake.is_some() {
             self.actions
                 .push_back(Action::Event(Event::PeerDisconnected {
                     addr: p.addr,

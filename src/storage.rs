@@ -366,7 +366,7 @@ mod tests {
         let mut t = b"d4:infod5:filesl".to_vec();
         t.extend_from_slice(b"d6:lengthi10000e4:pathl1:a5:b.bineed");
         t.extend_from_slice(b"4:attr1:p6:lengthi6384e4:pathl4:.pad4:6384eed");
-        t.extend_from_slice(b"6:lengthi20000e4:pathl5:c.bineee");
+        t.extend_from_slice(b"6:lengthi16384e4:pathl5:c.bineee");
         t.extend_from_slice(b"4:name1:t12:piece lengthi16384e6:pieces40:");
         t.extend_from_slice(&[0u8; 40]);
         t.extend_from_slice(b"ee");

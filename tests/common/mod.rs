@@ -110,3 +110,4 @@ pub fn random_bytes(seed: u64, len: usize) -> Vec<u8> {
     rng.fill_bytes(&mut v);
     v
 }
+pub mod peers;
