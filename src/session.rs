@@ -210,7 +210,6 @@ struct Peer {
     out: OutBuf,
     last_recv: Instant,
     last_send: Instant,
-    got_first_message: bool,
     have: Bitfield,
     reqq: usize,
     am_choking: bool,
@@ -418,7 +417,6 @@ impl Session {
             out: OutBuf::default(),
             last_recv: now,
             last_send: now,
-            got_first_message: false,
             have: Bitfield::new(self.picker.piece_count()),
             reqq: self.cfg.max_outstanding,
             am_choking: true,
@@ -649,14 +647,6 @@ impl Session {
 
     fn on_message(&mut self, token: Token, msg: Message, now: Instant) {
         let n = self.picker.piece_count();
-        let first = {
-            let p = self.peers.get_mut(&token).expect("peer present");
-            let first = !p.got_first_message;
-            if !matches!(msg, Message::Extended { .. } | Message::KeepAlive) {
-                p.got_first_message = true;
-            }
-            first
-        };
         if !matches!(msg, Message::Extended { id: 0, .. }) {
             self.announce(token);
         }
@@ -705,10 +695,8 @@ impl Session {
                 self.check_both_seeds(token, now);
             }
             Message::Bitfield(bytes) => {
-                if !first {
-                    self.fail(token, "bitfield after other messages".into(), now);
-                    return;
-                }
+                // BEP 3 wants it first, but aria2 sends it after other
+                // messages: accepted whenever it comes (it replaces).
                 let Some(bits) = Bitfield::from_wire(bytes, n) else {
                     let what = format!(
                         "bitfield of {} bytes, expected {} for {n} pieces (or spare bits set)",
@@ -727,10 +715,6 @@ impl Session {
                         "have-all/none without the fast extension".into(),
                         now,
                     );
-                    return;
-                }
-                if !first {
-                    self.fail(token, "have-all/none after other messages".into(), now);
                     return;
                 }
                 let bits = if matches!(msg, Message::HaveAll) {
@@ -803,6 +787,11 @@ impl Session {
     }
 
     fn set_peer_bits(&mut self, token: Token, bits: Bitfield, now: Instant) {
+        let old = std::mem::replace(
+            &mut self.peers.get_mut(&token).expect("peer").have,
+            Bitfield::new(0),
+        );
+        self.picker.remove_availability(&old);
         self.picker.add_availability(&bits);
         let interesting = self.picker.interesting(&bits);
         self.peers.get_mut(&token).expect("peer").have = bits;

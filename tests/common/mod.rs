@@ -110,5 +110,6 @@ pub fn random_bytes(seed: u64, len: usize) -> Vec<u8> {
     rng.fill_bytes(&mut v);
     v
 }
+pub mod clients;
 pub mod fake_peer;
 pub mod peers;
