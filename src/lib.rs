@@ -20,5 +20,6 @@ pub mod session;
 pub mod sha1;
 pub mod storage;
 pub mod time;
+pub mod tracker;
 pub mod verify;
 pub mod wire;

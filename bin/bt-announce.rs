@@ -1,0 +1,568 @@
+//! bt-announce: ask a torrent's trackers for peers and print them as JSON
+//! lines (or scrape them). All protocol work is in `bt::tracker`.
+
+use std::collections::HashSet;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use bt::cli::{self, Verbosity};
+use bt::exit;
+use bt::tracker::{
+    merge_peers, AnnounceRequest, AnnounceResponse, Event, Peer, ScrapeStats, TrackerError,
+    TrackerOptions, Trackers,
+};
+use clap::Parser;
+use rand::Rng;
+
+#[derive(Parser)]
+#[command(
+    name = "bt-announce",
+    version,
+    about = "Ask a torrent's trackers for peers and print them as JSON lines",
+    after_help = "Exit status: 0 success (also when the swarm is empty), 1 network failure or tracker refusal, 2 usage, 3 invalid torrent.\nExample: bt-announce x.torrent | bt-fetch x.torrent -o out/"
+)]
+struct Cli {
+    /// The torrent file (`-` reads it from stdin).
+    #[arg(required_unless_present = "info_hash")]
+    torrent: Option<String>,
+    /// Announce this info-hash (40 hex digits) instead of a torrent's; needs --tracker.
+    #[arg(
+        long,
+        value_name = "HEX",
+        conflicts_with = "torrent",
+        requires = "trackers"
+    )]
+    info_hash: Option<String>,
+    /// Tracker URL to use instead of the torrent's (repeatable; tried in the order given).
+    #[arg(short = 't', long = "tracker", value_name = "URL")]
+    trackers: Vec<String>,
+    /// The port we accept peer connections on.
+    #[arg(short, long, default_value_t = 6881)]
+    port: u16,
+    /// Our peer id: 20 characters, or 40 hex digits (default: -BT0100- and 12 random characters).
+    #[arg(long, value_name = "ID", allow_hyphen_values = true)]
+    peer_id: Option<String>,
+    /// The event of the (first) announce: started, completed, stopped or none.
+    #[arg(long, default_value = "started")]
+    event: Event,
+    /// How many peers to ask for.
+    #[arg(long, value_name = "N")]
+    numwant: Option<u32>,
+    /// Bytes uploaded so far.
+    #[arg(long, default_value_t = 0, value_name = "BYTES")]
+    uploaded: u64,
+    /// Bytes downloaded so far.
+    #[arg(long, default_value_t = 0, value_name = "BYTES")]
+    downloaded: u64,
+    /// Bytes left to download (default: the torrent's total length; 16384 with --info-hash).
+    #[arg(long, value_name = "BYTES")]
+    left: Option<u64>,
+    /// Limit in seconds on one exchange with one tracker.
+    #[arg(long, default_value_t = 30.0, value_name = "SECS")]
+    timeout: f64,
+    /// Also trust the certificate authorities in this PEM file (repeatable).
+    #[arg(long, value_name = "PEM")]
+    ca_file: Vec<PathBuf>,
+    /// Announce to every tracker at once and merge their peers.
+    #[arg(long)]
+    all: bool,
+    /// Print seeders, leechers and completed counts instead of peers.
+    #[arg(long, conflicts_with_all = ["follow", "response"])]
+    scrape: bool,
+    /// Keep announcing at the tracker's interval, printing new peers, until
+    /// interrupted or stdout closes; then announce `stopped`.
+    #[arg(long)]
+    follow: bool,
+    /// With --follow: announce every SECS seconds instead of the tracker's
+    /// interval (the tracker's min interval still applies).
+    #[arg(long, value_name = "SECS", requires = "follow")]
+    interval: Option<u64>,
+    /// Print each tracker answer as one JSON object instead of one line per peer.
+    #[arg(long)]
+    response: bool,
+    /// Largest HTTP answer accepted (e.g. 4M).
+    #[arg(long, value_name = "SIZE", default_value = "4M", value_parser = cli::parse_size)]
+    max_response: u64,
+    /// First UDP retransmission delay in milliseconds (BEP 15: 15000); for tests.
+    #[arg(long, value_name = "MS", hide = true)]
+    udp_retransmit_base: Option<u64>,
+    #[command(flatten)]
+    verbosity: Verbosity,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    cli.verbosity.init_logging("bt-announce");
+    ExitCode::from(run(&cli) as u8)
+}
+
+/// Reads a peer id given as 40 hex digits or 20 characters.
+fn parse_peer_id(text: &str) -> Result<[u8; 20], String> {
+    if text.len() == 40 {
+        if let Some(id) = bt::hex::decode20(text) {
+            return Ok(id);
+        }
+    }
+    <[u8; 20]>::try_from(text.as_bytes()).map_err(|_| {
+        format!(
+            "--peer-id '{text}' is {} bytes; give 20 characters or 40 hex digits",
+            text.len()
+        )
+    })
+}
+
+/// An Azureus-style peer id: `-BT0100-` and 12 random alphanumerics.
+fn default_peer_id(rng: &mut impl Rng) -> [u8; 20] {
+    let mut id = [0u8; 20];
+    id[..8].copy_from_slice(b"-BT0100-");
+    for b in &mut id[8..] {
+        *b = rng.sample(rand::distributions::Alphanumeric);
+    }
+    id
+}
+
+fn usage(message: &str) -> i32 {
+    log::error!("{message}");
+    exit::USAGE
+}
+
+fn run(cli: &Cli) -> i32 {
+    let mut rng = rand::thread_rng();
+    let (info_hash, torrent_trackers, total_length) = match (&cli.torrent, &cli.info_hash) {
+        (Some(path), _) => match cli::load_torrent(path, false) {
+            Ok(meta) => (meta.info_hash, meta.trackers, Some(meta.info.total_length)),
+            Err(e) => {
+                log::error!("{e}");
+                return e.exit_code();
+            }
+        },
+        (None, Some(hex)) => match bt::hex::decode20(hex) {
+            Some(h) => (h, Vec::new(), None),
+            None => return usage(&format!("--info-hash '{hex}' is not 40 hex digits")),
+        },
+        (None, None) => return usage("give a torrent file or --info-hash"),
+    };
+    for url in &cli.trackers {
+        if let Err(e) = bt::tracker::Url::parse(url) {
+            return usage(&format!("--tracker {url}: {e}"));
+        }
+    }
+    let mut trackers = if cli.trackers.is_empty() {
+        Trackers::new(torrent_trackers, &mut rng)
+    } else {
+        Trackers::in_order(cli.trackers.iter().map(|u| vec![u.clone()]).collect())
+    };
+    if trackers.is_empty() {
+        log::error!("{}", TrackerError::NoTrackers);
+        return exit::FAILURE;
+    }
+    let peer_id = match &cli.peer_id {
+        Some(text) => match parse_peer_id(text) {
+            Ok(id) => id,
+            Err(e) => return usage(&e),
+        },
+        None => default_peer_id(&mut rng),
+    };
+    if !(cli.timeout.is_finite() && cli.timeout > 0.0 && cli.timeout < 1e6) {
+        return usage("--timeout must be a positive number of seconds");
+    }
+    let mut opts = TrackerOptions::default().with_timeout(Duration::from_secs_f64(cli.timeout));
+    opts.ca_files.clone_from(&cli.ca_file);
+    opts.max_response = usize::try_from(cli.max_response).unwrap_or(usize::MAX);
+    if let Some(ms) = cli.udp_retransmit_base {
+        opts.udp_retransmit_base = Duration::from_millis(ms.max(1));
+    }
+    log::debug!("trackers in order: {}", trackers.urls().join(", "));
+
+    if cli.scrape {
+        return scrape(cli, &mut trackers, info_hash, &opts);
+    }
+    let req = AnnounceRequest {
+        info_hash,
+        peer_id,
+        port: cli.port,
+        uploaded: cli.uploaded,
+        downloaded: cli.downloaded,
+        left: cli.left.or(total_length).unwrap_or(16384),
+        event: cli.event,
+        numwant: cli.numwant,
+        key: rng.gen(),
+    };
+    if cli.follow {
+        follow(cli, &mut trackers, req, &opts)
+    } else {
+        let mut out = Output::default();
+        let answers = announce_round(cli, &mut trackers, &req, &opts);
+        let ok = !answers.is_empty();
+        if out.print_answers(cli, &answers).is_err() {
+            // The reader went away (e.g. `| head -1`): not our failure.
+            return exit::OK;
+        }
+        if ok {
+            exit::OK
+        } else {
+            exit::FAILURE
+        }
+    }
+}
+
+/// Logs every single-tracker error of `e`.
+fn report(e: &TrackerError) {
+    for one in e.errors() {
+        log::error!("{one}");
+    }
+}
+
+/// Announces once (to the first tracker that answers, or to all with
+/// --all); returns the answers, having logged errors and warnings.
+fn announce_round(
+    cli: &Cli,
+    trackers: &mut Trackers,
+    req: &AnnounceRequest,
+    opts: &TrackerOptions,
+) -> Vec<(String, AnnounceResponse)> {
+    let answers = if cli.all {
+        let mut answers = Vec::new();
+        let mut errors = Vec::new();
+        for (url, result) in trackers.announce_all(req, opts) {
+            match result {
+                Ok(a) => answers.push((url, a)),
+                Err(e) => errors.push(e),
+            }
+        }
+        // With --all, a tracker failing is worth an error only when none answered.
+        for e in &errors {
+            if answers.is_empty() {
+                report(e);
+            } else {
+                log::warn!("{e}");
+            }
+        }
+        answers
+    } else {
+        match trackers.announce(req, opts) {
+            Ok(answer) => vec![answer],
+            Err(e) => {
+                report(&e);
+                Vec::new()
+            }
+        }
+    };
+    for (url, a) in &answers {
+        if let Some(w) = &a.warning {
+            log::warn!("{url}: tracker warning: {w}");
+        }
+        log::info!(
+            "{url}: {} peers (seeders {}, leechers {}), next announce in {} s",
+            a.peers.len(),
+            a.complete.map_or("?".into(), |n| n.to_string()),
+            a.incomplete.map_or("?".into(), |n| n.to_string()),
+            a.interval.as_secs()
+        );
+    }
+    answers
+}
+
+#[derive(serde::Serialize)]
+struct PeerLine<'a> {
+    ip: String,
+    port: u16,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    peer_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tracker: Option<&'a str>,
+}
+
+impl<'a> PeerLine<'a> {
+    fn new(p: &Peer, tracker: Option<&'a str>) -> Self {
+        PeerLine {
+            ip: p.addr.ip().to_string(),
+            port: p.addr.port(),
+            peer_id: p.peer_id.map(|id| bt::hex::encode(&id)),
+            tracker,
+        }
+    }
+}
+
+#[derive(serde::Serialize)]
+struct ResponseLine<'a> {
+    tracker: &'a str,
+    interval: u64,
+    min_interval: Option<u64>,
+    complete: Option<u64>,
+    incomplete: Option<u64>,
+    tracker_id: Option<String>,
+    warning: Option<&'a str>,
+    peers: Vec<PeerLine<'a>>,
+}
+
+/// What was printed so far (for --follow).
+#[derive(Default)]
+struct Output {
+    printed: HashSet<SocketAddr>,
+}
+
+impl Output {
+    /// Prints answers as peer lines (new peers only) or whole responses.
+    /// `Err` when stdout is closed.
+    fn print_answers(
+        &mut self,
+        cli: &Cli,
+        answers: &[(String, AnnounceResponse)],
+    ) -> std::io::Result<()> {
+        let mut lines = Vec::new();
+        if cli.response {
+            for (url, a) in answers {
+                let line = ResponseLine {
+                    tracker: url,
+                    interval: a.interval.as_secs(),
+                    min_interval: a.min_interval.map(|d| d.as_secs()),
+                    complete: a.complete,
+                    incomplete: a.incomplete,
+                    tracker_id: a
+                        .tracker_id
+                        .as_ref()
+                        .map(|t| String::from_utf8_lossy(t).into_owned()),
+                    warning: a.warning.as_deref(),
+                    peers: a.peers.iter().map(|p| PeerLine::new(p, None)).collect(),
+                };
+                lines.push(serde_json::to_string(&line).map_err(std::io::Error::other)?);
+            }
+        } else {
+            // Each peer once, credited to the first tracker that gave it.
+            let mut source = std::collections::HashMap::new();
+            for (url, a) in answers {
+                for p in &a.peers {
+                    source.entry(p.addr).or_insert(url.as_str());
+                }
+            }
+            let merged = merge_peers(answers.iter().map(|(_, a)| &a.peers[..]));
+            for p in merged {
+                if self.printed.insert(p.addr) {
+                    let line = PeerLine::new(&p, source.get(&p.addr).copied());
+                    lines.push(serde_json::to_string(&line).map_err(std::io::Error::other)?);
+                }
+            }
+        }
+        let mut out = std::io::stdout().lock();
+        for line in lines {
+            out.write_all(line.as_bytes())?;
+            out.write_all(b"\n")?;
+        }
+        out.flush()
+    }
+}
+
+#[derive(serde::Serialize)]
+struct ScrapeLine<'a> {
+    tracker: &'a str,
+    info_hash: String,
+    seeders: u64,
+    leechers: u64,
+    completed: u64,
+}
+
+fn scrape(cli: &Cli, trackers: &mut Trackers, info_hash: [u8; 20], opts: &TrackerOptions) -> i32 {
+    let hashes = [info_hash];
+    let results: Vec<(String, Vec<ScrapeStats>)> = if cli.all {
+        let mut ok = Vec::new();
+        let mut errors = Vec::new();
+        for (url, r) in trackers.scrape_all(&hashes, opts) {
+            match r {
+                Ok(s) => ok.push((url, s)),
+                Err(e) => errors.push(e),
+            }
+        }
+        for e in &errors {
+            if ok.is_empty() {
+                report(e);
+            } else {
+                log::warn!("{e}");
+            }
+        }
+        ok
+    } else {
+        match trackers.scrape(&hashes, opts) {
+            Ok(r) => vec![r],
+            Err(e) => {
+                report(&e);
+                Vec::new()
+            }
+        }
+    };
+    let mut out = std::io::stdout().lock();
+    for (url, stats) in &results {
+        for s in stats {
+            let line = ScrapeLine {
+                tracker: url,
+                info_hash: bt::hex::encode(&s.info_hash),
+                seeders: s.complete,
+                leechers: s.incomplete,
+                completed: s.downloaded,
+            };
+            let Ok(line) = serde_json::to_string(&line) else {
+                continue;
+            };
+            if writeln!(out, "{line}").and_then(|_| out.flush()).is_err() {
+                return exit::OK;
+            }
+        }
+    }
+    if results.is_empty() {
+        exit::FAILURE
+    } else {
+        exit::OK
+    }
+}
+
+// ---- --follow -------------------------------------------------------------
+
+static STOP: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_signal(_: libc::c_int) {
+    STOP.store(true, Ordering::SeqCst);
+}
+
+/// SIGINT and SIGTERM set [`STOP`]; a second one acts as usual (kills).
+fn install_signal_handlers() {
+    // SAFETY: the handler only stores to an atomic, which is async-signal-safe;
+    // the sigaction structure is fully initialised before use.
+    unsafe {
+        let mut sa: libc::sigaction = std::mem::zeroed();
+        sa.sa_sigaction = on_signal as extern "C" fn(libc::c_int) as usize;
+        sa.sa_flags = libc::SA_RESTART | libc::SA_RESETHAND;
+        libc::sigemptyset(&mut sa.sa_mask);
+        for sig in [libc::SIGINT, libc::SIGTERM] {
+            if libc::sigaction(sig, &sa, std::ptr::null_mut()) != 0 {
+                log::warn!("cannot install a handler for signal {sig}");
+            }
+        }
+    }
+}
+
+/// Whether the reader of stdout went away (a pipe whose other end closed).
+fn stdout_closed() -> bool {
+    let mut fds = libc::pollfd {
+        fd: libc::STDOUT_FILENO,
+        events: 0,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd, no waiting.
+    let n = unsafe { libc::poll(&mut fds, 1, 0) };
+    n > 0 && fds.revents & (libc::POLLERR | libc::POLLHUP | libc::POLLNVAL) != 0
+}
+
+/// Sleeps until `until` in short slices; false when told to stop.
+fn wait_until(until: Instant) -> bool {
+    loop {
+        if STOP.load(Ordering::SeqCst) {
+            log::info!("stopping on a signal");
+            return false;
+        }
+        if stdout_closed() {
+            log::info!("stdout closed; stopping");
+            return false;
+        }
+        let now = Instant::now();
+        if now >= until {
+            return true;
+        }
+        std::thread::sleep((until - now).min(Duration::from_millis(100)));
+    }
+}
+
+/// When to announce next after these answers.
+fn next_wait(cli: &Cli, answers: &[(String, AnnounceResponse)]) -> Duration {
+    let floor = Duration::from_secs(30);
+    let waits = answers.iter().map(|(url, a)| {
+        let wanted = match cli.interval {
+            Some(s) => Duration::from_secs(s),
+            None => a.interval.max(floor),
+        };
+        match a.min_interval {
+            Some(min) if min > wanted => {
+                if cli.interval.is_some() {
+                    log::info!("{url}: waiting its min interval of {} s", min.as_secs());
+                }
+                min
+            }
+            _ => wanted,
+        }
+    });
+    waits.min().unwrap_or_else(|| {
+        // Nobody answered: try again later.
+        cli.interval
+            .map_or(Duration::from_secs(60), Duration::from_secs)
+    })
+}
+
+fn follow(
+    cli: &Cli,
+    trackers: &mut Trackers,
+    mut req: AnnounceRequest,
+    opts: &TrackerOptions,
+) -> i32 {
+    install_signal_handlers();
+    let mut out = Output::default();
+    // Trackers that know us, to be told `stopped`.
+    let mut known: Vec<String> = Vec::new();
+    loop {
+        let answers = announce_round(cli, trackers, &req, opts);
+        for (url, _) in &answers {
+            if !known.contains(url) {
+                known.push(url.clone());
+            }
+        }
+        if !answers.is_empty() {
+            // The first announce carried the event; the next ones are regular.
+            req.event = Event::None;
+        }
+        if out.print_answers(cli, &answers).is_err() {
+            log::info!("stdout closed; stopping");
+            break;
+        }
+        let wait = next_wait(cli, &answers);
+        log::debug!("next announce in {} s", wait.as_secs_f64());
+        if !wait_until(Instant::now() + wait) {
+            break;
+        }
+    }
+    if !known.is_empty() {
+        req.event = Event::Stopped;
+        for (url, r) in trackers.announce_to(&known, &req, opts) {
+            match r {
+                Ok(_) => log::info!("{url}: announced stopped"),
+                Err(e) => log::warn!("{e}"),
+            }
+        }
+    }
+    exit::OK
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn command_line_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn peer_ids() {
+        assert_eq!(
+            parse_peer_id("-XX0001-abcdefghijkl").unwrap(),
+            *b"-XX0001-abcdefghijkl"
+        );
+        assert_eq!(parse_peer_id(&"ab".repeat(20)).unwrap(), [0xab; 20]);
+        assert!(parse_peer_id("short").is_err());
+        let id = default_peer_id(&mut rand::thread_rng());
+        assert!(id.starts_with(b"-BT0100-"));
+        assert!(id[8..].iter().all(u8::is_ascii_alphanumeric));
+    }
+}
