@@ -81,10 +81,10 @@ fn run(cli: Cli) -> i32 {
             return e.exit_code();
         }
     };
-    if cli.announce {
+    if cli.announce && meta.trackers.is_empty() {
         log::error!(
-            "--announce is not available in this build yet; give peers on stdin \
-             (bt-announce --follow x.torrent | bt-fetch x.torrent) or with --peer IP:PORT"
+            "--announce: {} names no tracker; give peers on stdin or with --peer IP:PORT",
+            cli.torrent
         );
         return exit::USAGE;
     }
@@ -122,5 +122,6 @@ fn run(cli: Cli) -> i32 {
         disk_threads: 2,
         hash_threads: threads,
         rng_seed: cli.rng_seed,
+        announce: cli.announce,
     })
 }

@@ -15,6 +15,7 @@ use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token, Waker};
 use serde_json::json;
 
+use crate::announcer::{Announcer, Report, Stats};
 use crate::exit;
 use crate::hex;
 use crate::metainfo::Metainfo;
@@ -47,6 +48,8 @@ pub struct Options {
     pub disk_threads: usize,
     pub hash_threads: usize,
     pub rng_seed: Option<u64>,
+    /// Announce to the torrent's trackers for peers.
+    pub announce: bool,
 }
 
 static STOP: AtomicBool = AtomicBool::new(false);
@@ -213,7 +216,6 @@ pub fn run(opts: Options) -> i32 {
             session.set_have(i);
         }
     }
-    let initial_bytes = report.bytes_verified;
     drop(report);
 
     if opts.progress {
@@ -273,7 +275,30 @@ pub fn run(opts: Options) -> i32 {
         session.add_candidate(*p);
     }
 
+    let stats = Arc::new(Stats::default());
+    let (report_tx, report_rx) = mpsc::channel::<Report>();
+    let announcer = if opts.announce {
+        let w = waker.clone();
+        Some(Announcer::start(
+            opts.meta.trackers.clone(),
+            opts.meta.info_hash,
+            peer_id,
+            port,
+            stats.clone(),
+            report_tx,
+            Arc::new(move || {
+                let _ = w.wake();
+            }),
+            rng_seed.wrapping_add(1),
+        ))
+    } else {
+        None
+    };
     let mut driver = Driver {
+        announcer,
+        report_rx,
+        stats,
+        total: info.total_length,
         poll,
         listener,
         conns: Vec::new(),
@@ -292,7 +317,10 @@ pub fn run(opts: Options) -> i32 {
     if driver.session.is_complete() {
         driver.completed_at = Some(Instant::now());
     }
-    let code = driver.run_loop(&opts, started, initial_bytes);
+    let code = driver.run_loop(&opts, started);
+    if let Some(mut a) = driver.announcer.take() {
+        a.stop();
+    }
     let totals = driver.session.totals();
     drop(driver);
     disk.shutdown();
@@ -325,6 +353,10 @@ pub fn run(opts: Options) -> i32 {
 }
 
 struct Driver<'a> {
+    announcer: Option<Announcer>,
+    report_rx: Receiver<Report>,
+    stats: Arc<Stats>,
+    total: u64,
     poll: Poll,
     listener: TcpListener,
     conns: Vec<Option<Conn>>,
@@ -342,7 +374,7 @@ struct Driver<'a> {
 }
 
 impl Driver<'_> {
-    fn run_loop(&mut self, opts: &Options, started: Instant, initial: u64) -> i32 {
+    fn run_loop(&mut self, opts: &Options, started: Instant) -> i32 {
         let mut events = Events::with_capacity(1024);
         let mut next_tick = Instant::now();
         let mut next_report = Instant::now() + Duration::from_secs(1);
@@ -411,10 +443,16 @@ impl Driver<'_> {
                 };
             }
             let totals = self.session.totals();
-            let have = self
-                .session
-                .picker()
-                .bytes_have_cached(initial, totals.downloaded);
+            let have = self.session.picker().bytes_verified();
+            self.stats
+                .uploaded
+                .store(totals.uploaded, Ordering::Relaxed);
+            self.stats
+                .downloaded
+                .store(totals.downloaded, Ordering::Relaxed);
+            self.stats
+                .left
+                .store(self.total.saturating_sub(have), Ordering::Relaxed);
             if now >= next_report {
                 next_report = now + Duration::from_secs(1);
                 let (down, up) = self.session.rates();
@@ -613,6 +651,31 @@ impl Driver<'_> {
         while let Ok(addr) = self.peer_rx.try_recv() {
             self.session.add_candidate(addr);
         }
+        while let Ok(r) = self.report_rx.try_recv() {
+            match r {
+                Report::Peers {
+                    tracker,
+                    peers,
+                    interval,
+                } => {
+                    log::info!("{tracker}: {} peers", peers.len());
+                    self.out.emit(json!({
+                        "event": "announce",
+                        "tracker": tracker,
+                        "peers": peers.len(),
+                        "interval": interval.as_secs(),
+                    }));
+                    for p in peers {
+                        self.session.add_candidate(p);
+                    }
+                }
+                Report::Failed { error } => {
+                    log::warn!("announce failed: {error}");
+                    self.out
+                        .emit(json!({"event": "tracker_error", "error": error}));
+                }
+            }
+        }
     }
 
     fn read_pass(&mut self, now: Instant) {
@@ -759,26 +822,12 @@ impl Driver<'_> {
                     .emit(json!({"event": "peer_banned", "addr": addr.to_string()}));
             }
             Event::Complete => {
+                if let Some(a) = &self.announcer {
+                    a.completed();
+                }
                 log::info!("download complete");
                 self.out.emit(json!({"event": "complete"}));
             }
-        }
-    }
-}
-
-impl crate::picker::Picker {
-    /// Bytes of verified data, computed cheaply from counters.
-    pub fn bytes_have_cached(&self, _initial: u64, _downloaded: u64) -> u64 {
-        let n = self.have().count() as u64;
-        if n == 0 {
-            return 0;
-        }
-        let last = self.piece_count() - 1;
-        let full = self.piece_size(0);
-        if self.has(last) {
-            (n - 1) * full + self.piece_size(last)
-        } else {
-            n * full
         }
     }
 }

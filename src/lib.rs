@@ -4,6 +4,7 @@
 //! is written sans-IO: state machines take bytes, events and the current time
 //! and return actions, so that they can be tested deterministically.
 
+pub mod announcer;
 pub mod bencode;
 pub mod choker;
 pub mod cli;
