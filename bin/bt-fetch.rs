@@ -53,6 +53,9 @@ struct Cli {
     /// Memory for pieces in flight (being downloaded, hashed or written).
     #[arg(long, value_name = "SIZE", default_value = "16M", value_parser = cli::parse_size)]
     max_memory: u64,
+    /// Upload at most this many bytes per second (units K, M allowed).
+    #[arg(long, value_name = "RATE", value_parser = cli::parse_size)]
+    max_upload_rate: Option<u64>,
     /// Peers unchoked at once (besides the optimistic unchoke).
     #[arg(long, default_value_t = 4)]
     upload_slots: usize,
@@ -123,5 +126,6 @@ fn run(cli: Cli) -> i32 {
         hash_threads: threads,
         rng_seed: cli.rng_seed,
         announce: cli.announce,
+        max_upload_rate: cli.max_upload_rate.filter(|&r| r > 0),
     })
 }

@@ -50,6 +50,7 @@ pub struct Options {
     pub rng_seed: Option<u64>,
     /// Announce to the torrent's trackers for peers.
     pub announce: bool,
+    pub max_upload_rate: Option<u64>,
 }
 
 static STOP: AtomicBool = AtomicBool::new(false);
@@ -205,6 +206,7 @@ pub fn run(opts: Options) -> i32 {
     cfg.max_buffer_bytes = opts.max_buffer;
     cfg.upload_slots = opts.upload_slots;
     cfg.seed = rng_seed;
+    cfg.max_upload_rate = opts.max_upload_rate;
     let mut session = Session::new(
         cfg,
         info.piece_length,

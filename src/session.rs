@@ -62,6 +62,8 @@ pub struct Config {
     pub reqq: u32,
     /// Most requests we keep outstanding to one peer.
     pub max_outstanding: usize,
+    /// Upload rate limit in bytes/s (None: unlimited).
+    pub max_upload_rate: Option<u64>,
     pub seed: u64,
 }
 
@@ -77,6 +79,7 @@ impl Config {
             upload_slots: 4,
             reqq: 250,
             max_outstanding: 256,
+            max_upload_rate: None,
             seed: 0,
         }
     }
@@ -296,6 +299,9 @@ pub struct Session {
     /// Piece contributors, by peer uid, of pieces being verified.
     verifying: HashMap<u32, Vec<u64>>,
     uid_addr: HashMap<u64, SocketAddr>,
+    /// Upload rate limit: bytes that may be read for uploads now.
+    upload_allowance: f64,
+    last_refill: Option<Instant>,
 }
 
 impl Session {
@@ -325,6 +331,8 @@ impl Session {
             scratch: Vec::new(),
             verifying: HashMap::new(),
             uid_addr: HashMap::new(),
+            upload_allowance: 0.0,
+            last_refill: None,
         }
     }
 
@@ -915,16 +923,21 @@ impl Session {
     /// Issues disk reads for queued requests while the peer's output has
     /// room (bounded read-ahead).
     fn pump_uploads(&mut self, token: Token) {
+        let limited = self.cfg.max_upload_rate.is_some();
         let Some(p) = self.peers.get_mut(&token) else {
             return;
         };
-        while p.reads_in_flight < MAX_READS_PER_PEER
+        while (!limited || self.upload_allowance > 0.0)
+            && p.reads_in_flight < MAX_READS_PER_PEER
             && p.out.len() + p.reads_in_flight * BLOCK_LEN as usize <= MAX_OUTPUT_BUFFERED
         {
             let Some((piece, begin, length)) = p.requests_in.pop_front() else {
                 break;
             };
             p.reads_in_flight += 1;
+            if limited {
+                self.upload_allowance -= f64::from(length);
+            }
             self.actions.push_back(Action::Read {
                 token,
                 uid: p.uid,
@@ -1243,6 +1256,19 @@ impl Session {
     /// The clock: timeouts, rates, choking and new connections. Call it
     /// often (every 100 ms or so).
     pub fn tick(&mut self, now: Instant) {
+        if let Some(rate) = self.cfg.max_upload_rate {
+            let dt = self
+                .last_refill
+                .map_or(0.0, |t| now.saturating_duration_since(t).as_secs_f64());
+            self.last_refill = Some(now);
+            // At most a tenth of a second's worth accumulates.
+            let rate = rate as f64;
+            self.upload_allowance = (self.upload_allowance + rate * dt).min(rate / 10.0);
+            let tokens: Vec<Token> = self.peers.keys().copied().collect();
+            for t in tokens {
+                self.pump_uploads(t);
+            }
+        }
         let second = self
             .last_second
             .is_none_or(|t| now.saturating_duration_since(t) >= Duration::from_secs(1));
