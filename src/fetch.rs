@@ -92,7 +92,7 @@ impl Output {
 
 /// Reads peers from stdin (JSON lines as `bt-announce` prints them, or
 /// `IP:PORT` lines) on a thread, sending them to the loop.
-fn spawn_stdin_reader(tx: mpsc::Sender<SocketAddr>, waker: Arc<Waker>) {
+fn spawn_stdin_reader(tx: mpsc::Sender<Option<SocketAddr>>, waker: Arc<Waker>) {
     std::thread::Builder::new()
         .name("stdin-peers".into())
         .spawn(move || {
@@ -103,7 +103,12 @@ fn spawn_stdin_reader(tx: mpsc::Sender<SocketAddr>, waker: Arc<Waker>) {
                 line.clear();
                 // Lines are bounded: a longer one is skipped.
                 let n = match (&mut reader).take(64 * 1024).read_until(b'\n', &mut line) {
-                    Ok(0) | Err(_) => return,
+                    Ok(0) | Err(_) => {
+                        // End of input: say so (None) and stop.
+                        let _ = tx.send(None);
+                        let _ = waker.wake();
+                        return;
+                    }
                     Ok(n) => n,
                 };
                 if n == 64 * 1024 && !line.ends_with(b"\n") {
@@ -112,7 +117,7 @@ fn spawn_stdin_reader(tx: mpsc::Sender<SocketAddr>, waker: Arc<Waker>) {
                 }
                 match parse_peer_line(&line) {
                     Some(addr) => {
-                        if tx.send(addr).is_err() {
+                        if tx.send(Some(addr)).is_err() {
                             return;
                         }
                         let _ = waker.wake();
@@ -268,7 +273,7 @@ pub fn run(opts: Options) -> i32 {
             let _ = w.wake();
         }),
     );
-    let (peer_tx, peer_rx) = mpsc::channel::<SocketAddr>();
+    let (peer_tx, peer_rx) = mpsc::channel::<Option<SocketAddr>>();
     if opts.stdin_peers {
         spawn_stdin_reader(peer_tx.clone(), waker.clone());
     }
@@ -314,6 +319,8 @@ pub fn run(opts: Options) -> i32 {
         completed_at: None,
         done_rx,
         peer_rx,
+        stdin_peers: 0,
+        stdin_ended: false,
         tokens: Vec::new(),
     };
     if driver.session.is_complete() {
@@ -371,7 +378,9 @@ struct Driver<'a> {
     fatal: Option<String>,
     completed_at: Option<Instant>,
     done_rx: Receiver<Done>,
-    peer_rx: Receiver<SocketAddr>,
+    peer_rx: Receiver<Option<SocketAddr>>,
+    stdin_peers: usize,
+    stdin_ended: bool,
     tokens: Vec<usize>,
 }
 
@@ -432,6 +441,21 @@ impl Driver<'_> {
             self.do_actions(now);
             self.write_pass(now);
             self.do_actions(now);
+            let no_source = self.stdin_ended
+                && self.stdin_peers == 0
+                && opts.peers.is_empty()
+                && !opts.announce
+                && !opts.seed
+                && opts.seed_ratio.is_none()
+                && !self.session.is_complete();
+            if no_source {
+                line.clear();
+                log::error!(
+                    "no peers: stdin ended without any; pipe peers in (bt-announce --follow \
+                     x.torrent | bt-fetch x.torrent), give --peer IP:PORT, or use --announce"
+                );
+                return exit::USAGE;
+            }
             if let Some(f) = self.fatal.take() {
                 log::error!("{f}");
                 return exit::FAILURE;
@@ -650,8 +674,14 @@ impl Driver<'_> {
                 Err(TryRecvError::Empty) | Err(TryRecvError::Disconnected) => break,
             }
         }
-        while let Ok(addr) = self.peer_rx.try_recv() {
-            self.session.add_candidate(addr);
+        while let Ok(line) = self.peer_rx.try_recv() {
+            match line {
+                Some(addr) => {
+                    self.stdin_peers += 1;
+                    self.session.add_candidate(addr);
+                }
+                None => self.stdin_ended = true,
+            }
         }
         while let Ok(r) = self.report_rx.try_recv() {
             match r {

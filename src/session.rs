@@ -41,6 +41,8 @@ pub const MAX_QUEUED_REQUESTS: usize = 512;
 /// Upload: disk reads in flight per peer, and output bytes buffered.
 const MAX_READS_PER_PEER: usize = 8;
 const MAX_OUTPUT_BUFFERED: usize = 256 * 1024;
+/// Output a peer leaves unread before it is dropped.
+const MAX_UNSENT: usize = 4 << 20;
 /// Hash-failure strikes after which a peer is banned; a peer that alone
 /// supplied a bad piece gets two strikes.
 const BAN_STRIKES: u32 = 3;
@@ -527,6 +529,7 @@ impl Session {
                 peer.inbuf.shrink_to(max_len);
             }
         }
+        self.check_unsent(token, now);
     }
 
     fn max_message_len(&self) -> usize {
@@ -1139,6 +1142,10 @@ impl Session {
                     p.send(&Message::Have(piece), now);
                 }
             }
+            let tokens: Vec<Token> = self.peers.keys().copied().collect();
+            for t in tokens {
+                self.check_unsent(t, now);
+            }
             if self.picker.is_complete() && !self.complete_reported {
                 self.complete_reported = true;
                 self.actions.push_back(Action::Event(Event::Complete));
@@ -1184,9 +1191,29 @@ impl Session {
                 }
             }
         }
-        let tokens: Vec<Token> = self.peers.keys().copied().collect();
-        for t in tokens {
+        for t in self.tokens_fastest_first() {
             self.fill_requests(t, now);
+        }
+    }
+
+    /// Tokens of all peers, those sending to us fastest first (so that in
+    /// endgame the fast peers pick the blocks that were freed).
+    fn tokens_fastest_first(&self) -> Vec<Token> {
+        let mut v: Vec<(Token, f64)> = self.peers.iter().map(|(t, p)| (*t, p.down.rate)).collect();
+        v.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        v.into_iter().map(|(t, _)| t).collect()
+    }
+
+    /// A peer that does not read what we send (while sending us requests
+    /// that we answer with rejects, say) would grow its output without
+    /// bound: past a limit it is dropped.
+    fn check_unsent(&mut self, token: Token, now: Instant) {
+        if self
+            .peers
+            .get(&token)
+            .is_some_and(|p| p.out.len() > MAX_UNSENT)
+        {
+            self.fail(token, "does not read what we send".into(), now);
         }
     }
 
@@ -1247,8 +1274,7 @@ impl Session {
             self.known.remove(&p.addr);
         }
         // Blocks freed: others can take them.
-        let tokens: Vec<Token> = self.peers.keys().copied().collect();
-        for t in tokens {
+        for t in self.tokens_fastest_first() {
             self.fill_requests(t, now);
         }
     }
@@ -1375,8 +1401,7 @@ impl Session {
             }
             self.run_choker(rotate, now);
         }
-        let tokens: Vec<Token> = self.peers.keys().copied().collect();
-        for t in tokens {
+        for t in self.tokens_fastest_first() {
             self.fill_requests(t, now);
         }
     }

@@ -144,3 +144,23 @@ fn timeout_without_a_usable_peer_exits_1() {
     assert_eq!(last["event"], "done");
     assert_eq!(last["status"], "failed");
 }
+
+#[test]
+fn no_peer_source_exits_2_with_advice() {
+    let tmp = temp("fetch-nosource");
+    let data = single_file(&tmp.join("src"), "x.bin", 50_000, 4);
+    let torrent = make_torrent(&data, &tmp.join("x.torrent"), "16K");
+    let out = common::run(
+        bt_fetch_cmd()
+            .arg(&torrent)
+            .arg("-o")
+            .arg(tmp.join("o"))
+            .stdin(std::process::Stdio::null()),
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--peer") && err.contains("--announce"),
+        "{err}"
+    );
+}
