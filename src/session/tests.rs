@@ -421,3 +421,51 @@ fn choker_unchokes_best_uploaders() {
     let _ = actions(&mut s);
     assert!(s.unchoked_count() <= 5);
 }
+
+#[test]
+fn random_garbage_never_panics() {
+    use rand::{Rng, RngCore, SeedableRng};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(99);
+    for round in 0..300 {
+        let mut s = session();
+        let t0 = Instant::now();
+        s.on_connection(1, addr(1), round % 2 == 0, t0);
+        let mut bytes = handshake([3; 20], round % 3 != 0);
+        // Mostly well-framed messages with random ids and payloads, some
+        // raw garbage, fed in random splits.
+        for _ in 0..rng.gen_range(1..40) {
+            if rng.gen_bool(0.8) {
+                let len = rng.gen_range(1..40u32);
+                bytes.extend_from_slice(&len.to_be_bytes());
+                bytes.push(rng.gen_range(0..22));
+                let mut payload = vec![0u8; len as usize - 1];
+                rng.fill_bytes(&mut payload);
+                // Small numbers make indices valid more often.
+                if rng.gen_bool(0.5) {
+                    for b in payload.iter_mut().step_by(2) {
+                        *b = 0;
+                    }
+                }
+                bytes.extend_from_slice(&payload);
+            } else {
+                let mut junk = vec![0u8; rng.gen_range(1..20)];
+                rng.fill_bytes(&mut junk);
+                bytes.extend_from_slice(&junk);
+            }
+        }
+        let mut pos = 0;
+        let mut now = t0;
+        while pos < bytes.len() {
+            let n = rng.gen_range(1..=bytes.len() - pos);
+            s.on_data(1, &bytes[pos..pos + n], now);
+            pos += n;
+            now += Duration::from_millis(rng.gen_range(0..3000));
+            s.tick(now);
+            for a in actions(&mut s) {
+                if let Action::Verify { piece, buf } = a {
+                    s.on_verified(piece, rng.gen_bool(0.5), buf, now);
+                }
+            }
+        }
+    }
+}
