@@ -37,6 +37,9 @@ pub struct Storage {
     total: u64,
     pieces: Vec<[u8; 20]>,
     handles: Mutex<Vec<Option<Handle>>>,
+    /// Writers take turns: two threads writing one file contend on its
+    /// inode lock, and spinning there costs more than waiting here.
+    write_lock: Mutex<()>,
 }
 
 impl Storage {
@@ -48,6 +51,7 @@ impl Storage {
             total: info.total_length,
             pieces: info.pieces.clone(),
             handles: Mutex::new((0..info.files.len()).map(|_| None).collect()),
+            write_lock: Mutex::new(()),
         }
     }
 
@@ -152,6 +156,7 @@ impl Storage {
 
     /// Writes a whole piece; pad files are skipped.
     pub fn write_piece(&self, piece: u32, data: &[u8]) -> Result<(), StorageError> {
+        let _turn = self.write_lock.lock().unwrap_or_else(|e| e.into_inner());
         let start = u64::from(piece) * self.piece_length;
         for (i, file_off, data_off, len) in self.slices(start, data.len() as u64) {
             if self.files[i].pad {
