@@ -660,14 +660,16 @@ impl Driver<'_> {
                     uid,
                     piece,
                     begin,
+                    blocks,
                     data,
                     error,
                 }) => {
                     if let Some(e) = error {
                         log::warn!("cannot read piece {piece} for an upload: {e}");
                     }
-                    self.session.on_read(token, uid, piece, begin, &data, now);
-                    if self.buf_pool.len() < 64 {
+                    self.session
+                        .on_read(token, uid, piece, begin, &data, &blocks, now);
+                    if self.buf_pool.len() < 16 && data.capacity() <= 256 * 1024 {
                         self.buf_pool.push(data);
                     }
                 }
@@ -794,6 +796,7 @@ impl Driver<'_> {
                     piece,
                     begin,
                     length,
+                    blocks,
                 } => {
                     let buf = self.buf_pool.pop().unwrap_or_default();
                     self.disk.submit(Job::Read {
@@ -802,6 +805,7 @@ impl Driver<'_> {
                         piece,
                         begin,
                         length,
+                        blocks,
                         buf,
                     });
                 }

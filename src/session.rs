@@ -40,7 +40,9 @@ const MIN_QUEUE: usize = 4;
 pub const MAX_QUEUED_REQUESTS: usize = 512;
 /// Upload: disk reads in flight per peer, and output bytes buffered.
 const MAX_READS_PER_PEER: usize = 8;
-const MAX_OUTPUT_BUFFERED: usize = 256 * 1024;
+const MAX_OUTPUT_BUFFERED: usize = 512 * 1024;
+/// Largest single read for uploads (consecutive requests coalesced).
+const MAX_READ: u32 = 256 * 1024;
 /// Output a peer leaves unread before it is dropped.
 const MAX_UNSENT: usize = 4 << 20;
 /// Hash-failure strikes after which a peer is banned; a peer that alone
@@ -100,12 +102,15 @@ pub enum Action {
         buf: Vec<u8>,
     },
     /// Read a block for an upload; report with [`Session::on_read`].
+    /// `blocks` are the lengths of the requests covered, in order, from
+    /// `begin` (consecutive requests are read at once).
     Read {
         token: Token,
         uid: u64,
         piece: u32,
         begin: u32,
         length: u32,
+        blocks: Vec<u32>,
     },
     Event(Event),
 }
@@ -230,6 +235,7 @@ struct Peer {
     allowed_fast: Vec<u32>,
     requests_in: VecDeque<(u32, u32, u32)>,
     reads_in_flight: usize,
+    read_bytes_in_flight: usize,
     down: Rate,
     up: Rate,
     downloaded: u64,
@@ -441,6 +447,7 @@ impl Session {
             allowed_fast: Vec::new(),
             requests_in: VecDeque::new(),
             reads_in_flight: 0,
+            read_bytes_in_flight: 0,
             down: Rate::default(),
             up: Rate::default(),
             downloaded: 0,
@@ -932,21 +939,33 @@ impl Session {
         };
         while (!limited || self.upload_allowance > 0.0)
             && p.reads_in_flight < MAX_READS_PER_PEER
-            && p.out.len() + p.reads_in_flight * BLOCK_LEN as usize <= MAX_OUTPUT_BUFFERED
+            && p.out.len() + p.read_bytes_in_flight <= MAX_OUTPUT_BUFFERED
         {
             let Some((piece, begin, length)) = p.requests_in.pop_front() else {
                 break;
             };
+            let mut blocks = vec![length];
+            let mut total = length;
+            while let Some(&(i, b, l)) = p.requests_in.front() {
+                if i != piece || b != begin + total || total + l > MAX_READ {
+                    break;
+                }
+                p.requests_in.pop_front();
+                blocks.push(l);
+                total += l;
+            }
             p.reads_in_flight += 1;
+            p.read_bytes_in_flight += total as usize;
             if limited {
-                self.upload_allowance -= f64::from(length);
+                self.upload_allowance -= f64::from(total);
             }
             self.actions.push_back(Action::Read {
                 token,
                 uid: p.uid,
                 piece,
                 begin,
-                length,
+                length: total,
+                blocks,
             });
         }
     }
@@ -956,7 +975,9 @@ impl Session {
         self.pump_uploads(token);
     }
 
-    /// A block read for an upload (an empty `data` means the read failed).
+    /// Blocks read for an upload (an empty `data` means the read failed):
+    /// `blocks` as in [`Action::Read`].
+    #[allow(clippy::too_many_arguments)]
     pub fn on_read(
         &mut self,
         token: Token,
@@ -964,6 +985,7 @@ impl Session {
         piece: u32,
         begin: u32,
         data: &[u8],
+        blocks: &[u32],
         now: Instant,
     ) {
         let Some(p) = self.peers.get_mut(&token) else {
@@ -973,16 +995,23 @@ impl Session {
             return;
         }
         p.reads_in_flight = p.reads_in_flight.saturating_sub(1);
-        if data.is_empty() || p.am_choking {
+        let total: u32 = blocks.iter().sum();
+        p.read_bytes_in_flight = p.read_bytes_in_flight.saturating_sub(total as usize);
+        if data.len() != total as usize || p.am_choking {
             return;
         }
         let out = p.out.vec();
-        wire::piece_header(piece, begin, data.len() as u32, out);
-        out.extend_from_slice(data);
+        let mut off = 0usize;
+        for &len in blocks {
+            let chunk = &data[off..off + len as usize];
+            wire::piece_header(piece, begin + off as u32, len, out);
+            out.extend_from_slice(chunk);
+            off += len as usize;
+        }
         p.last_send = now;
-        p.uploaded += data.len() as u64;
-        p.up.add(data.len() as u64);
-        self.totals.uploaded += data.len() as u64;
+        p.uploaded += u64::from(total);
+        p.up.add(u64::from(total));
+        self.totals.uploaded += u64::from(total);
         self.pump_uploads(token);
     }
 

@@ -227,6 +227,7 @@ pub enum Job {
         piece: u32,
         begin: u32,
         length: u32,
+        blocks: Vec<u32>,
         buf: Vec<u8>,
     },
 }
@@ -244,6 +245,7 @@ pub enum Done {
         uid: u64,
         piece: u32,
         begin: u32,
+        blocks: Vec<u32>,
         /// Empty when the read failed.
         data: Vec<u8>,
         error: Option<StorageError>,
@@ -342,6 +344,7 @@ fn run_job(storage: &Storage, job: Job) -> Done {
             piece,
             begin,
             length,
+            blocks,
             mut buf,
         } => {
             buf.clear();
@@ -354,6 +357,7 @@ fn run_job(storage: &Storage, job: Job) -> Done {
                 uid,
                 piece,
                 begin,
+                blocks,
                 data: buf,
                 error,
             }

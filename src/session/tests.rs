@@ -372,12 +372,17 @@ fn upload_requests_are_validated() {
     let acts = actions(&mut s);
     let read = acts.iter().find_map(|a| match a {
         Action::Read {
-            token, uid, piece, ..
-        } => Some((*token, *uid, *piece)),
+            token,
+            uid,
+            piece,
+            blocks,
+            ..
+        } => Some((*token, *uid, *piece, blocks.clone())),
         _ => None,
     });
-    let (t, uid, piece) = read.expect("a disk read");
-    s.on_read(t, uid, piece, 0, &[5u8; 16384], t0);
+    let (t, uid, piece, blocks) = read.expect("a disk read");
+    assert_eq!(blocks, vec![16384]);
+    s.on_read(t, uid, piece, 0, &[5u8; 16384], &blocks, t0);
     assert!(matches!(
         sent(&mut s, 1).as_slice(),
         [Message::Piece { index: 0, begin: 0, data }] if data.len() == 16384
