@@ -327,6 +327,8 @@ pub fn run(opts: Options) -> i32 {
         driver.completed_at = Some(Instant::now());
     }
     let code = driver.run_loop(&opts, started);
+    driver.session.shutdown(Instant::now());
+    driver.do_actions(Instant::now());
     if let Some(mut a) = driver.announcer.take() {
         a.stop();
     }
@@ -829,12 +831,19 @@ impl Driver<'_> {
                     "peer_id": hex::encode(&peer_id),
                 }));
             }
-            Event::PeerDisconnected { addr, reason } => {
+            Event::PeerDisconnected {
+                addr,
+                reason,
+                downloaded,
+                uploaded,
+            } => {
                 log::info!("{addr}: disconnected: {reason}");
                 self.out.emit(json!({
                     "event": "peer_disconnected",
                     "addr": addr.to_string(),
                     "reason": reason,
+                    "downloaded": downloaded,
+                    "uploaded": uploaded,
                 }));
             }
             Event::PieceVerified { piece } => {

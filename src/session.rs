@@ -126,6 +126,9 @@ pub enum Event {
     PeerDisconnected {
         addr: SocketAddr,
         reason: String,
+        /// Payload bytes received from and sent to this peer.
+        downloaded: u64,
+        uploaded: u64,
     },
     PieceVerified {
         piece: u32,
@@ -1288,6 +1291,8 @@ impl Session {
                 .push_back(Action::Event(Event::PeerDisconnected {
                     addr: p.addr,
                     reason: reason.clone(),
+                    downloaded: p.downloaded,
+                    uploaded: p.uploaded,
                 }));
         } else {
             log::debug!("{}: {reason}", p.addr);
@@ -1504,6 +1509,16 @@ impl Session {
             let unchoke = d.unchoke.contains(&c.id);
             self.set_choke(c.id, !unchoke, now);
         }
+    }
+
+    /// Closes every connection (at exit), reporting each.
+    pub fn shutdown(&mut self, now: Instant) {
+        let tokens: Vec<Token> = self.peers.keys().copied().collect();
+        for t in tokens {
+            self.remove_peer(t, "shutting down".into(), true, now);
+        }
+        self.candidates.clear();
+        self.retry.clear();
     }
 
     /// Per-peer figures for diagnostics: (address, downloaded, uploaded).

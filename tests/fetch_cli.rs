@@ -164,3 +164,49 @@ fn no_peer_source_exits_2_with_advice() {
         "{err}"
     );
 }
+
+#[test]
+fn symlink_in_output_folder_is_refused() {
+    let tmp = temp("fetch-symlink");
+    let root = multi_file(&tmp.join("seed"), "tree", 44);
+    let torrent = make_torrent(&root, &tmp.join("t.torrent"), "64K");
+    let t = torrent.to_str().unwrap();
+    let mut seeder = Fetch::start(
+        "seeder",
+        &[
+            t,
+            "-o",
+            tmp.join("seed").to_str().unwrap(),
+            "--seed",
+            "--bind",
+            "127.0.0.1",
+        ],
+    );
+    let peer = format!("127.0.0.1:{}", seeder.port());
+    // The output folder has tree/sub -> a folder outside it.
+    let outside = tmp.join("outside");
+    std::fs::create_dir_all(&outside).unwrap();
+    let out = tmp.join("leech");
+    std::fs::create_dir_all(out.join("tree")).unwrap();
+    std::os::unix::fs::symlink(&outside, out.join("tree/sub")).unwrap();
+    let result = common::run(
+        bt_fetch_cmd()
+            .arg(t)
+            .arg("-o")
+            .arg(&out)
+            .args(["--peer", &peer, "--bind", "127.0.0.1", "--timeout", "60"])
+            .stdin(std::process::Stdio::null()),
+    );
+    assert_eq!(result.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&result.stderr);
+    assert!(
+        err.contains("symbolic link") && err.contains("tree/sub"),
+        "{err}"
+    );
+    assert!(
+        std::fs::read_dir(&outside).unwrap().next().is_none(),
+        "nothing written outside the output folder"
+    );
+    seeder.proc.signal(libc::SIGTERM);
+    seeder.finish(Duration::from_secs(10));
+}

@@ -133,3 +133,61 @@ fn transmission_downloads_from_bt() {
     seeder.proc.signal(libc::SIGTERM);
     seeder.finish(Duration::from_secs(10));
 }
+
+#[test]
+fn download_from_mixed_swarm() {
+    // libtorrent, aria2 and bt-fetch seeding at once: blocks come from
+    // several of them.
+    let tmp = temp("fetch-mixed");
+    let data = single_file(&tmp.join("seed"), "m.bin", 40 << 20, 123);
+    let torrent = make_torrent(&data, &tmp.join("m.torrent"), "256K");
+    let lt = LtPeer::start("seed", &torrent, &tmp.join("seed"), &[]);
+    let (_aria, aria_port) = aria2(true, &torrent, &tmp.join("seed"));
+    let mut bt_seed = Fetch::start(
+        "bt seeder",
+        &[
+            torrent.to_str().unwrap(),
+            "-o",
+            tmp.join("seed").to_str().unwrap(),
+            "--seed",
+            "--bind",
+            "127.0.0.1",
+        ],
+    );
+    let bt_port = bt_seed.port();
+    let out = tmp.join("leech");
+    let peers: Vec<String> = [lt.port, aria_port, bt_port]
+        .iter()
+        .map(|p| format!("127.0.0.1:{p}"))
+        .collect();
+    let mut args = vec![
+        torrent.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "--bind",
+        "127.0.0.1",
+    ];
+    for p in &peers {
+        args.push("--peer");
+        args.push(p);
+    }
+    let mut leech = Fetch::start("leecher", &args);
+    let done = leech.finish(LIMIT);
+    assert_same(&data, &out.join("m.bin"));
+    let gave: Vec<(String, u64)> = leech
+        .events_named("peer_disconnected")
+        .iter()
+        .map(|d| {
+            (
+                d["addr"].as_str().unwrap().to_string(),
+                d["downloaded"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    let contributors = gave.iter().filter(|(_, n)| *n > 0).count();
+    assert!(contributors >= 2, "data came from several peers: {gave:?}");
+    let total: u64 = gave.iter().map(|(_, n)| n).sum();
+    assert!(total >= 40 << 20, "{gave:?} {done}");
+    bt_seed.proc.signal(libc::SIGTERM);
+    bt_seed.finish(Duration::from_secs(10));
+}
