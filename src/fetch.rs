@@ -604,6 +604,7 @@ impl Driver<'_> {
             Ok(s) => s,
             Err(e) => {
                 log::info!("{addr}: cannot connect: {e}");
+                self.session.on_connect_failed(addr, now);
                 return;
             }
         };
@@ -619,6 +620,7 @@ impl Driver<'_> {
             .is_err()
         {
             self.free.push(t);
+            self.session.on_connect_failed(addr, now);
             return;
         }
         let _ = stream.set_nodelay(true);

@@ -213,6 +213,8 @@ struct Peer {
     uid: u64,
     addr: SocketAddr,
     outgoing: bool,
+    /// For outgoing connections: the TCP connection is established.
+    established: bool,
     connected_at: Instant,
     handshake: Option<Handshake>,
     /// The connected event was sent (deferred until the BEP 10 handshake
@@ -428,6 +430,7 @@ impl Session {
             uid,
             addr,
             outgoing,
+            established: !outgoing,
             connected_at: now,
             handshake: None,
             announced: false,
@@ -457,9 +460,7 @@ impl Session {
             uploaded: 0,
         };
         Handshake::ours(self.cfg.info_hash, self.cfg.peer_id).encode(peer.out.vec());
-        if outgoing {
-            self.connecting += 1;
-        } else {
+        if !outgoing {
             self.known.insert(addr);
         }
         self.peers.insert(token, peer);
@@ -468,8 +469,24 @@ impl Session {
     /// An outgoing connection is established (or failed: call
     /// [`Session::on_closed`]).
     pub fn on_connected(&mut self, token: Token) {
-        if self.peers.get(&token).is_some_and(|p| p.outgoing) {
-            self.connecting = self.connecting.saturating_sub(1);
+        if let Some(p) = self.peers.get_mut(&token) {
+            if p.outgoing && !p.established {
+                p.established = true;
+                self.connecting = self.connecting.saturating_sub(1);
+            }
+        }
+    }
+
+    /// A [`Action::Connect`] could not even start (no socket).
+    pub fn on_connect_failed(&mut self, addr: SocketAddr, now: Instant) {
+        self.connecting = self.connecting.saturating_sub(1);
+        let tries = self.attempts.entry(addr).or_insert(0);
+        *tries += 1;
+        if *tries < MAX_CONNECT_ATTEMPTS {
+            self.retry
+                .push((now + Duration::from_secs(2u64 << (*tries).min(5)), addr));
+        } else {
+            self.known.remove(&addr);
         }
     }
 
@@ -1265,7 +1282,7 @@ impl Session {
         if close {
             self.actions.push_back(Action::Close(token));
         }
-        if p.outgoing && p.handshake.is_none() {
+        if p.outgoing && !p.established {
             self.connecting = self.connecting.saturating_sub(1);
         }
         for o in &p.outstanding {
@@ -1357,7 +1374,8 @@ impl Session {
         }
         // New connections, a few per tick.
         let mut started = 0;
-        while self.peers.len() < self.cfg.max_peers && started < 10 {
+        // A bounded number of connection attempts in progress at once.
+        while self.peers.len() < self.cfg.max_peers && started < 10 && self.connecting < 20 {
             let Some(a) = self.candidates.pop_front() else {
                 break;
             };
@@ -1366,6 +1384,7 @@ impl Session {
             }
             self.actions.push_back(Action::Connect(a));
             started += 1;
+            self.connecting += 1;
         }
     }
 

@@ -176,3 +176,42 @@ fn swarm_leechers_trade_pieces() {
     seeder.proc.signal(libc::SIGINT);
     seeder.finish(Duration::from_secs(10));
 }
+
+#[test]
+fn seed_ratio_ends_seeding() {
+    let tmp = temp("fetch-bt-ratio");
+    let data = single_file(&tmp.join("seed"), "r.bin", 3_000_000, 8);
+    let torrent = make_torrent(&data, &tmp.join("r.torrent"), "64K");
+    let t = torrent.to_str().unwrap();
+    let mut seeder = Fetch::start(
+        "seeder",
+        &[
+            t,
+            "-o",
+            tmp.join("seed").to_str().unwrap(),
+            "--seed-ratio",
+            "1",
+            "--bind",
+            "127.0.0.1",
+        ],
+    );
+    let peer = format!("127.0.0.1:{}", seeder.port());
+    let out = tmp.join("leech");
+    let mut leech = Fetch::start(
+        "leecher",
+        &[
+            t,
+            "-o",
+            out.to_str().unwrap(),
+            "--peer",
+            &peer,
+            "--bind",
+            "127.0.0.1",
+        ],
+    );
+    leech.finish(LIMIT);
+    assert_same(&data, &out.join("r.bin"));
+    // Ratio 1 reached: the seeder leaves by itself.
+    let done = seeder.finish(Duration::from_secs(20));
+    assert!(done["uploaded"].as_u64().unwrap() >= 3_000_000, "{done}");
+}
