@@ -496,6 +496,11 @@ impl Picker {
             .count()
     }
 
+    /// Whether the peer `id` sent part of a piece still being assembled.
+    pub fn is_contributor(&self, id: u64) -> bool {
+        self.partials.iter().any(|p| p.contributors.contains(&id))
+    }
+
     pub fn partial_count(&self) -> usize {
         self.partials.len()
     }

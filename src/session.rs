@@ -48,6 +48,8 @@ const MAX_UNSENT: usize = 4 << 20;
 /// Hash-failure strikes after which a peer is banned; a peer that alone
 /// supplied a bad piece gets two strikes.
 const BAN_STRIKES: u32 = 3;
+/// Peer addresses remembered (connected, queued or waiting for a retry).
+const MAX_KNOWN_PEERS: usize = 5000;
 /// Retries of an outgoing connection that failed or dropped.
 const MAX_CONNECT_ATTEMPTS: u32 = 5;
 
@@ -406,7 +408,11 @@ impl Session {
 
     /// A peer address to try (from stdin, the command line or a tracker).
     pub fn add_candidate(&mut self, addr: SocketAddr) {
-        if self.banned.contains(&addr) || !self.known.insert(addr) {
+        // Bounded, whatever a tracker or stdin hands out.
+        if self.known.len() >= MAX_KNOWN_PEERS
+            || self.banned.contains(&addr)
+            || !self.known.insert(addr)
+        {
             return;
         }
         if addr.port() == 0 {
@@ -1244,6 +1250,16 @@ impl Session {
                 }
             }
         }
+        // Forget departed contributors no other piece refers to.
+        for uid in contributors {
+            let gone = !self.peers.values().any(|p| p.uid == uid);
+            if gone
+                && !self.picker.is_contributor(uid)
+                && !self.verifying.values().any(|c| c.contains(&uid))
+            {
+                self.uid_addr.remove(&uid);
+            }
+        }
         for t in self.tokens_fastest_first() {
             self.fill_requests(t, now);
         }
@@ -1289,6 +1305,13 @@ impl Session {
             self.picker.cancel_request(o.block);
         }
         self.picker.remove_availability(&p.have);
+        // Keep the address of a peer only while a piece it contributed to
+        // may still fail its hash check (for banning).
+        let referenced = self.picker.is_contributor(p.uid)
+            || self.verifying.values().any(|c| c.contains(&p.uid));
+        if !referenced {
+            self.uid_addr.remove(&p.uid);
+        }
         if self.optimistic == Some(token) {
             self.optimistic = None;
         }
