@@ -427,14 +427,24 @@ impl Picker {
 
     /// A request for `b` was withdrawn (cancelled, rejected, peer gone).
     pub fn cancel_request(&mut self, b: BlockRef) {
-        if let Some(p) = self.partial_mut(b.piece) {
-            if let Some(state) = p.blocks.get_mut(b.block as usize) {
-                *state = match *state {
-                    Blk::Requested(c) if c > 1 => Blk::Requested(c - 1),
-                    Blk::Requested(_) => Blk::Free,
-                    other => other,
-                };
-            }
+        let Some(pos) = self.partials.iter().position(|p| p.piece == b.piece) else {
+            return;
+        };
+        let p = &mut self.partials[pos];
+        if let Some(state) = p.blocks.get_mut(b.block as usize) {
+            *state = match *state {
+                Blk::Requested(c) if c > 1 => Blk::Requested(c - 1),
+                Blk::Requested(_) => Blk::Free,
+                other => other,
+            };
+        }
+        // A started piece with nothing received and nothing on request
+        // gives its buffer back: otherwise pieces only departed peers had
+        // could hold every buffer and stall the download.
+        if p.received == 0 && p.blocks.iter().all(|s| *s == Blk::Free) {
+            let p = self.partials.swap_remove(pos);
+            self.state[p.piece as usize] = PieceState::Missing;
+            self.pool.push(p.buf);
         }
     }
 
@@ -608,6 +618,24 @@ mod tests {
         let mut d = Vec::new();
         p.pick(&all, 10, &mut rng(), |r| r == a[1], None, &mut d);
         assert!(d.is_empty());
+    }
+
+    #[test]
+    fn abandoned_piece_releases_its_buffer() {
+        let mut p = Picker::new(32768, 2 * 32768, 2, 1);
+        let only0 = Bitfield::from_wire(&[0x80], 2).unwrap();
+        let only1 = Bitfield::from_wire(&[0x40], 2).unwrap();
+        let mut out = Vec::new();
+        p.pick(&only0, 10, &mut rng(), |_| false, None, &mut out);
+        assert_eq!(out.len(), 2);
+        // The peer leaves: its requests are withdrawn, the buffer is free
+        // for a piece another peer has.
+        for b in out.drain(..) {
+            p.cancel_request(b);
+        }
+        p.pick(&only1, 10, &mut rng(), |_| false, None, &mut out);
+        assert_eq!(out.len(), 2);
+        assert!(out.iter().all(|b| b.piece == 1));
     }
 
     #[test]
