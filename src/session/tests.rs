@@ -475,3 +475,133 @@ fn random_garbage_never_panics() {
         }
     }
 }
+
+/// A deterministic swarm in memory: one seeder and several leechers, all
+/// `Session`s, bytes carried between them by the test, synthetic time, a
+/// "disk" that hashes at once. Shows the core runs without any I/O and
+/// that leechers trade pieces among themselves.
+#[test]
+fn simulated_swarm_completes_and_leechers_trade() {
+    use rand::{RngCore, SeedableRng};
+    const PIECES: usize = 64;
+    const PLEN: u64 = 32768;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(5);
+    let mut content = vec![0u8; PIECES * PLEN as usize];
+    rng.fill_bytes(&mut content);
+    let hashes: Vec<[u8; 20]> = content
+        .chunks(PLEN as usize)
+        .map(crate::sha1::sha1)
+        .collect();
+
+    struct Node {
+        s: Session,
+        store: Vec<u8>,
+    }
+    let n_nodes = 5;
+    let mut nodes: Vec<Node> = (0..n_nodes)
+        .map(|i| {
+            let mut id = *b"-BT0100-simsimsimsim";
+            id[19] = b'0' + i as u8;
+            let mut cfg = Config::new(HASH, id);
+            cfg.seed = i as u64;
+            cfg.upload_slots = 1;
+            cfg.max_buffer_bytes = 4 * PLEN;
+            let mut s = Session::new(cfg, PLEN, PIECES as u64 * PLEN, PIECES);
+            let store = if i == 0 {
+                for p in 0..PIECES {
+                    s.set_have(p);
+                }
+                content.clone()
+            } else {
+                vec![0; content.len()]
+            };
+            Node { s, store }
+        })
+        .collect();
+    // Everyone connected to everyone: link (a, b) uses token b at a and
+    // token a at b.
+    let t0 = Instant::now();
+    for a in 0..n_nodes {
+        for b in a + 1..n_nodes {
+            nodes[a].s.on_connection(b, addr(b as u16), true, t0);
+            nodes[a].s.on_connected(b);
+            nodes[b].s.on_connection(a, addr(a as u16), false, t0);
+        }
+    }
+    let mut now = t0;
+    let mut closed = std::collections::HashSet::new();
+    for _step in 0..20_000 {
+        now += Duration::from_millis(5);
+        // Carry bytes, a bounded amount per link and step (a "link rate").
+        for a in 0..n_nodes {
+            for b in 0..n_nodes {
+                if a == b || closed.contains(&(a.min(b), a.max(b))) {
+                    continue;
+                }
+                let Some(out) = nodes[a].s.output(b) else {
+                    continue;
+                };
+                let n = out.len().min(64 * 1024);
+                if n == 0 {
+                    continue;
+                }
+                let bytes = out.pending()[..n].to_vec();
+                out.consume(n);
+                nodes[a].s.on_sent(b);
+                nodes[b].s.on_data(a, &bytes, now);
+            }
+        }
+        for i in 0..n_nodes {
+            nodes[i].s.tick(now);
+            while let Some(action) = nodes[i].s.next_action() {
+                match action {
+                    Action::Verify { piece, buf } => {
+                        let good = crate::sha1::sha1(&buf) == hashes[piece as usize];
+                        if good {
+                            let at = piece as usize * PLEN as usize;
+                            nodes[i].store[at..at + buf.len()].copy_from_slice(&buf);
+                        }
+                        nodes[i].s.on_verified(piece, good, buf, now);
+                    }
+                    Action::Read {
+                        token,
+                        uid,
+                        piece,
+                        begin,
+                        length,
+                        blocks,
+                    } => {
+                        let at = piece as usize * PLEN as usize + begin as usize;
+                        let data = nodes[i].store[at..at + length as usize].to_vec();
+                        nodes[i]
+                            .s
+                            .on_read(token, uid, piece, begin, &data, &blocks, now);
+                    }
+                    Action::Close(t) => {
+                        closed.insert((i.min(t), i.max(t)));
+                        // The other side sees the connection close.
+                        nodes[t].s.on_closed(i, "closed", now);
+                    }
+                    Action::Connect(_) | Action::Event(_) => {}
+                }
+            }
+        }
+        if nodes.iter().all(|n| n.s.is_complete()) {
+            break;
+        }
+    }
+    for (i, n) in nodes.iter().enumerate() {
+        assert!(n.s.is_complete(), "node {i} complete");
+        assert!(n.store == content, "node {i} holds the right data");
+    }
+    let leecher_upload: u64 = nodes[1..].iter().map(|n| n.s.totals().uploaded).sum();
+    assert!(
+        leecher_upload > PIECES as u64 * PLEN,
+        "leechers uploaded to each other ({leecher_upload} bytes)"
+    );
+    let seeder_upload = nodes[0].s.totals().uploaded;
+    assert!(
+        seeder_upload < 4 * PIECES as u64 * PLEN,
+        "the seeder did not have to send everything to everyone"
+    );
+}
