@@ -394,7 +394,11 @@ impl Driver<'_> {
         let mut line = ProgressLine::new(opts.progress);
         let total = opts.meta.info.total_length;
         loop {
-            let busy = self.conns.iter().flatten().any(|c| c.readable);
+            let busy = self
+                .conns
+                .iter()
+                .flatten()
+                .any(|c| c.readable && c.connected);
             let timeout = if busy {
                 Duration::ZERO
             } else {
@@ -415,11 +419,15 @@ impl Driver<'_> {
                         let Some(Some(c)) = self.conns.get_mut(t) else {
                             continue;
                         };
-                        if ev.is_writable() && !c.connected {
+                        if !c.connected {
                             match c.stream.take_error() {
                                 Ok(None) if c.stream.peer_addr().is_ok() => {
                                     c.connected = true;
                                     self.session.on_connected(t);
+                                }
+                                Ok(None) if ev.is_error() || ev.is_read_closed() => {
+                                    self.close(t, "cannot connect", now);
+                                    continue;
                                 }
                                 Ok(None) => {}
                                 Ok(Some(e)) | Err(e) => {
