@@ -37,7 +37,7 @@ const SLOW_START: Duration = Duration::from_secs(3);
 const QUEUE_SECONDS: f64 = 3.0;
 const MIN_QUEUE: usize = 4;
 /// Incoming requests queued per peer before we reject (or disconnect).
-pub const MAX_QUEUED_REQUESTS: usize = 512;
+pub const MAX_QUEUED_REQUESTS: usize = 1024;
 /// Upload: disk reads in flight per peer, and output bytes buffered.
 const MAX_READS_PER_PEER: usize = 8;
 const MAX_OUTPUT_BUFFERED: usize = 512 * 1024;
@@ -83,7 +83,7 @@ impl Config {
             max_peers: 50,
             max_buffer_bytes: 16 << 20,
             upload_slots: 4,
-            reqq: 250,
+            reqq: 500,
             max_outstanding: 256,
             max_upload_rate: None,
             seed: 0,
