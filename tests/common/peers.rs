@@ -80,10 +80,16 @@ impl Fetch {
     /// Starts `bt-fetch --json -q ARGS` with stdin piped (kept open unless
     /// `close_stdin`), stdout and stderr captured.
     pub fn start(label: &str, args: &[&str]) -> Fetch {
+        Fetch::start_with_stdin(label, args, Stdio::piped())
+    }
+
+    /// Like [`Fetch::start`] with stdin from `stdin` (e.g. another
+    /// program's stdout).
+    pub fn start_with_stdin(label: &str, args: &[&str], stdin: Stdio) -> Fetch {
         let mut cmd = bt_fetch_cmd();
         cmd.arg("--json")
             .args(args)
-            .stdin(Stdio::piped())
+            .stdin(stdin)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         let mut proc = Proc::spawn(label, &mut cmd);
