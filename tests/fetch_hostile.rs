@@ -91,3 +91,64 @@ fn peer_with_wrong_bitfield_size_is_dropped() {
         "{dropped:?}"
     );
 }
+
+#[test]
+fn slow_peer_does_not_hold_up_the_end() {
+    // One seeder at 100 KiB/s, one unlimited: the download ends at the
+    // fast seeder's pace, not waiting for blocks queued at the slow one.
+    let tmp = temp("hostile-slow");
+    let data = single_file(&tmp.join("seed"), "s.bin", 8 << 20, 78);
+    let torrent = make_torrent(&data, &tmp.join("s.torrent"), "256K");
+    let t = torrent.to_str().unwrap();
+    let seed_dir = tmp.join("seed");
+    let mut slow = Fetch::start(
+        "slow seeder",
+        &[
+            t,
+            "-o",
+            seed_dir.to_str().unwrap(),
+            "--seed",
+            "--bind",
+            "127.0.0.1",
+            "--max-upload-rate",
+            "100K",
+        ],
+    );
+    let mut fast = Fetch::start(
+        "fast seeder",
+        &[
+            t,
+            "-o",
+            seed_dir.to_str().unwrap(),
+            "--seed",
+            "--bind",
+            "127.0.0.1",
+        ],
+    );
+    let (slow_port, fast_port) = (slow.port(), fast.port());
+    let out = tmp.join("leech");
+    let slow_addr = format!("127.0.0.1:{slow_port}");
+    let fast_addr = format!("127.0.0.1:{fast_port}");
+    let mut leech = Fetch::start(
+        "leecher",
+        &[
+            t,
+            "-o",
+            out.to_str().unwrap(),
+            "--peer",
+            &slow_addr,
+            "--bind",
+            "127.0.0.1",
+        ],
+    );
+    // The slow seeder first gets a head start with requests queued.
+    std::thread::sleep(Duration::from_millis(500));
+    leech.send_line(&fast_addr);
+    let done = leech.finish(Duration::from_secs(60));
+    assert_same(&data, &out.join("s.bin"));
+    assert!(done["seconds"].as_f64().unwrap() < 15.0, "{done}");
+    for s in [&mut slow, &mut fast] {
+        s.proc.signal(libc::SIGTERM);
+        s.finish(Duration::from_secs(10));
+    }
+}
