@@ -1413,7 +1413,6 @@ impl Session {
 
     fn every_second(&mut self, now: Instant, secs: f64) {
         let mut drop = Vec::new();
-        let cap = self.cfg.max_outstanding;
         let complete = self.picker.is_complete();
         for (t, p) in self.peers.iter_mut() {
             p.down.update(secs);
@@ -1454,10 +1453,6 @@ impl Session {
                     );
                 }
             }
-            // In endgame a much slower peer loses its share: the requests
-            // it holds are also given to the faster peers (duplicates),
-            // and its queue shrinks to what its rate justifies.
-            let _ = cap;
             // Interest can end as our pieces fill in.
             if p.am_interested && !complete && !self.picker.interesting(&p.have) {
                 p.am_interested = false;
