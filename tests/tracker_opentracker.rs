@@ -46,8 +46,6 @@ fn udp_announcers_see_each_other() {
 #[test]
 fn trackers_of_the_torrent_and_all() {
     let tmp = TempDir::new("ot-all");
-    let ot_port_placeholder = free_port();
-    let _ = ot_port_placeholder;
     let (_, hash) = make_torrent(tmp.path(), "all", &[]);
     let ot = Opentracker::start(&[&hash]);
     // A torrent whose tiers are the HTTP and UDP faces of the tracker.
