@@ -4,16 +4,23 @@
 //! is written sans-IO: state machines take bytes, events and the current time
 //! and return actions, so that they can be tested deterministically.
 
+pub mod announcer;
 pub mod bencode;
+pub mod choker;
 pub mod cli;
 pub mod create;
 pub mod exit;
+pub mod fetch;
 pub mod hashing;
 pub mod hex;
 pub mod logging;
 pub mod metainfo;
+pub mod picker;
 pub mod progress;
+pub mod session;
 pub mod sha1;
+pub mod storage;
 pub mod time;
 pub mod tracker;
 pub mod verify;
+pub mod wire;

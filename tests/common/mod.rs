@@ -4,8 +4,6 @@
 
 #![allow(dead_code)]
 
-pub mod clients;
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -112,3 +110,6 @@ pub fn random_bytes(seed: u64, len: usize) -> Vec<u8> {
     rng.fill_bytes(&mut v);
     v
 }
+pub mod clients;
+pub mod fake_peer;
+pub mod peers;

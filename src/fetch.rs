@@ -1,0 +1,888 @@
+//! The I/O edge of `bt-fetch`: one mio event loop driving a [`Session`],
+//! disk threads for hashing, writing and reading, a reader thread for peers
+//! arriving on stdin, and the user-facing output (JSON events on stdout, a
+//! progress line on stderr).
+
+use std::io::{self, BufRead, Read, Write};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, TryRecvError};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mio::net::{TcpListener, TcpStream};
+use mio::{Events, Interest, Poll, Token, Waker};
+use serde_json::json;
+
+use crate::announcer::{Announcer, Report, Stats};
+use crate::exit;
+use crate::hex;
+use crate::metainfo::Metainfo;
+use crate::progress::{self, ProgressLine};
+use crate::session::{Action, Config, Event, Session};
+use crate::storage::{DiskPool, Done, Job, Storage};
+use crate::verify::{self, PieceState};
+
+const LISTENER: Token = Token(usize::MAX - 1);
+const WAKER: Token = Token(usize::MAX - 2);
+/// Bytes read from one socket per pass (then other sockets get a turn).
+const READ_PER_PASS: usize = 1 << 20;
+const READ_BUFFER: usize = 256 * 1024;
+const TICK: Duration = Duration::from_millis(100);
+
+pub struct Options {
+    pub meta: Metainfo,
+    pub output: PathBuf,
+    pub listen: SocketAddr,
+    pub peers: Vec<SocketAddr>,
+    pub stdin_peers: bool,
+    pub seed: bool,
+    pub seed_ratio: Option<f64>,
+    pub timeout: Option<Duration>,
+    pub json: bool,
+    pub progress: bool,
+    pub max_peers: usize,
+    pub max_buffer: u64,
+    pub upload_slots: usize,
+    pub disk_threads: usize,
+    pub hash_threads: usize,
+    pub rng_seed: Option<u64>,
+    /// Announce to the torrent's trackers for peers.
+    pub announce: bool,
+    pub max_upload_rate: Option<u64>,
+}
+
+static STOP: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_signal(_: libc::c_int) {
+    STOP.store(true, Ordering::Relaxed);
+}
+
+fn install_signal_handlers() {
+    // SAFETY: the handler only stores to an atomic, which is
+    // async-signal-safe.
+    unsafe {
+        libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
+        libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
+    }
+}
+
+struct Conn {
+    stream: TcpStream,
+    connected: bool,
+    readable: bool,
+}
+
+struct Output {
+    json: bool,
+}
+
+impl Output {
+    fn emit(&self, value: serde_json::Value) {
+        if !self.json {
+            return;
+        }
+        let mut line = value.to_string();
+        line.push('\n');
+        let mut out = io::stdout().lock();
+        let _ = out.write_all(line.as_bytes()).and_then(|_| out.flush());
+    }
+}
+
+/// Reads peers from stdin (JSON lines as `bt-announce` prints them, or
+/// `IP:PORT` lines) on a thread, sending them to the loop.
+fn spawn_stdin_reader(tx: mpsc::Sender<Option<SocketAddr>>, waker: Arc<Waker>) {
+    std::thread::Builder::new()
+        .name("stdin-peers".into())
+        .spawn(move || {
+            let stdin = io::stdin();
+            let mut reader = io::BufReader::new(stdin.lock());
+            let mut line = Vec::new();
+            loop {
+                line.clear();
+                // Lines are bounded: a longer one is skipped.
+                let n = match (&mut reader).take(64 * 1024).read_until(b'\n', &mut line) {
+                    Ok(0) | Err(_) => {
+                        // End of input: say so (None) and stop.
+                        let _ = tx.send(None);
+                        let _ = waker.wake();
+                        return;
+                    }
+                    Ok(n) => n,
+                };
+                if n == 64 * 1024 && !line.ends_with(b"\n") {
+                    let _ = reader.skip_until(b'\n');
+                    continue;
+                }
+                match parse_peer_line(&line) {
+                    Some(addr) => {
+                        if tx.send(Some(addr)).is_err() {
+                            return;
+                        }
+                        let _ = waker.wake();
+                    }
+                    None => {
+                        let text = String::from_utf8_lossy(&line);
+                        if !text.trim().is_empty() {
+                            log::warn!("stdin: not a peer: {}", text.trim());
+                        }
+                    }
+                }
+            }
+        })
+        .expect("spawn stdin reader");
+}
+
+/// Parses `{"ip": "1.2.3.4", "port": 6881, ...}` or `1.2.3.4:6881`.
+pub fn parse_peer_line(line: &[u8]) -> Option<SocketAddr> {
+    let text = std::str::from_utf8(line).ok()?.trim();
+    if text.starts_with('{') {
+        let v: serde_json::Value = serde_json::from_str(text).ok()?;
+        let ip: std::net::IpAddr = v.get("ip")?.as_str()?.parse().ok()?;
+        let port = u16::try_from(v.get("port")?.as_u64()?).ok()?;
+        return (port != 0).then(|| SocketAddr::new(ip, port));
+    }
+    text.parse().ok()
+}
+
+/// Whether stdin is a terminal (then it is not read for peers).
+pub fn stdin_is_tty() -> bool {
+    // SAFETY: isatty only inspects the descriptor.
+    unsafe { libc::isatty(libc::STDIN_FILENO) == 1 }
+}
+
+/// Runs a download (and seeding); returns the exit code.
+pub fn run(opts: Options) -> i32 {
+    install_signal_handlers();
+    let started = Instant::now();
+    let out = Output { json: opts.json };
+    let info = &opts.meta.info;
+    let mut rng_seed = opts.rng_seed.unwrap_or_else(rand::random);
+    let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(rng_seed);
+    rng_seed = rng_seed.wrapping_add(1);
+    let peer_id = crate::wire::make_peer_id(&mut rng);
+
+    if let Err(e) = std::fs::create_dir_all(&opts.output) {
+        log::error!(
+            "cannot create the output folder {}: {e}",
+            opts.output.display()
+        );
+        return exit::FAILURE;
+    }
+    // Recheck what is already there (resume).
+    let checked = AtomicU64::new(0);
+    let report = match crate::cli::with_progress(
+        "checking",
+        info.total_length,
+        &checked,
+        opts.progress,
+        || verify::verify(info, &opts.output, opts.hash_threads, &checked),
+    ) {
+        Ok(r) => r,
+        Err(e) => {
+            log::error!("checking existing data: {e}");
+            return exit::FAILURE;
+        }
+    };
+    let good = report.count(PieceState::Good);
+    if good > 0 {
+        log::info!(
+            "{good} of {} pieces already present and good",
+            info.piece_count()
+        );
+    }
+
+    let listener = match TcpListener::bind(opts.listen) {
+        Ok(l) => l,
+        Err(e) => {
+            log::error!(
+                "cannot listen on {}: {e} (choose another --listen port)",
+                opts.listen
+            );
+            return exit::FAILURE;
+        }
+    };
+    let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
+
+    let mut cfg = Config::new(opts.meta.info_hash, peer_id);
+    cfg.listen_port = port;
+    cfg.max_peers = opts.max_peers;
+    cfg.max_buffer_bytes = opts.max_buffer;
+    cfg.upload_slots = opts.upload_slots;
+    cfg.seed = rng_seed;
+    cfg.max_upload_rate = opts.max_upload_rate;
+    let mut session = Session::new(
+        cfg,
+        info.piece_length,
+        info.total_length,
+        info.piece_count(),
+    );
+    for (i, s) in report.pieces.iter().enumerate() {
+        if *s == PieceState::Good {
+            session.set_have(i);
+        }
+    }
+    drop(report);
+
+    if opts.progress {
+        progress::with_line_cleared(|| {
+            eprintln!(
+                "bt-fetch: listening on port {port}, peer id {}",
+                String::from_utf8_lossy(&peer_id)
+            )
+        });
+    }
+    out.emit(json!({
+        "event": "listening",
+        "port": port,
+        "peer_id": hex::encode(&peer_id),
+        "info_hash": opts.meta.info_hash_hex(),
+        "name": info.name_lossy(),
+        "size": info.total_length,
+        "pieces": info.piece_count(),
+        "have_pieces": good,
+    }));
+
+    let storage = Arc::new(Storage::new(info, &opts.output));
+    if let Err(e) = storage.create_empty_files() {
+        log::error!("{e}");
+        return exit::FAILURE;
+    }
+
+    let poll = match Poll::new() {
+        Ok(p) => p,
+        Err(e) => {
+            log::error!("cannot create the event loop: {e}");
+            return exit::FAILURE;
+        }
+    };
+    let waker = Arc::new(Waker::new(poll.registry(), WAKER).expect("waker"));
+    let mut listener = listener;
+    poll.registry()
+        .register(&mut listener, LISTENER, Interest::READABLE)
+        .expect("register listener");
+
+    let (done_tx, done_rx) = mpsc::channel::<Done>();
+    let w = waker.clone();
+    let mut disk = DiskPool::start(
+        storage.clone(),
+        opts.disk_threads,
+        done_tx,
+        Arc::new(move || {
+            let _ = w.wake();
+        }),
+    );
+    let (peer_tx, peer_rx) = mpsc::channel::<Option<SocketAddr>>();
+    if opts.stdin_peers {
+        spawn_stdin_reader(peer_tx.clone(), waker.clone());
+    }
+    drop(peer_tx);
+    for p in &opts.peers {
+        session.add_candidate(*p);
+    }
+
+    let stats = Arc::new(Stats::default());
+    let (report_tx, report_rx) = mpsc::channel::<Report>();
+    let announcer = if opts.announce {
+        let w = waker.clone();
+        Some(Announcer::start(
+            opts.meta.trackers.clone(),
+            opts.meta.info_hash,
+            peer_id,
+            port,
+            stats.clone(),
+            report_tx,
+            Arc::new(move || {
+                let _ = w.wake();
+            }),
+            rng_seed.wrapping_add(1),
+        ))
+    } else {
+        None
+    };
+    let mut driver = Driver {
+        announcer,
+        report_rx,
+        stats,
+        total: info.total_length,
+        poll,
+        listener,
+        conns: Vec::new(),
+        free: Vec::new(),
+        session,
+        disk: &disk,
+        out: &out,
+        read_buf: vec![0u8; READ_BUFFER],
+        buf_pool: Vec::new(),
+        fatal: None,
+        completed_at: None,
+        done_rx,
+        peer_rx,
+        stdin_peers: 0,
+        stdin_ended: false,
+        tokens: Vec::new(),
+    };
+    if driver.session.is_complete() {
+        driver.completed_at = Some(Instant::now());
+    }
+    let code = driver.run_loop(&opts, started);
+    driver.session.shutdown(Instant::now());
+    driver.do_actions(Instant::now());
+    if let Some(mut a) = driver.announcer.take() {
+        a.stop();
+    }
+    let totals = driver.session.totals();
+    drop(driver);
+    disk.shutdown();
+    storage.close_all();
+    let seconds = started.elapsed().as_secs_f64();
+    out.emit(json!({
+        "event": "done",
+        "status": match code { 0 => "ok", _ => "failed" },
+        "size": info.total_length,
+        "downloaded": totals.downloaded,
+        "uploaded": totals.uploaded,
+        "wasted": totals.wasted,
+        "hash_failures": totals.hash_failures,
+        "seconds": (seconds * 1000.0).round() / 1000.0,
+    }));
+    if code == exit::OK && opts.progress {
+        let rate = totals.downloaded as f64 / seconds.max(1e-3);
+        crate::progress::with_line_cleared(|| {
+            eprintln!(
+                "bt-fetch: {} in {:.1} s ({}), {} uploaded, {} wasted",
+                progress::bytes(info.total_length),
+                seconds,
+                progress::rate(rate),
+                progress::bytes(totals.uploaded),
+                progress::bytes(totals.wasted)
+            );
+        });
+    }
+    code
+}
+
+struct Driver<'a> {
+    announcer: Option<Announcer>,
+    report_rx: Receiver<Report>,
+    stats: Arc<Stats>,
+    total: u64,
+    poll: Poll,
+    listener: TcpListener,
+    conns: Vec<Option<Conn>>,
+    free: Vec<usize>,
+    session: Session,
+    disk: &'a DiskPool,
+    out: &'a Output,
+    read_buf: Vec<u8>,
+    buf_pool: Vec<Vec<u8>>,
+    fatal: Option<String>,
+    completed_at: Option<Instant>,
+    done_rx: Receiver<Done>,
+    peer_rx: Receiver<Option<SocketAddr>>,
+    stdin_peers: usize,
+    stdin_ended: bool,
+    tokens: Vec<usize>,
+}
+
+impl Driver<'_> {
+    fn run_loop(&mut self, opts: &Options, started: Instant) -> i32 {
+        let mut events = Events::with_capacity(1024);
+        let mut next_tick = Instant::now();
+        let mut next_report = Instant::now() + Duration::from_secs(1);
+        let mut line = ProgressLine::new(opts.progress);
+        let total = opts.meta.info.total_length;
+        loop {
+            let busy = self
+                .conns
+                .iter()
+                .flatten()
+                .any(|c| c.readable && c.connected);
+            let timeout = if busy {
+                Duration::ZERO
+            } else {
+                next_tick.saturating_duration_since(Instant::now())
+            };
+            if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
+                if e.kind() != io::ErrorKind::Interrupted {
+                    log::error!("event loop: {e}");
+                    return exit::FAILURE;
+                }
+            }
+            let now = Instant::now();
+            for ev in events.iter() {
+                match ev.token() {
+                    LISTENER => self.accept(now),
+                    WAKER => {}
+                    Token(t) => {
+                        let Some(Some(c)) = self.conns.get_mut(t) else {
+                            continue;
+                        };
+                        if !c.connected {
+                            match c.stream.take_error() {
+                                Ok(None) if c.stream.peer_addr().is_ok() => {
+                                    c.connected = true;
+                                    self.session.on_connected(t);
+                                }
+                                Ok(None) if ev.is_error() || ev.is_read_closed() => {
+                                    self.close(t, "cannot connect", now);
+                                    continue;
+                                }
+                                Ok(None) => {}
+                                Ok(Some(e)) | Err(e) => {
+                                    self.close(t, &format!("cannot connect: {e}"), now);
+                                    continue;
+                                }
+                            }
+                        }
+                        if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
+                            c.readable = true;
+                        }
+                    }
+                }
+            }
+            self.drain_channels(now);
+            self.read_pass(now);
+            if now >= next_tick {
+                self.session.tick(now);
+                next_tick = now + TICK;
+            }
+            self.do_actions(now);
+            self.write_pass(now);
+            self.do_actions(now);
+            let no_source = self.stdin_ended
+                && self.stdin_peers == 0
+                && opts.peers.is_empty()
+                && !opts.announce
+                && !opts.seed
+                && opts.seed_ratio.is_none()
+                && !self.session.is_complete();
+            if no_source {
+                line.clear();
+                log::error!(
+                    "no peers: stdin ended without any; pipe peers in (bt-announce --follow \
+                     x.torrent | bt-fetch x.torrent), give --peer IP:PORT, or use --announce"
+                );
+                return exit::USAGE;
+            }
+            if let Some(f) = self.fatal.take() {
+                log::error!("{f}");
+                return exit::FAILURE;
+            }
+            if STOP.load(Ordering::Relaxed) {
+                log::info!("stopping on signal");
+                return if self.session.is_complete() || opts.seed {
+                    exit::OK
+                } else {
+                    exit::FAILURE
+                };
+            }
+            let totals = self.session.totals();
+            let have = self.session.picker().bytes_verified();
+            self.stats
+                .uploaded
+                .store(totals.uploaded, Ordering::Relaxed);
+            self.stats
+                .downloaded
+                .store(totals.downloaded, Ordering::Relaxed);
+            self.stats
+                .left
+                .store(self.total.saturating_sub(have), Ordering::Relaxed);
+            if now >= next_report {
+                next_report = now + Duration::from_secs(1);
+                let (down, up) = self.session.rates();
+                let peers = self.session.peer_count();
+                self.out.emit(json!({
+                    "event": "progress",
+                    "bytes": have.min(total),
+                    "size": total,
+                    "downloaded": totals.downloaded,
+                    "uploaded": totals.uploaded,
+                    "down_rate": down.round(),
+                    "up_rate": up.round(),
+                    "peers": peers,
+                    "seconds": (started.elapsed().as_secs_f64() * 10.0).round() / 10.0,
+                }));
+            }
+            if line.enabled() {
+                let (down, up) = self.session.rates();
+                let pct = if total == 0 {
+                    100.0
+                } else {
+                    have.min(total) as f64 * 100.0 / total as f64
+                };
+                let eta = (down > 0.0 && have < total)
+                    .then(|| Duration::from_secs_f64((total - have) as f64 / down));
+                line.draw(
+                    &format!(
+                        "{pct:5.1}%  {} / {}  down {}  up {}  peers {}  ETA {}",
+                        progress::bytes(have.min(total)),
+                        progress::bytes(total),
+                        progress::rate(down),
+                        progress::rate(up),
+                        self.session.peer_count(),
+                        progress::duration(eta)
+                    ),
+                    false,
+                );
+            }
+            if self.session.is_complete() {
+                let done_at = *self.completed_at.get_or_insert(now);
+                let ratio_met = opts
+                    .seed_ratio
+                    .is_some_and(|r| totals.uploaded as f64 >= r * total as f64);
+                let leave = if opts.seed {
+                    false
+                } else if opts.seed_ratio.is_some() {
+                    ratio_met
+                } else {
+                    true
+                };
+                // Give queued output (have messages) a moment to go out.
+                if leave && now.saturating_duration_since(done_at) >= Duration::from_millis(50) {
+                    line.clear();
+                    return exit::OK;
+                }
+                if opts.seed && ratio_met {
+                    line.clear();
+                    return exit::OK;
+                }
+            } else if opts.timeout.is_some_and(|t| started.elapsed() >= t) {
+                line.clear();
+                log::error!(
+                    "timed out after {} s with {} of {} (no peer could supply the rest)",
+                    opts.timeout.unwrap_or_default().as_secs(),
+                    progress::bytes(have.min(total)),
+                    progress::bytes(total)
+                );
+                return exit::FAILURE;
+            }
+        }
+    }
+
+    fn alloc_token(&mut self) -> usize {
+        self.free.pop().unwrap_or_else(|| {
+            self.conns.push(None);
+            self.conns.len() - 1
+        })
+    }
+
+    fn accept(&mut self, now: Instant) {
+        loop {
+            match self.listener.accept() {
+                Ok((mut stream, addr)) => {
+                    if !self.session.accepts(&addr) {
+                        log::debug!("{addr}: refused (banned or too many peers)");
+                        continue;
+                    }
+                    let t = self.alloc_token();
+                    if self
+                        .poll
+                        .registry()
+                        .register(
+                            &mut stream,
+                            Token(t),
+                            Interest::READABLE | Interest::WRITABLE,
+                        )
+                        .is_err()
+                    {
+                        self.free.push(t);
+                        continue;
+                    }
+                    let _ = stream.set_nodelay(true);
+                    self.conns[t] = Some(Conn {
+                        stream,
+                        connected: true,
+                        readable: true,
+                    });
+                    self.session.on_connection(t, addr, false, now);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) => {
+                    log::debug!("accept: {e}");
+                    return;
+                }
+            }
+        }
+    }
+
+    fn connect(&mut self, addr: SocketAddr, now: Instant) {
+        let mut stream = match TcpStream::connect(addr) {
+            Ok(s) => s,
+            Err(e) => {
+                log::info!("{addr}: cannot connect: {e}");
+                self.session.on_connect_failed(addr, now);
+                return;
+            }
+        };
+        let t = self.alloc_token();
+        if self
+            .poll
+            .registry()
+            .register(
+                &mut stream,
+                Token(t),
+                Interest::READABLE | Interest::WRITABLE,
+            )
+            .is_err()
+        {
+            self.free.push(t);
+            self.session.on_connect_failed(addr, now);
+            return;
+        }
+        let _ = stream.set_nodelay(true);
+        self.conns[t] = Some(Conn {
+            stream,
+            connected: false,
+            readable: false,
+        });
+        self.session.on_connection(t, addr, true, now);
+    }
+
+    /// Closes a connection from our side (the session hears about it).
+    fn close(&mut self, t: usize, reason: &str, now: Instant) {
+        self.drop_conn(t);
+        self.session.on_closed(t, reason, now);
+    }
+
+    fn drop_conn(&mut self, t: usize) {
+        if let Some(Some(mut c)) = self.conns.get_mut(t).map(Option::take) {
+            let _ = self.poll.registry().deregister(&mut c.stream);
+            self.free.push(t);
+        }
+    }
+
+    fn drain_channels(&mut self, now: Instant) {
+        loop {
+            match self.done_rx.try_recv() {
+                Ok(Done::Piece {
+                    piece,
+                    good,
+                    buf,
+                    error,
+                }) => {
+                    if let Some(e) = error {
+                        self.fatal = Some(format!("cannot write piece {piece}: {e}"));
+                    }
+                    self.session.on_verified(piece, good, buf, now);
+                }
+                Ok(Done::Read {
+                    token,
+                    uid,
+                    piece,
+                    begin,
+                    blocks,
+                    data,
+                    error,
+                }) => {
+                    if let Some(e) = error {
+                        log::warn!("cannot read piece {piece} for an upload: {e}");
+                    }
+                    self.session
+                        .on_read(token, uid, piece, begin, &data, &blocks, now);
+                    if self.buf_pool.len() < 16 && data.capacity() <= 256 * 1024 {
+                        self.buf_pool.push(data);
+                    }
+                }
+                Err(TryRecvError::Empty) | Err(TryRecvError::Disconnected) => break,
+            }
+        }
+        while let Ok(line) = self.peer_rx.try_recv() {
+            match line {
+                Some(addr) => {
+                    self.stdin_peers += 1;
+                    self.session.add_candidate(addr);
+                }
+                None => self.stdin_ended = true,
+            }
+        }
+        while let Ok(r) = self.report_rx.try_recv() {
+            match r {
+                Report::Peers {
+                    tracker,
+                    peers,
+                    interval,
+                } => {
+                    log::info!("{tracker}: {} peers", peers.len());
+                    self.out.emit(json!({
+                        "event": "announce",
+                        "tracker": tracker,
+                        "peers": peers.len(),
+                        "interval": interval.as_secs(),
+                    }));
+                    for p in peers {
+                        self.session.add_candidate(p);
+                    }
+                }
+                Report::Failed { error } => {
+                    log::warn!("announce failed: {error}");
+                    self.out
+                        .emit(json!({"event": "tracker_error", "error": error}));
+                }
+            }
+        }
+    }
+
+    fn read_pass(&mut self, now: Instant) {
+        for t in 0..self.conns.len() {
+            let mut budget = READ_PER_PASS;
+            while let Some(Some(c)) = self.conns.get_mut(t) {
+                if !c.readable || !c.connected {
+                    break;
+                }
+                if budget == 0 {
+                    break; // more next pass
+                }
+                match c.stream.read(&mut self.read_buf) {
+                    Ok(0) => {
+                        self.close(t, "connection closed by the peer", now);
+                        break;
+                    }
+                    Ok(n) => {
+                        budget = budget.saturating_sub(n);
+                        self.session.on_data(t, &self.read_buf[..n], now);
+                        // The session may have asked to close it.
+                        self.do_actions(now);
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        c.readable = false;
+                        break;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => {
+                        self.close(t, &format!("read error: {e}"), now);
+                        break;
+                    }
+                }
+            }
+        }
+    }
+
+    fn write_pass(&mut self, now: Instant) {
+        let mut tokens = std::mem::take(&mut self.tokens);
+        self.session.tokens_with_output(&mut tokens);
+        for &t in &tokens {
+            let Some(Some(c)) = self.conns.get_mut(t) else {
+                continue;
+            };
+            if !c.connected {
+                continue;
+            }
+            let Some(out) = self.session.output(t) else {
+                continue;
+            };
+            let mut failed = None;
+            while !out.is_empty() {
+                match c.stream.write(out.pending()) {
+                    Ok(0) => {
+                        failed = Some("connection closed".to_string());
+                        break;
+                    }
+                    Ok(n) => out.consume(n),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => {
+                        failed = Some(format!("write error: {e}"));
+                        break;
+                    }
+                }
+            }
+            match failed {
+                Some(why) => self.close(t, &why, now),
+                None => self.session.on_sent(t),
+            }
+        }
+        self.tokens = tokens;
+    }
+
+    fn do_actions(&mut self, now: Instant) {
+        while let Some(a) = self.session.next_action() {
+            match a {
+                Action::Connect(addr) => self.connect(addr, now),
+                Action::Close(t) => self.drop_conn(t),
+                Action::Verify { piece, buf } => self.disk.submit(Job::Piece { piece, buf }),
+                Action::Read {
+                    token,
+                    uid,
+                    piece,
+                    begin,
+                    length,
+                    blocks,
+                } => {
+                    let buf = self.buf_pool.pop().unwrap_or_default();
+                    self.disk.submit(Job::Read {
+                        token,
+                        uid,
+                        piece,
+                        begin,
+                        length,
+                        blocks,
+                        buf,
+                    });
+                }
+                Action::Event(e) => self.event(e),
+            }
+        }
+    }
+
+    fn event(&mut self, e: Event) {
+        match e {
+            Event::PeerConnected {
+                addr,
+                client,
+                peer_id,
+            } => {
+                log::info!("{addr}: connected ({client})");
+                self.out.emit(json!({
+                    "event": "peer_connected",
+                    "addr": addr.to_string(),
+                    "client": client,
+                    "peer_id": hex::encode(&peer_id),
+                }));
+            }
+            Event::PeerDisconnected {
+                addr,
+                reason,
+                downloaded,
+                uploaded,
+            } => {
+                log::info!("{addr}: disconnected: {reason}");
+                self.out.emit(json!({
+                    "event": "peer_disconnected",
+                    "addr": addr.to_string(),
+                    "reason": reason,
+                    "downloaded": downloaded,
+                    "uploaded": uploaded,
+                }));
+            }
+            Event::PieceVerified { piece } => {
+                self.out.emit(json!({"event": "piece", "index": piece}));
+            }
+            Event::HashFailed { piece, peers } => {
+                let peers: Vec<String> = peers.iter().map(|a| a.to_string()).collect();
+                log::warn!(
+                    "piece {piece} failed its hash check (data from {}); downloading it again",
+                    peers.join(", ")
+                );
+                self.out.emit(json!({
+                    "event": "hash_failed",
+                    "index": piece,
+                    "peers": peers,
+                }));
+            }
+            Event::Banned { addr } => {
+                log::warn!("{addr}: banned after repeated hash failures");
+                self.out
+                    .emit(json!({"event": "peer_banned", "addr": addr.to_string()}));
+            }
+            Event::Complete => {
+                if let Some(a) = &self.announcer {
+                    a.completed();
+                }
+                log::info!("download complete");
+                self.out.emit(json!({"event": "complete"}));
+            }
+        }
+    }
+}

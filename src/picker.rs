@@ -1,0 +1,669 @@
+//! The piece picker: which blocks to request from a peer.
+//!
+//! Rarest-first with a random choice among equally rare pieces, pieces
+//! already started finished first, the first few pieces chosen at random,
+//! and an endgame that requests blocks already requested elsewhere (with a
+//! bound on duplicates) once nothing else is left. It also owns the piece
+//! buffers: a piece being downloaded is assembled in memory, and the number
+//! of such buffers (downloading, hashing or being written) is bounded, which
+//! is what bounds memory whatever the torrent's size: when the disk falls
+//! behind, no new piece is started and no more is requested.
+//!
+//! Pure state; the caller passes a seeded RNG.
+
+use rand::Rng;
+
+use crate::wire::BLOCK_LEN;
+
+/// A compact set of piece indices (the wire bitfield layout).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bitfield {
+    bits: Vec<u8>,
+    len: usize,
+    count: usize,
+}
+
+impl Bitfield {
+    pub fn new(len: usize) -> Self {
+        Bitfield {
+            bits: vec![0; len.div_ceil(8)],
+            len,
+            count: 0,
+        }
+    }
+
+    /// Parses a wire bitfield; `None` unless it is exactly sized with the
+    /// spare bits clear.
+    pub fn from_wire(bytes: &[u8], len: usize) -> Option<Self> {
+        if bytes.len() != len.div_ceil(8) {
+            return None;
+        }
+        if len % 8 != 0 {
+            let spare = 0xffu8 >> (len % 8);
+            if bytes[bytes.len() - 1] & spare != 0 {
+                return None;
+            }
+        }
+        let count = bytes.iter().map(|b| b.count_ones() as usize).sum();
+        Some(Bitfield {
+            bits: bytes.to_vec(),
+            len,
+            count,
+        })
+    }
+
+    pub fn full(len: usize) -> Self {
+        let mut b = Bitfield::new(len);
+        for i in 0..len {
+            b.set(i);
+        }
+        b
+    }
+
+    pub fn get(&self, i: usize) -> bool {
+        i < self.len && self.bits[i / 8] & (0x80 >> (i % 8)) != 0
+    }
+
+    /// Sets bit `i`; returns whether it was newly set.
+    pub fn set(&mut self, i: usize) -> bool {
+        if i >= self.len || self.get(i) {
+            return false;
+        }
+        self.bits[i / 8] |= 0x80 >> (i % 8);
+        self.count += 1;
+        true
+    }
+
+    pub fn count(&self) -> usize {
+        self.count
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn is_full(&self) -> bool {
+        self.count == self.len
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bits
+    }
+
+    pub fn ones(&self) -> impl Iterator<Item = usize> + '_ {
+        (0..self.len).filter(|&i| self.get(i))
+    }
+}
+
+/// One block: a piece index and the block's number inside the piece.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct BlockRef {
+    pub piece: u32,
+    pub block: u32,
+}
+
+impl BlockRef {
+    pub fn begin(&self) -> u32 {
+        self.block * BLOCK_LEN
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Blk {
+    Free,
+    /// Requested from this many peers (more than one only in endgame).
+    Requested(u8),
+    Got,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PieceState {
+    Missing,
+    Partial,
+    /// Complete in memory, being hashed and written.
+    Verifying,
+    Have,
+}
+
+/// A piece being assembled in memory.
+#[derive(Debug)]
+struct Partial {
+    piece: u32,
+    blocks: Vec<Blk>,
+    received: u32,
+    buf: Vec<u8>,
+    /// Peers (by the caller's ids) that sent blocks of this piece.
+    contributors: Vec<u64>,
+}
+
+/// What became of a received block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Received {
+    /// Not needed (a duplicate, or a piece not being downloaded): wasted.
+    Wasted,
+    /// Stored. `duplicates` is true when other peers were asked for it too
+    /// (they should be sent a cancel); `complete` when the piece is whole.
+    Stored { duplicates: bool, complete: bool },
+}
+
+pub struct Picker {
+    piece_length: u64,
+    total: u64,
+    have: Bitfield,
+    state: Vec<PieceState>,
+    avail: Vec<u32>,
+    partials: Vec<Partial>,
+    pool: Vec<Vec<u8>>,
+    buffers: usize,
+    max_buffers: usize,
+    /// Before this many pieces are had, new pieces are picked at random.
+    random_first: usize,
+    /// Largest number of peers a block is requested from in endgame.
+    endgame_dups: u8,
+}
+
+impl Picker {
+    /// `max_buffers` bounds the pieces held in memory at once (at least 1).
+    pub fn new(piece_length: u64, total: u64, pieces: usize, max_buffers: usize) -> Self {
+        Picker {
+            piece_length,
+            total,
+            have: Bitfield::new(pieces),
+            state: vec![PieceState::Missing; pieces],
+            avail: vec![0; pieces],
+            partials: Vec::new(),
+            pool: Vec::new(),
+            buffers: 0,
+            max_buffers: max_buffers.max(1),
+            random_first: 4,
+            endgame_dups: 2,
+        }
+    }
+
+    pub fn piece_count(&self) -> usize {
+        self.state.len()
+    }
+
+    pub fn piece_size(&self, i: usize) -> u64 {
+        self.piece_length
+            .min(self.total.saturating_sub(i as u64 * self.piece_length))
+    }
+
+    pub fn blocks_in(&self, i: usize) -> u32 {
+        self.piece_size(i).div_ceil(u64::from(BLOCK_LEN)) as u32
+    }
+
+    pub fn block_len(&self, b: BlockRef) -> u32 {
+        let size = self.piece_size(b.piece as usize);
+        (size - u64::from(b.begin())).min(u64::from(BLOCK_LEN)) as u32
+    }
+
+    pub fn have(&self) -> &Bitfield {
+        &self.have
+    }
+
+    pub fn has(&self, i: usize) -> bool {
+        self.have.get(i)
+    }
+
+    pub fn is_complete(&self) -> bool {
+        self.have.is_full()
+    }
+
+    /// Bytes of the pieces we have (O(1): every piece but the last is full).
+    pub fn bytes_verified(&self) -> u64 {
+        let n = self.have.count() as u64;
+        if n == 0 {
+            return 0;
+        }
+        let last = self.piece_count() - 1;
+        if self.has(last) {
+            (n - 1) * self.piece_length + self.piece_size(last)
+        } else {
+            n * self.piece_length
+        }
+    }
+
+    /// Marks a piece as already present (found good on disk).
+    pub fn set_have(&mut self, i: usize) {
+        self.have.set(i);
+        self.state[i] = PieceState::Have;
+    }
+
+    /// Whether we still need piece `i` (not had, not being verified).
+    pub fn wants(&self, i: usize) -> bool {
+        matches!(
+            self.state.get(i),
+            Some(PieceState::Missing | PieceState::Partial)
+        )
+    }
+
+    /// Whether a peer holding `peer` has anything we need.
+    pub fn interesting(&self, peer: &Bitfield) -> bool {
+        if peer.is_full() {
+            return !self.have.is_full();
+        }
+        peer.ones().any(|i| self.wants(i))
+    }
+
+    pub fn add_availability(&mut self, peer: &Bitfield) {
+        for i in peer.ones() {
+            self.avail[i] += 1;
+        }
+    }
+
+    pub fn remove_availability(&mut self, peer: &Bitfield) {
+        for i in peer.ones() {
+            self.avail[i] = self.avail[i].saturating_sub(1);
+        }
+    }
+
+    pub fn add_have(&mut self, i: usize) {
+        self.avail[i] += 1;
+    }
+
+    pub fn availability(&self, i: usize) -> u32 {
+        self.avail[i]
+    }
+
+    /// Whether every missing piece is already started: the endgame.
+    pub fn in_endgame(&self) -> bool {
+        !self.state.contains(&PieceState::Missing)
+    }
+
+    fn partial_mut(&mut self, piece: u32) -> Option<&mut Partial> {
+        self.partials.iter_mut().find(|p| p.piece == piece)
+    }
+
+    fn take_buffer(&mut self, size: usize) -> Option<Vec<u8>> {
+        if let Some(mut b) = self.pool.pop() {
+            b.resize(size, 0);
+            return Some(b);
+        }
+        if self.buffers < self.max_buffers {
+            self.buffers += 1;
+            return Some(vec![0; size]);
+        }
+        None
+    }
+
+    /// Picks up to `n` blocks to request from a peer holding `peer`.
+    /// `requested_by_peer` tells which blocks this peer already has on
+    /// request (never requested twice from the same peer). `only` restricts
+    /// the choice to some pieces (allowed-fast pieces while choked).
+    pub fn pick(
+        &mut self,
+        peer: &Bitfield,
+        n: usize,
+        rng: &mut impl Rng,
+        requested_by_peer: impl Fn(BlockRef) -> bool,
+        only: Option<&[u32]>,
+        out: &mut Vec<BlockRef>,
+    ) {
+        let start = out.len();
+        let allowed = |i: u32| only.is_none_or(|o| o.contains(&i));
+        // 1. Finish pieces already started.
+        for p in &mut self.partials {
+            if out.len() - start >= n {
+                return;
+            }
+            if !peer.get(p.piece as usize) || !allowed(p.piece) {
+                continue;
+            }
+            for (b, state) in p.blocks.iter_mut().enumerate() {
+                if out.len() - start >= n {
+                    break;
+                }
+                if *state == Blk::Free {
+                    *state = Blk::Requested(1);
+                    out.push(BlockRef {
+                        piece: p.piece,
+                        block: b as u32,
+                    });
+                }
+            }
+        }
+        // 2. Start new pieces, rarest first.
+        let mut no_candidate = false;
+        while out.len() - start < n {
+            let Some(piece) = self.choose_new(peer, rng, &allowed) else {
+                no_candidate = true;
+                break;
+            };
+            let size = self.piece_size(piece) as usize;
+            let Some(buf) = self.take_buffer(size) else {
+                break;
+            };
+            let blocks = self.blocks_in(piece);
+            let mut p = Partial {
+                piece: piece as u32,
+                blocks: vec![Blk::Free; blocks as usize],
+                received: 0,
+                buf,
+                contributors: Vec::new(),
+            };
+            for (b, state) in p.blocks.iter_mut().enumerate() {
+                if out.len() - start >= n {
+                    break;
+                }
+                *state = Blk::Requested(1);
+                out.push(BlockRef {
+                    piece: piece as u32,
+                    block: b as u32,
+                });
+            }
+            self.state[piece] = PieceState::Partial;
+            self.partials.push(p);
+        }
+        // 3. Endgame: nothing left to start, so ask for blocks already on
+        //    request elsewhere, least-requested first.
+        if no_candidate && out.len() - start < n && self.in_endgame() {
+            let fresh = out.len();
+            for dups in 1..self.endgame_dups {
+                for p in &mut self.partials {
+                    if !peer.get(p.piece as usize) || !allowed(p.piece) {
+                        continue;
+                    }
+                    for (b, state) in p.blocks.iter_mut().enumerate() {
+                        if out.len() - start >= n {
+                            return;
+                        }
+                        let r = BlockRef {
+                            piece: p.piece,
+                            block: b as u32,
+                        };
+                        if *state == Blk::Requested(dups)
+                            && !requested_by_peer(r)
+                            && !out[start..fresh].contains(&r)
+                        {
+                            *state = Blk::Requested(dups + 1);
+                            out.push(r);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The rarest missing piece the peer has, ties broken at random (any
+    /// such piece at random while we have fewer than `random_first`).
+    fn choose_new(
+        &self,
+        peer: &Bitfield,
+        rng: &mut impl Rng,
+        allowed: &impl Fn(u32) -> bool,
+    ) -> Option<usize> {
+        let random = self.have.count() < self.random_first;
+        let mut best: Option<usize> = None;
+        let mut best_avail = u32::MAX;
+        let mut ties = 0u32;
+        let n = self.state.len();
+        // Start the scan at a random place so that ties do not favour low
+        // indices even before the reservoir sampling below.
+        let offset = if n > 0 { rng.gen_range(0..n) } else { 0 };
+        for k in 0..n {
+            let i = (k + offset) % n;
+            if self.state[i] != PieceState::Missing || !peer.get(i) || !allowed(i as u32) {
+                continue;
+            }
+            let a = if random { 0 } else { self.avail[i] };
+            if a < best_avail {
+                best_avail = a;
+                best = Some(i);
+                ties = 1;
+            } else if a == best_avail {
+                ties += 1;
+                if rng.gen_range(0..ties) == 0 {
+                    best = Some(i);
+                }
+            }
+        }
+        best
+    }
+
+    /// A request for `b` was withdrawn (cancelled, rejected, peer gone).
+    pub fn cancel_request(&mut self, b: BlockRef) {
+        let Some(pos) = self.partials.iter().position(|p| p.piece == b.piece) else {
+            return;
+        };
+        let p = &mut self.partials[pos];
+        if let Some(state) = p.blocks.get_mut(b.block as usize) {
+            *state = match *state {
+                Blk::Requested(c) if c > 1 => Blk::Requested(c - 1),
+                Blk::Requested(_) => Blk::Free,
+                other => other,
+            };
+        }
+        // A started piece with nothing received and nothing on request
+        // gives its buffer back: otherwise pieces only departed peers had
+        // could hold every buffer and stall the download.
+        if p.received == 0 && p.blocks.iter().all(|s| *s == Blk::Free) {
+            let p = self.partials.swap_remove(pos);
+            self.state[p.piece as usize] = PieceState::Missing;
+            self.pool.push(p.buf);
+        }
+    }
+
+    /// Stores a received block (whose length the caller has checked) from
+    /// peer `from`.
+    pub fn received(&mut self, b: BlockRef, data: &[u8], from: u64) -> Received {
+        let Some(p) = self.partial_mut(b.piece) else {
+            return Received::Wasted;
+        };
+        let Some(state) = p.blocks.get_mut(b.block as usize) else {
+            return Received::Wasted;
+        };
+        let duplicates = match *state {
+            Blk::Got => return Received::Wasted,
+            Blk::Requested(c) => c > 1,
+            Blk::Free => false,
+        };
+        *state = Blk::Got;
+        let begin = b.begin() as usize;
+        p.buf[begin..begin + data.len()].copy_from_slice(data);
+        p.received += 1;
+        if !p.contributors.contains(&from) {
+            p.contributors.push(from);
+        }
+        Received::Stored {
+            duplicates,
+            complete: p.received as usize == p.blocks.len(),
+        }
+    }
+
+    /// Takes a complete piece's buffer for hashing; the piece is then
+    /// "verifying" until [`Picker::verified`]. Returns its contributors.
+    pub fn take_complete(&mut self, piece: u32) -> Option<(Vec<u8>, Vec<u64>)> {
+        let pos = self.partials.iter().position(|p| p.piece == piece)?;
+        let p = self.partials.swap_remove(pos);
+        self.state[piece as usize] = PieceState::Verifying;
+        Some((p.buf, p.contributors))
+    }
+
+    /// The result of hashing (and writing) a piece; the buffer comes back.
+    pub fn verified(&mut self, piece: u32, good: bool, buf: Vec<u8>) {
+        self.pool.push(buf);
+        let i = piece as usize;
+        if good {
+            self.have.set(i);
+            self.state[i] = PieceState::Have;
+        } else {
+            self.state[i] = PieceState::Missing;
+        }
+    }
+
+    /// Blocks of started pieces that are requested but not received (for
+    /// tests and diagnostics).
+    pub fn outstanding_blocks(&self) -> usize {
+        self.partials
+            .iter()
+            .flat_map(|p| &p.blocks)
+            .filter(|b| matches!(b, Blk::Requested(_)))
+            .count()
+    }
+
+    /// Whether the peer `id` sent part of a piece still being assembled.
+    pub fn is_contributor(&self, id: u64) -> bool {
+        self.partials.iter().any(|p| p.contributors.contains(&id))
+    }
+
+    pub fn partial_count(&self) -> usize {
+        self.partials.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    fn rng() -> rand::rngs::StdRng {
+        rand::rngs::StdRng::seed_from_u64(7)
+    }
+
+    #[test]
+    fn bitfield_wire() {
+        assert!(Bitfield::from_wire(&[0xff], 8).is_some());
+        assert!(Bitfield::from_wire(&[0xff], 9).is_none());
+        assert!(Bitfield::from_wire(&[0xff, 0x80], 9).is_some());
+        assert!(
+            Bitfield::from_wire(&[0xff, 0xc0], 9).is_none(),
+            "spare bit set"
+        );
+        let b = Bitfield::from_wire(&[0xa0], 3).unwrap();
+        assert!(b.get(0) && !b.get(1) && b.get(2) && !b.get(3));
+        assert_eq!(b.count(), 2);
+    }
+
+    #[test]
+    fn rarest_first_and_started_first() {
+        // 4 pieces of 2 blocks.
+        let mut p = Picker::new(32768, 4 * 32768, 4, 8);
+        p.random_first = 0;
+        let all = Bitfield::full(4);
+        p.add_availability(&all);
+        p.add_availability(&all);
+        p.add_have(2); // piece 2 is commoner; 0, 1, 3 equally rare
+        p.avail[1] = 1; // piece 1 the rarest
+        let mut out = Vec::new();
+        p.pick(&all, 1, &mut rng(), |_| false, None, &mut out);
+        assert_eq!(out, vec![BlockRef { piece: 1, block: 0 }]);
+        // The started piece is finished before another is started.
+        out.clear();
+        p.pick(&all, 2, &mut rng(), |_| false, None, &mut out);
+        assert_eq!(out[0], BlockRef { piece: 1, block: 1 });
+        assert_ne!(out[1].piece, 2, "piece 2 is the commonest");
+    }
+
+    #[test]
+    fn buffers_bound_started_pieces() {
+        let mut p = Picker::new(16384, 10 * 16384, 10, 2);
+        let all = Bitfield::full(10);
+        p.add_availability(&all);
+        let mut out = Vec::new();
+        p.pick(&all, 10, &mut rng(), |_| false, None, &mut out);
+        assert_eq!(out.len(), 2, "only two pieces may be in memory");
+        assert_eq!(p.partial_count(), 2);
+        let b = out[0];
+        assert_eq!(
+            p.received(b, &[1; 16384], 1),
+            Received::Stored {
+                duplicates: false,
+                complete: true
+            }
+        );
+        let (buf, who) = p.take_complete(b.piece).unwrap();
+        assert_eq!(who, vec![1]);
+        out.clear();
+        p.pick(&all, 10, &mut rng(), |_| false, None, &mut out);
+        assert!(out.is_empty(), "buffer still out being verified");
+        p.verified(b.piece, true, buf);
+        p.pick(&all, 10, &mut rng(), |_| false, None, &mut out);
+        assert_eq!(out.len(), 1);
+        assert!(p.has(b.piece as usize));
+    }
+
+    #[test]
+    fn endgame_duplicates_are_bounded() {
+        let mut p = Picker::new(32768, 32768, 1, 4);
+        let all = Bitfield::full(1);
+        p.add_availability(&all);
+        let mut a = Vec::new();
+        p.pick(&all, 10, &mut rng(), |_| false, None, &mut a);
+        assert_eq!(a.len(), 2);
+        assert!(p.in_endgame());
+        // Another peer gets the same two blocks once each.
+        let mut b = Vec::new();
+        p.pick(&all, 10, &mut rng(), |_| false, None, &mut b);
+        assert_eq!(b, a);
+        // A third peer gets nothing: two requests per block at most.
+        let mut c = Vec::new();
+        p.pick(&all, 10, &mut rng(), |_| false, None, &mut c);
+        assert!(c.is_empty());
+        // The first copy arriving says there are duplicates to cancel.
+        assert_eq!(
+            p.received(a[0], &[0; 16384], 1),
+            Received::Stored {
+                duplicates: true,
+                complete: false
+            }
+        );
+        assert_eq!(p.received(a[0], &[0; 16384], 2), Received::Wasted);
+        // A peer that already asked for a block is not asked again.
+        p.cancel_request(a[1]);
+        let mut d = Vec::new();
+        p.pick(&all, 10, &mut rng(), |r| r == a[1], None, &mut d);
+        assert!(d.is_empty());
+    }
+
+    #[test]
+    fn abandoned_piece_releases_its_buffer() {
+        let mut p = Picker::new(32768, 2 * 32768, 2, 1);
+        let only0 = Bitfield::from_wire(&[0x80], 2).unwrap();
+        let only1 = Bitfield::from_wire(&[0x40], 2).unwrap();
+        let mut out = Vec::new();
+        p.pick(&only0, 10, &mut rng(), |_| false, None, &mut out);
+        assert_eq!(out.len(), 2);
+        // The peer leaves: its requests are withdrawn, the buffer is free
+        // for a piece another peer has.
+        for b in out.drain(..) {
+            p.cancel_request(b);
+        }
+        p.pick(&only1, 10, &mut rng(), |_| false, None, &mut out);
+        assert_eq!(out.len(), 2);
+        assert!(out.iter().all(|b| b.piece == 1));
+    }
+
+    #[test]
+    fn failed_piece_is_picked_again() {
+        let mut p = Picker::new(16384, 16384, 1, 1);
+        let all = Bitfield::full(1);
+        let mut out = Vec::new();
+        p.pick(&all, 1, &mut rng(), |_| false, None, &mut out);
+        p.received(out[0], &[0; 16384], 1);
+        let (buf, _) = p.take_complete(0).unwrap();
+        p.verified(0, false, buf);
+        assert!(p.wants(0));
+        out.clear();
+        p.pick(&all, 1, &mut rng(), |_| false, None, &mut out);
+        assert_eq!(out.len(), 1);
+    }
+
+    #[test]
+    fn random_first_pieces_spread() {
+        let mut seen = std::collections::HashSet::new();
+        for seed in 0..20 {
+            let mut p = Picker::new(16384, 100 * 16384, 100, 1);
+            let all = Bitfield::full(100);
+            let mut out = Vec::new();
+            let mut r = rand::rngs::StdRng::seed_from_u64(seed);
+            p.pick(&all, 1, &mut r, |_| false, None, &mut out);
+            seen.insert(out[0].piece);
+        }
+        assert!(seen.len() > 10, "first pieces are random: {seen:?}");
+    }
+}

@@ -1,0 +1,423 @@
+//! Piece storage on disk: positional writes of verified pieces and reads
+//! of blocks for uploads, on worker threads off the event loop.
+//!
+//! Every path is under the output folder (`FileEntry::path_under`), pad
+//! files are never created, files are created sparse when first written,
+//! and a symlink is never followed: parent folders are checked with
+//! `lstat` and the file itself is opened with `O_NOFOLLOW`.
+
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::{Arc, Mutex};
+
+use crate::metainfo::{FileEntry, Info};
+use crate::sha1::Sha1;
+
+/// An error naming the file and what was wrong.
+#[derive(Debug, thiserror::Error)]
+#[error("{path}: {what}")]
+pub struct StorageError {
+    pub path: PathBuf,
+    pub what: String,
+}
+
+struct Handle {
+    file: Arc<File>,
+    writable: bool,
+}
+
+/// The files of a torrent under a root folder.
+pub struct Storage {
+    root: PathBuf,
+    files: Vec<FileEntry>,
+    piece_length: u64,
+    total: u64,
+    pieces: Vec<[u8; 20]>,
+    handles: Mutex<Vec<Option<Handle>>>,
+    /// Writers take turns: two threads writing one file contend on its
+    /// inode lock, and spinning there costs more than waiting here.
+    write_lock: Mutex<()>,
+}
+
+impl Storage {
+    pub fn new(info: &Info, root: &Path) -> Self {
+        Storage {
+            root: root.to_path_buf(),
+            files: info.files.clone(),
+            piece_length: info.piece_length,
+            total: info.total_length,
+            pieces: info.pieces.clone(),
+            handles: Mutex::new((0..info.files.len()).map(|_| None).collect()),
+            write_lock: Mutex::new(()),
+        }
+    }
+
+    fn err(&self, path: &Path, what: impl Into<String>) -> StorageError {
+        StorageError {
+            path: path.to_path_buf(),
+            what: what.into(),
+        }
+    }
+
+    /// Creates the parent folders of `path` (below the root), refusing any
+    /// that is a symlink or not a folder.
+    fn make_parents(&self, path: &Path) -> Result<(), StorageError> {
+        let rel = path.strip_prefix(&self.root).unwrap_or(path);
+        let mut dir = self.root.clone();
+        let comps: Vec<_> = rel.components().collect();
+        for c in comps.iter().take(comps.len().saturating_sub(1)) {
+            dir.push(c);
+            match std::fs::symlink_metadata(&dir) {
+                Ok(m) if m.file_type().is_symlink() => {
+                    return Err(self.err(
+                        &dir,
+                        "is a symbolic link; refusing to follow it out of the output folder",
+                    ))
+                }
+                Ok(m) if m.is_dir() => {}
+                Ok(_) => return Err(self.err(&dir, "exists and is not a folder")),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    std::fs::create_dir(&dir).map_err(|e| self.err(&dir, e.to_string()))?;
+                }
+                Err(e) => return Err(self.err(&dir, e.to_string())),
+            }
+        }
+        Ok(())
+    }
+
+    fn open(&self, index: usize, write: bool) -> Result<Arc<File>, StorageError> {
+        {
+            let handles = self.handles.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(h) = &handles[index] {
+                if h.writable || !write {
+                    return Ok(h.file.clone());
+                }
+            }
+        }
+        let path = self.files[index].path_under(&self.root);
+        if write {
+            self.make_parents(&path)?;
+        } else {
+            // Check the parents too: reading through a symlink could leak
+            // files from outside the folder to peers.
+            let rel = path.strip_prefix(&self.root).unwrap_or(&path);
+            let mut dir = self.root.clone();
+            let comps: Vec<_> = rel.components().collect();
+            for c in comps.iter().take(comps.len().saturating_sub(1)) {
+                dir.push(c);
+                if std::fs::symlink_metadata(&dir).is_ok_and(|m| m.file_type().is_symlink()) {
+                    return Err(self.err(&dir, "is a symbolic link; refusing to follow it"));
+                }
+            }
+        }
+        let mut opts = OpenOptions::new();
+        opts.read(true).custom_flags(libc::O_NOFOLLOW);
+        if write {
+            opts.write(true).create(true).truncate(false);
+        }
+        let file = opts.open(&path).map_err(|e| {
+            if e.raw_os_error() == Some(libc::ELOOP) {
+                self.err(
+                    &path,
+                    "is a symbolic link; refusing to follow it out of the output folder",
+                )
+            } else {
+                self.err(&path, e.to_string())
+            }
+        })?;
+        let file = Arc::new(file);
+        let mut handles = self.handles.lock().unwrap_or_else(|e| e.into_inner());
+        handles[index] = Some(Handle {
+            file: file.clone(),
+            writable: write,
+        });
+        Ok(file)
+    }
+
+    fn slices(&self, start: u64, len: u64) -> impl Iterator<Item = (usize, u64, u64, u64)> + '_ {
+        // (file, file offset, offset into the data, length)
+        let end = (start + len).min(self.total);
+        let first = self.files.partition_point(|f| f.offset + f.length <= start);
+        self.files
+            .iter()
+            .enumerate()
+            .skip(first)
+            .take_while(move |(_, f)| f.offset < end)
+            .filter(|(_, f)| f.length > 0)
+            .map(move |(i, f)| {
+                let s = start.max(f.offset);
+                let e = end.min(f.offset + f.length);
+                (i, s - f.offset, s - start, e - s)
+            })
+    }
+
+    /// Writes a whole piece; pad files are skipped.
+    pub fn write_piece(&self, piece: u32, data: &[u8]) -> Result<(), StorageError> {
+        let _turn = self.write_lock.lock().unwrap_or_else(|e| e.into_inner());
+        let start = u64::from(piece) * self.piece_length;
+        for (i, file_off, data_off, len) in self.slices(start, data.len() as u64) {
+            if self.files[i].pad {
+                continue;
+            }
+            let f = self.open(i, true)?;
+            let chunk = &data[data_off as usize..(data_off + len) as usize];
+            f.write_all_at(chunk, file_off)
+                .map_err(|e| self.err(&self.files[i].path_under(&self.root), e.to_string()))?;
+        }
+        Ok(())
+    }
+
+    /// Reads `len` bytes at `begin` of a piece into `out` (appended).
+    pub fn read(
+        &self,
+        piece: u32,
+        begin: u32,
+        len: u32,
+        out: &mut Vec<u8>,
+    ) -> Result<(), StorageError> {
+        let start = u64::from(piece) * self.piece_length + u64::from(begin);
+        let base = out.len();
+        out.resize(base + len as usize, 0);
+        for (i, file_off, data_off, l) in self.slices(start, u64::from(len)) {
+            if self.files[i].pad {
+                continue; // already zeros
+            }
+            let f = self.open(i, false)?;
+            let buf = &mut out[base + data_off as usize..base + (data_off + l) as usize];
+            f.read_exact_at(buf, file_off)
+                .map_err(|e| self.err(&self.files[i].path_under(&self.root), e.to_string()))?;
+        }
+        Ok(())
+    }
+
+    /// Creates the empty files of the torrent (never written otherwise).
+    pub fn create_empty_files(&self) -> Result<(), StorageError> {
+        for (i, f) in self.files.iter().enumerate() {
+            if f.length == 0 && !f.pad {
+                self.open(i, true)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Drops cached handles (so that they close).
+    pub fn close_all(&self) {
+        let mut handles = self.handles.lock().unwrap_or_else(|e| e.into_inner());
+        for h in handles.iter_mut() {
+            *h = None;
+        }
+    }
+
+    pub fn expected_hash(&self, piece: u32) -> [u8; 20] {
+        self.pieces[piece as usize]
+    }
+}
+
+/// Work for the disk threads.
+pub enum Job {
+    /// Hash a piece and, if it matches, write it.
+    Piece { piece: u32, buf: Vec<u8> },
+    /// Read a block for an upload.
+    Read {
+        token: usize,
+        uid: u64,
+        piece: u32,
+        begin: u32,
+        length: u32,
+        blocks: Vec<u32>,
+        buf: Vec<u8>,
+    },
+}
+
+/// What the disk threads report back.
+pub enum Done {
+    Piece {
+        piece: u32,
+        good: bool,
+        buf: Vec<u8>,
+        error: Option<StorageError>,
+    },
+    Read {
+        token: usize,
+        uid: u64,
+        piece: u32,
+        begin: u32,
+        blocks: Vec<u32>,
+        /// Empty when the read failed.
+        data: Vec<u8>,
+        error: Option<StorageError>,
+    },
+}
+
+/// A pool of disk threads. Results go to `done` and `notify` is called
+/// after each (to wake the event loop).
+pub struct DiskPool {
+    tx: Option<Sender<Job>>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl DiskPool {
+    pub fn start(
+        storage: Arc<Storage>,
+        threads: usize,
+        done: Sender<Done>,
+        notify: Arc<dyn Fn() + Send + Sync>,
+    ) -> Self {
+        let (tx, rx) = mpsc::channel::<Job>();
+        let rx = Arc::new(Mutex::new(rx));
+        let threads = (0..threads.max(1))
+            .map(|n| {
+                let rx: Arc<Mutex<Receiver<Job>>> = rx.clone();
+                let storage = storage.clone();
+                let done = done.clone();
+                let notify = notify.clone();
+                std::thread::Builder::new()
+                    .name(format!("disk-{n}"))
+                    .spawn(move || loop {
+                        let job = {
+                            let rx = rx.lock().unwrap_or_else(|e| e.into_inner());
+                            match rx.recv() {
+                                Ok(j) => j,
+                                Err(_) => return,
+                            }
+                        };
+                        let result = run_job(&storage, job);
+                        if done.send(result).is_err() {
+                            return;
+                        }
+                        notify();
+                    })
+                    .expect("spawn disk thread")
+            })
+            .collect();
+        DiskPool {
+            tx: Some(tx),
+            threads,
+        }
+    }
+
+    pub fn submit(&self, job: Job) {
+        if let Some(tx) = &self.tx {
+            let _ = tx.send(job);
+        }
+    }
+
+    /// Finishes queued work and stops the threads.
+    pub fn shutdown(&mut self) {
+        self.tx = None;
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for DiskPool {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+fn run_job(storage: &Storage, job: Job) -> Done {
+    match job {
+        Job::Piece { piece, buf } => {
+            let mut h = Sha1::new();
+            h.update(&buf);
+            let good = h.finalize() == storage.expected_hash(piece);
+            let error = if good {
+                storage.write_piece(piece, &buf).err()
+            } else {
+                None
+            };
+            Done::Piece {
+                piece,
+                good: good && error.is_none(),
+                buf,
+                error,
+            }
+        }
+        Job::Read {
+            token,
+            uid,
+            piece,
+            begin,
+            length,
+            blocks,
+            mut buf,
+        } => {
+            buf.clear();
+            let error = storage.read(piece, begin, length, &mut buf).err();
+            if error.is_some() {
+                buf.clear();
+            }
+            Done::Read {
+                token,
+                uid,
+                piece,
+                begin,
+                blocks,
+                data: buf,
+                error,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metainfo::Metainfo;
+
+    fn info_multi() -> Info {
+        // Two files and a pad file, piece length 16 KiB.
+        let mut t = b"d4:infod5:filesl".to_vec();
+        t.extend_from_slice(b"d6:lengthi10000e4:pathl1:a5:b.bineed");
+        t.extend_from_slice(b"4:attr1:p6:lengthi6384e4:pathl4:.pad4:6384eed");
+        t.extend_from_slice(b"6:lengthi16384e4:pathl5:c.bineee");
+        t.extend_from_slice(b"4:name1:t12:piece lengthi16384e6:pieces40:");
+        t.extend_from_slice(&[0u8; 40]);
+        t.extend_from_slice(b"ee");
+        Metainfo::from_bytes(&t).expect("test torrent").info
+    }
+
+    #[test]
+    fn writes_skip_pad_files_and_read_back() {
+        let dir = std::env::temp_dir().join(format!("bt-storage-{}", rand::random::<u64>()));
+        std::fs::create_dir(&dir).unwrap();
+        let info = info_multi();
+        let s = Storage::new(&info, &dir);
+        let data: Vec<u8> = (0..16384u32).map(|i| (i % 251) as u8).collect();
+        s.write_piece(0, &data).unwrap();
+        assert_eq!(
+            std::fs::read(dir.join("t/a/b.bin")).unwrap(),
+            &data[..10000]
+        );
+        assert!(!dir.join("t/.pad").exists(), "pad files are never created");
+        let mut out = Vec::new();
+        s.read(0, 9000, 2000, &mut out).unwrap();
+        assert_eq!(&out[..1000], &data[9000..10000]);
+        assert!(out[1000..].iter().all(|&b| b == 0));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn refuses_symlinks() {
+        let dir = std::env::temp_dir().join(format!("bt-storage-{}", rand::random::<u64>()));
+        let outside = dir.join("outside");
+        std::fs::create_dir_all(dir.join("out/t")).unwrap();
+        std::fs::create_dir_all(&outside).unwrap();
+        std::os::unix::fs::symlink(&outside, dir.join("out/t/a")).unwrap();
+        let info = info_multi();
+        let s = Storage::new(&info, &dir.join("out"));
+        let e = s.write_piece(0, &[1u8; 16384]).unwrap_err();
+        assert!(e.to_string().contains("symbolic link"), "{e}");
+        // A symlinked file is refused as well.
+        std::os::unix::fs::symlink(outside.join("c"), dir.join("out/t/c.bin")).unwrap();
+        let e = s.write_piece(1, &[1u8; 16384]).unwrap_err();
+        assert!(e.to_string().contains("symbolic link"), "{e}");
+        assert!(std::fs::read_dir(&outside).unwrap().next().is_none());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

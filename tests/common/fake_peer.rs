@@ -1,0 +1,156 @@
+//! Small misbehaving peers for the hostile-peer tests, on std sockets and
+//! threads. Every loop is bounded by a deadline and a stop flag.
+
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Behaviour {
+    /// Has everything, unchokes, answers every request with wrong bytes.
+    Corrupt,
+    /// Has everything, unchokes, never answers a request.
+    Silent,
+    /// Sends a bitfield one byte too long.
+    BadBitfield,
+}
+
+pub struct FakePeer {
+    pub port: u16,
+    stop: Arc<AtomicBool>,
+    pub requests_seen: Arc<AtomicU64>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl FakePeer {
+    pub fn start(info_hash: [u8; 20], pieces: usize, behaviour: Behaviour) -> FakePeer {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let stop = Arc::new(AtomicBool::new(false));
+        let seen = Arc::new(AtomicU64::new(0));
+        let (s2, seen2) = (stop.clone(), seen.clone());
+        let thread = std::thread::spawn(move || {
+            let deadline = Instant::now() + Duration::from_secs(120);
+            let mut handlers = Vec::new();
+            while !s2.load(Ordering::Relaxed) && Instant::now() < deadline && handlers.len() < 20 {
+                match listener.accept() {
+                    Ok((stream, _)) => {
+                        let (s3, seen3) = (s2.clone(), seen2.clone());
+                        handlers.push(std::thread::spawn(move || {
+                            let _ =
+                                serve(stream, info_hash, pieces, behaviour, &s3, &seen3, deadline);
+                        }));
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(10)),
+                }
+            }
+            s2.store(true, Ordering::Relaxed);
+            for h in handlers {
+                let _ = h.join();
+            }
+        });
+        FakePeer {
+            port,
+            stop,
+            requests_seen: seen,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for FakePeer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn read_exact_bounded(
+    s: &mut TcpStream,
+    buf: &mut [u8],
+    stop: &AtomicBool,
+    deadline: Instant,
+) -> std::io::Result<()> {
+    let mut got = 0;
+    while got < buf.len() {
+        if stop.load(Ordering::Relaxed) || Instant::now() > deadline {
+            return Err(std::io::ErrorKind::TimedOut.into());
+        }
+        match s.read(&mut buf[got..]) {
+            Ok(0) => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+            Ok(n) => got += n,
+            Err(e)
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    || e.kind() == std::io::ErrorKind::TimedOut => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+fn serve(
+    mut s: TcpStream,
+    info_hash: [u8; 20],
+    pieces: usize,
+    behaviour: Behaviour,
+    stop: &AtomicBool,
+    seen: &AtomicU64,
+    deadline: Instant,
+) -> std::io::Result<()> {
+    s.set_nonblocking(false)?;
+    s.set_read_timeout(Some(Duration::from_millis(100)))?;
+    let mut hs = [0u8; 68];
+    read_exact_bounded(&mut s, &mut hs, stop, deadline)?;
+    let mut reply = vec![19u8];
+    reply.extend_from_slice(b"BitTorrent protocol");
+    reply.extend_from_slice(&[0; 8]); // no extensions
+    reply.extend_from_slice(&info_hash);
+    reply.extend_from_slice(b"-XX0001-fakepeer0000");
+    let len = pieces.div_ceil(8)
+        + if behaviour == Behaviour::BadBitfield {
+            1
+        } else {
+            0
+        };
+    let mut bits = vec![0xffu8; len];
+    if pieces % 8 != 0 && behaviour != Behaviour::BadBitfield {
+        bits[pieces / 8] = 0xff << (8 - pieces % 8);
+    }
+    reply.extend_from_slice(&(1 + len as u32).to_be_bytes());
+    reply.push(5);
+    reply.extend_from_slice(&bits);
+    reply.extend_from_slice(&[0, 0, 0, 1, 1]); // unchoke
+    s.write_all(&reply)?;
+    loop {
+        let mut lenb = [0u8; 4];
+        read_exact_bounded(&mut s, &mut lenb, stop, deadline)?;
+        let len = u32::from_be_bytes(lenb) as usize;
+        if len == 0 {
+            continue;
+        }
+        if len > 1 << 20 {
+            return Ok(());
+        }
+        let mut msg = vec![0u8; len];
+        read_exact_bounded(&mut s, &mut msg, stop, deadline)?;
+        if msg[0] == 6 && len == 13 {
+            seen.fetch_add(1, Ordering::Relaxed);
+            if behaviour == Behaviour::Corrupt {
+                let blen = u32::from_be_bytes([msg[9], msg[10], msg[11], msg[12]]);
+                let mut out = Vec::with_capacity(13 + blen as usize);
+                out.extend_from_slice(&(9 + blen).to_be_bytes());
+                out.push(7);
+                out.extend_from_slice(&msg[1..9]);
+                out.extend(std::iter::repeat_n(0xa5u8, blen as usize));
+                s.write_all(&out)?;
+            }
+        }
+    }
+}

@@ -1,0 +1,141 @@
+//! bt-fetch --announce against a real opentracker: a seeder and a leecher
+//! find each other through the tracker (HTTP and UDP).
+
+mod common;
+#[path = "common/tracker.rs"]
+mod tracker;
+
+use std::time::Duration;
+
+use common::peers::*;
+use tracker::Opentracker;
+
+fn swarm_through_tracker(udp: bool) {
+    let tmp = temp("fetch-tracker");
+    let data = single_file(&tmp.join("seed"), "t.bin", 5_000_000, 5);
+    let plain = make_torrent(&data, &tmp.join("plain.torrent"), "256K");
+    let meta = bt::metainfo::Metainfo::from_bytes(&std::fs::read(&plain).unwrap()).unwrap();
+    let ot = Opentracker::start(&[&meta.info_hash_hex()]);
+    let url = if udp { ot.udp() } else { ot.http() };
+    let torrent = tmp.join("t.torrent");
+    common::run_ok(
+        common::bt_meta()
+            .args(["create", "-q", "--no-date", "-l", "256K", "-a", &url, "-o"])
+            .arg(&torrent)
+            .arg(&data),
+    );
+    let t = torrent.to_str().unwrap();
+    let mut seeder = Fetch::start(
+        "seeder",
+        &[
+            t,
+            "-o",
+            tmp.join("seed").to_str().unwrap(),
+            "--seed",
+            "--announce",
+            "--bind",
+            "127.0.0.1",
+        ],
+    );
+    let a = seeder.wait_event("announce", Duration::from_secs(30));
+    assert_eq!(a["tracker"], url.as_str());
+    let out = tmp.join("leech");
+    let mut leech = Fetch::start(
+        "leecher",
+        &[
+            t,
+            "-o",
+            out.to_str().unwrap(),
+            "--announce",
+            "--bind",
+            "127.0.0.1",
+            "--timeout",
+            "60",
+        ],
+    );
+    leech.close_stdin();
+    let done = leech.finish(Duration::from_secs(70));
+    assert_same(&data, &out.join("t.bin"));
+    assert_eq!(done["status"], "ok");
+    // The tracker handed each its own address too: dropped as ourselves.
+    seeder.proc.signal(libc::SIGTERM);
+    seeder.finish(Duration::from_secs(15));
+}
+
+#[test]
+fn peers_from_http_tracker() {
+    swarm_through_tracker(false);
+}
+
+#[test]
+fn peers_from_udp_tracker() {
+    swarm_through_tracker(true);
+}
+
+#[test]
+fn bt_announce_follow_feeds_a_running_download() {
+    let tmp = temp("fetch-follow");
+    let data = single_file(&tmp.join("seed"), "f.bin", 4_000_000, 6);
+    let plain = make_torrent(&data, &tmp.join("plain.torrent"), "128K");
+    let meta = bt::metainfo::Metainfo::from_bytes(&std::fs::read(&plain).unwrap()).unwrap();
+    let ot = Opentracker::start(&[&meta.info_hash_hex()]);
+    let torrent = tmp.join("f.torrent");
+    common::run_ok(
+        common::bt_meta()
+            .args([
+                "create",
+                "-q",
+                "--no-date",
+                "-l",
+                "128K",
+                "-a",
+                &ot.http(),
+                "-o",
+            ])
+            .arg(&torrent)
+            .arg(&data),
+    );
+    let t = torrent.to_str().unwrap();
+    let mut seeder = Fetch::start(
+        "seeder",
+        &[
+            t,
+            "-o",
+            tmp.join("seed").to_str().unwrap(),
+            "--seed",
+            "--announce",
+            "--bind",
+            "127.0.0.1",
+        ],
+    );
+    seeder.wait_event("announce", Duration::from_secs(30));
+    // bt-announce --follow | bt-fetch
+    let mut follow = Proc::spawn(
+        "bt-announce --follow",
+        std::process::Command::new(env!("CARGO_BIN_EXE_bt-announce"))
+            .args([t, "--follow", "--interval", "1", "--port", "1"])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null()),
+    );
+    let pipe = follow.child.stdout.take().unwrap();
+    let out = tmp.join("leech");
+    let mut leech = Fetch::start_with_stdin(
+        "leecher",
+        &[
+            t,
+            "-o",
+            out.to_str().unwrap(),
+            "--bind",
+            "127.0.0.1",
+            "--timeout",
+            "60",
+        ],
+        std::process::Stdio::from(pipe),
+    );
+    leech.finish(Duration::from_secs(70));
+    assert_same(&data, &out.join("f.bin"));
+    drop(follow);
+    seeder.proc.signal(libc::SIGTERM);
+    seeder.finish(Duration::from_secs(15));
+}
