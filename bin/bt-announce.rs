@@ -6,7 +6,6 @@ use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use bt::cli::{self, Verbosity};
@@ -115,16 +114,6 @@ fn parse_peer_id(text: &str) -> Result<[u8; 20], String> {
     })
 }
 
-/// An Azureus-style peer id: `-BT0100-` and 12 random alphanumerics.
-fn default_peer_id(rng: &mut impl Rng) -> [u8; 20] {
-    let mut id = [0u8; 20];
-    id[..8].copy_from_slice(b"-BT0100-");
-    for b in &mut id[8..] {
-        *b = rng.sample(rand::distributions::Alphanumeric);
-    }
-    id
-}
-
 fn usage(message: &str) -> i32 {
     log::error!("{message}");
     exit::USAGE
@@ -165,7 +154,7 @@ fn run(cli: &Cli) -> i32 {
             Ok(id) => id,
             Err(e) => return usage(&e),
         },
-        None => default_peer_id(&mut rng),
+        None => bt::wire::make_peer_id(&mut rng),
     };
     if !(cli.timeout.is_finite() && cli.timeout > 0.0 && cli.timeout < 1e6) {
         return usage("--timeout must be a positive number of seconds");
@@ -421,29 +410,6 @@ fn scrape(cli: &Cli, trackers: &mut Trackers, info_hash: [u8; 20], opts: &Tracke
 
 // ---- --follow -------------------------------------------------------------
 
-static STOP: AtomicBool = AtomicBool::new(false);
-
-extern "C" fn on_signal(_: libc::c_int) {
-    STOP.store(true, Ordering::SeqCst);
-}
-
-/// SIGINT and SIGTERM set [`STOP`]; a second one acts as usual (kills).
-fn install_signal_handlers() {
-    // SAFETY: the handler only stores to an atomic, which is async-signal-safe;
-    // the sigaction structure is fully initialised before use.
-    unsafe {
-        let mut sa: libc::sigaction = std::mem::zeroed();
-        sa.sa_sigaction = on_signal as extern "C" fn(libc::c_int) as usize;
-        sa.sa_flags = libc::SA_RESTART | libc::SA_RESETHAND;
-        libc::sigemptyset(&mut sa.sa_mask);
-        for sig in [libc::SIGINT, libc::SIGTERM] {
-            if libc::sigaction(sig, &sa, std::ptr::null_mut()) != 0 {
-                log::warn!("cannot install a handler for signal {sig}");
-            }
-        }
-    }
-}
-
 /// Whether the reader of stdout went away (a pipe whose other end closed).
 fn stdout_closed() -> bool {
     let mut fds = libc::pollfd {
@@ -459,7 +425,7 @@ fn stdout_closed() -> bool {
 /// Sleeps until `until` in short slices; false when told to stop.
 fn wait_until(until: Instant) -> bool {
     loop {
-        if STOP.load(Ordering::SeqCst) {
+        if bt::signals::stop_requested() {
             log::info!("stopping on a signal");
             return false;
         }
@@ -506,7 +472,7 @@ fn follow(
     mut req: AnnounceRequest,
     opts: &TrackerOptions,
 ) -> i32 {
-    install_signal_handlers();
+    bt::signals::install_stop_handlers();
     let mut out = Output::default();
     // Trackers that know us, to be told `stopped`.
     let mut known: Vec<String> = Vec::new();
@@ -561,7 +527,7 @@ mod tests {
         );
         assert_eq!(parse_peer_id(&"ab".repeat(20)).unwrap(), [0xab; 20]);
         assert!(parse_peer_id("short").is_err());
-        let id = default_peer_id(&mut rand::thread_rng());
+        let id = bt::wire::make_peer_id(&mut rand::thread_rng());
         assert!(id.starts_with(b"-BT0100-"));
         assert!(id[8..].iter().all(u8::is_ascii_alphanumeric));
     }

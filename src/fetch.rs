@@ -6,7 +6,7 @@
 use std::io::{self, BufRead, Read, Write};
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, TryRecvError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -51,21 +51,6 @@ pub struct Options {
     /// Announce to the torrent's trackers for peers.
     pub announce: bool,
     pub max_upload_rate: Option<u64>,
-}
-
-static STOP: AtomicBool = AtomicBool::new(false);
-
-extern "C" fn on_signal(_: libc::c_int) {
-    STOP.store(true, Ordering::Relaxed);
-}
-
-fn install_signal_handlers() {
-    // SAFETY: the handler only stores to an atomic, which is
-    // async-signal-safe.
-    unsafe {
-        libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
-        libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
-    }
 }
 
 struct Conn {
@@ -154,7 +139,7 @@ pub fn stdin_is_tty() -> bool {
 
 /// Runs a download (and seeding); returns the exit code.
 pub fn run(opts: Options) -> i32 {
-    install_signal_handlers();
+    crate::signals::install_stop_handlers();
     let started = Instant::now();
     let out = Output { json: opts.json };
     let info = &opts.meta.info;
@@ -470,7 +455,7 @@ impl Driver<'_> {
                 log::error!("{f}");
                 return exit::FAILURE;
             }
-            if STOP.load(Ordering::Relaxed) {
+            if crate::signals::stop_requested() {
                 log::info!("stopping on signal");
                 return if self.session.is_complete() || opts.seed {
                     exit::OK

@@ -19,6 +19,7 @@ pub mod picker;
 pub mod progress;
 pub mod session;
 pub mod sha1;
+pub mod signals;
 pub mod storage;
 pub mod time;
 pub mod tracker;
