@@ -39,33 +39,43 @@ echo "exit status: ${PIPESTATUS[0]} (5 means corrupt)"
 set -e
 
 if [[ -x $bin/bt-fetch ]]; then
-    say "A local swarm: one bt-fetch seeder, three bt-fetch leechers"
+    say "A local swarm: one bt-fetch seeder (uploading at most 16 MiB/s), three bt-fetch leechers"
     rm -rf "$work/data"
     mkdir -p "$work/seed"
     head -c $((64 << 20)) /dev/urandom >"$work/seed/movie.bin"
     "$bin/bt-meta" create "$work/seed/movie.bin" -l 256K -q --no-date -o "$work/movie.torrent" >/dev/null
-    "$bin/bt-fetch" "$work/movie.torrent" -o "$work/seed" --seed --listen 0 --json -q >"$work/seeder.jsonl" &
-    seeder=$!
-    trap 'kill $seeder 2>/dev/null; rm -rf "$work"' EXIT
-    port=""
-    for _ in $(seq 100); do
-        port=$(sed -n 's/.*"event":"listening".*"port":\([0-9]*\).*/\1/p' "$work/seeder.jsonl" | head -1)
-        [[ -n $port ]] && break
-        sleep 0.1
-    done
-    [[ -n $port ]] || { echo "the seeder did not start"; exit 1; }
-    echo "seeder listening on 127.0.0.1:$port"
     pids=()
-    for i in 1 2 3; do
-        "$bin/bt-fetch" "$work/movie.torrent" -o "$work/leech$i" --peer "127.0.0.1:$port" --json -q >"$work/leech$i.jsonl" &
+    trap 'kill "${pids[@]}" 2>/dev/null; rm -rf "$work"' EXIT
+    # Starts bt-fetch in the background with its events in $work/$1.jsonl
+    # and sets $port to the port it listens on.
+    start() {
+        local name=$1
+        shift
+        "$bin/bt-fetch" "$work/movie.torrent" --json -q "$@" </dev/null >"$work/$name.jsonl" &
         pids+=($!)
+        port=""
+        for _ in $(seq 100); do
+            port=$(sed -n 's/.*"event":"listening".*"port":\([0-9]*\).*/\1/p' "$work/$name.jsonl" | head -1)
+            [[ -n $port ]] && break
+            sleep 0.1
+        done
+        [[ -n $port ]] || { echo "$name did not start" >&2; exit 1; }
+    }
+    start seeder -o "$work/seed" --seed --max-upload-rate 16M
+    echo "seeder listening on 127.0.0.1:$port"
+    # Each leecher knows the seeder and the leechers started before it, so
+    # they can trade pieces among themselves.
+    peers=(--peer "127.0.0.1:$port")
+    for i in 1 2 3; do
+        start "leech$i" -o "$work/leech$i" "${peers[@]}"
+        peers+=(--peer "127.0.0.1:$port")
     done
-    for p in "${pids[@]}"; do wait "$p"; done
+    for p in "${pids[@]:1}"; do wait "$p"; done
     for i in 1 2 3; do
         grep '"event":"done"' "$work/leech$i.jsonl" | json -c "{leecher: $i, seconds, downloaded, uploaded}"
         cmp "$work/seed/movie.bin" "$work/leech$i/movie.bin" && echo "leecher $i: identical to the seeder's file"
     done
-    kill "$seeder" 2>/dev/null || true
+    echo "(the leechers' uploads are pieces they traded among themselves)"
 fi
 
 say "Done; $work is removed."
