@@ -16,17 +16,7 @@ fn single_file_from_bt_seeder() {
     let torrent = make_torrent(&data, &tmp.join("x.torrent"), "256K");
     let t = torrent.to_str().unwrap();
     let seed_dir = tmp.join("seed");
-    let mut seeder = Fetch::start(
-        "seeder",
-        &[
-            t,
-            "-o",
-            seed_dir.to_str().unwrap(),
-            "--seed",
-            "--bind",
-            "127.0.0.1",
-        ],
-    );
+    let mut seeder = Fetch::local("seeder", t, seed_dir.to_str().unwrap(), &["--seed"]);
     let port = seeder.port();
     let listening = &seeder.seen[0];
     assert_eq!(
@@ -35,18 +25,7 @@ fn single_file_from_bt_seeder() {
     );
     let out = tmp.join("leech");
     let peer = format!("127.0.0.1:{port}");
-    let mut leech = Fetch::start(
-        "leecher",
-        &[
-            t,
-            "-o",
-            out.to_str().unwrap(),
-            "--peer",
-            &peer,
-            "--bind",
-            "127.0.0.1",
-        ],
-    );
+    let mut leech = Fetch::local("leecher", t, out.to_str().unwrap(), &["--peer", &peer]);
     let done = leech.finish(LIMIT);
     assert_same(&data, &out.join("data.bin"));
     assert_eq!(done["downloaded"], 12_345_678);
@@ -69,17 +48,7 @@ fn multi_file_from_stdin_peer_and_resume() {
     let root = multi_file(&tmp.join("seed"), "tree", 10);
     let torrent = make_torrent(&root, &tmp.join("tree.torrent"), "64K");
     let t = torrent.to_str().unwrap();
-    let mut seeder = Fetch::start(
-        "seeder",
-        &[
-            t,
-            "-o",
-            tmp.join("seed").to_str().unwrap(),
-            "--seed",
-            "--bind",
-            "127.0.0.1",
-        ],
-    );
+    let mut seeder = Fetch::local("seeder", t, tmp.join("seed").to_str().unwrap(), &["--seed"]);
     let port = seeder.port();
     let out = tmp.join("leech");
     // Half of one file already there, one file corrupt: resume rechecks.
@@ -89,10 +58,7 @@ fn multi_file_from_stdin_peer_and_resume() {
     let mut a = std::fs::read(root.join("a.bin")).unwrap();
     a[100] ^= 1;
     std::fs::write(out.join("tree/a.bin"), &a).unwrap();
-    let mut leech = Fetch::start(
-        "leecher",
-        &[t, "-o", out.to_str().unwrap(), "--bind", "127.0.0.1"],
-    );
+    let mut leech = Fetch::local("leecher", t, out.to_str().unwrap(), &[]);
     leech.send_line(&format!(
         "{{\"ip\": \"127.0.0.1\", \"port\": {port}, \"peer_id\": \"{}\"}}",
         "00".repeat(20)
@@ -116,35 +82,22 @@ fn swarm_leechers_trade_pieces() {
     let t = torrent.to_str().unwrap();
     // The seeder uploads slowly relative to demand: one slot, small memory,
     // so that leechers must also get pieces from each other.
-    let mut seeder = Fetch::start(
+    let mut seeder = Fetch::local(
         "seeder",
-        &[
-            t,
-            "-o",
-            tmp.join("seed").to_str().unwrap(),
-            "--seed",
-            "--bind",
-            "127.0.0.1",
-            "--upload-slots",
-            "1",
-        ],
+        t,
+        tmp.join("seed").to_str().unwrap(),
+        &["--seed", "--upload-slots", "1"],
     );
     let seed_port = seeder.port();
     let mut leechers = Vec::new();
     let mut ports = Vec::new();
     for i in 0..4 {
         let out = tmp.join(format!("l{i}"));
-        let mut l = Fetch::start(
+        let mut l = Fetch::local(
             &format!("leecher {i}"),
-            &[
-                t,
-                "-o",
-                out.to_str().unwrap(),
-                "--bind",
-                "127.0.0.1",
-                "--seed-ratio",
-                "0.3",
-            ],
+            t,
+            out.to_str().unwrap(),
+            &["--seed-ratio", "0.3"],
         );
         ports.push(l.port());
         leechers.push(l);
@@ -183,32 +136,15 @@ fn seed_ratio_ends_seeding() {
     let data = single_file(&tmp.join("seed"), "r.bin", 3_000_000, 8);
     let torrent = make_torrent(&data, &tmp.join("r.torrent"), "64K");
     let t = torrent.to_str().unwrap();
-    let mut seeder = Fetch::start(
+    let mut seeder = Fetch::local(
         "seeder",
-        &[
-            t,
-            "-o",
-            tmp.join("seed").to_str().unwrap(),
-            "--seed-ratio",
-            "1",
-            "--bind",
-            "127.0.0.1",
-        ],
+        t,
+        tmp.join("seed").to_str().unwrap(),
+        &["--seed-ratio", "1"],
     );
     let peer = format!("127.0.0.1:{}", seeder.port());
     let out = tmp.join("leech");
-    let mut leech = Fetch::start(
-        "leecher",
-        &[
-            t,
-            "-o",
-            out.to_str().unwrap(),
-            "--peer",
-            &peer,
-            "--bind",
-            "127.0.0.1",
-        ],
-    );
+    let mut leech = Fetch::local("leecher", t, out.to_str().unwrap(), &["--peer", &peer]);
     leech.finish(LIMIT);
     assert_same(&data, &out.join("r.bin"));
     // Ratio 1 reached: the seeder leaves by itself.

@@ -17,37 +17,22 @@ fn fetch_from(
     label: &str,
 ) -> serde_json::Value {
     let peer = format!("127.0.0.1:{port}");
-    let mut leech = Fetch::start(
+    let mut leech = Fetch::local(
         label,
-        &[
-            torrent.to_str().unwrap(),
-            "-o",
-            out.to_str().unwrap(),
-            "--peer",
-            &peer,
-            "--bind",
-            "127.0.0.1",
-            "--timeout",
-            "170",
-        ],
+        torrent.to_str().unwrap(),
+        out.to_str().unwrap(),
+        &["--peer", &peer, "--timeout", "170"],
     );
     leech.finish(LIMIT)
 }
 
 fn seed_with_bt(torrent: &std::path::Path, dir: &std::path::Path, peer_port: u16) -> Fetch {
     let peer = format!("127.0.0.1:{peer_port}");
-    Fetch::start(
+    Fetch::local(
         "bt seeder",
-        &[
-            torrent.to_str().unwrap(),
-            "-o",
-            dir.to_str().unwrap(),
-            "--seed",
-            "--bind",
-            "127.0.0.1",
-            "--peer",
-            &peer,
-        ],
+        torrent.to_str().unwrap(),
+        dir.to_str().unwrap(),
+        &["--seed", "--peer", &peer],
     )
 }
 
@@ -143,16 +128,11 @@ fn download_from_mixed_swarm() {
     let torrent = make_torrent(&data, &tmp.join("m.torrent"), "256K");
     let lt = LtPeer::start("seed", &torrent, &tmp.join("seed"), &[]);
     let (_aria, aria_port) = aria2(true, &torrent, &tmp.join("seed"));
-    let mut bt_seed = Fetch::start(
+    let mut bt_seed = Fetch::local(
         "bt seeder",
-        &[
-            torrent.to_str().unwrap(),
-            "-o",
-            tmp.join("seed").to_str().unwrap(),
-            "--seed",
-            "--bind",
-            "127.0.0.1",
-        ],
+        torrent.to_str().unwrap(),
+        tmp.join("seed").to_str().unwrap(),
+        &["--seed"],
     );
     let bt_port = bt_seed.port();
     let out = tmp.join("leech");

@@ -15,35 +15,17 @@ fn hostile_run(behaviour: Behaviour, label: &str) -> (serde_json::Value, Fetch) 
     let meta = bt::metainfo::Metainfo::from_bytes(&std::fs::read(&torrent).unwrap()).unwrap();
     let fake = FakePeer::start(meta.info_hash, meta.info.piece_count(), behaviour);
     let t = torrent.to_str().unwrap();
-    let mut seeder = Fetch::start(
-        "seeder",
-        &[
-            t,
-            "-o",
-            tmp.join("seed").to_str().unwrap(),
-            "--seed",
-            "--bind",
-            "127.0.0.1",
-        ],
-    );
+    let mut seeder = Fetch::local("seeder", t, tmp.join("seed").to_str().unwrap(), &["--seed"]);
     let port = seeder.port();
     let out = tmp.join("leech");
     let fake_addr = format!("127.0.0.1:{}", fake.port);
     let good = format!("127.0.0.1:{port}");
     // The bad peer first, so that it gets requests before the good one.
-    let mut leech = Fetch::start(
+    let mut leech = Fetch::local(
         "leecher",
-        &[
-            t,
-            "-o",
-            out.to_str().unwrap(),
-            "--peer",
-            &fake_addr,
-            "--bind",
-            "127.0.0.1",
-            "--timeout",
-            "100",
-        ],
+        t,
+        out.to_str().unwrap(),
+        &["--peer", &fake_addr, "--timeout", "100"],
     );
     std::thread::sleep(Duration::from_millis(300));
     leech.send_line(&good);
@@ -101,46 +83,18 @@ fn slow_peer_does_not_hold_up_the_end() {
     let torrent = make_torrent(&data, &tmp.join("s.torrent"), "256K");
     let t = torrent.to_str().unwrap();
     let seed_dir = tmp.join("seed");
-    let mut slow = Fetch::start(
+    let mut slow = Fetch::local(
         "slow seeder",
-        &[
-            t,
-            "-o",
-            seed_dir.to_str().unwrap(),
-            "--seed",
-            "--bind",
-            "127.0.0.1",
-            "--max-upload-rate",
-            "100K",
-        ],
+        t,
+        seed_dir.to_str().unwrap(),
+        &["--seed", "--max-upload-rate", "100K"],
     );
-    let mut fast = Fetch::start(
-        "fast seeder",
-        &[
-            t,
-            "-o",
-            seed_dir.to_str().unwrap(),
-            "--seed",
-            "--bind",
-            "127.0.0.1",
-        ],
-    );
+    let mut fast = Fetch::local("fast seeder", t, seed_dir.to_str().unwrap(), &["--seed"]);
     let (slow_port, fast_port) = (slow.port(), fast.port());
     let out = tmp.join("leech");
     let slow_addr = format!("127.0.0.1:{slow_port}");
     let fast_addr = format!("127.0.0.1:{fast_port}");
-    let mut leech = Fetch::start(
-        "leecher",
-        &[
-            t,
-            "-o",
-            out.to_str().unwrap(),
-            "--peer",
-            &slow_addr,
-            "--bind",
-            "127.0.0.1",
-        ],
-    );
+    let mut leech = Fetch::local("leecher", t, out.to_str().unwrap(), &["--peer", &slow_addr]);
     // The slow seeder first gets a head start with requests queued.
     std::thread::sleep(Duration::from_millis(500));
     leech.send_line(&fast_addr);

@@ -16,17 +16,11 @@ fn download_from_libtorrent_seeder_single_file() {
     let lt = LtPeer::start("seed", &torrent, &tmp.join("seed"), &[]);
     let out = tmp.join("leech");
     let peer = format!("127.0.0.1:{}", lt.port);
-    let mut leech = Fetch::start(
+    let mut leech = Fetch::local(
         "leecher",
-        &[
-            torrent.to_str().unwrap(),
-            "-o",
-            out.to_str().unwrap(),
-            "--peer",
-            &peer,
-            "--bind",
-            "127.0.0.1",
-        ],
+        torrent.to_str().unwrap(),
+        out.to_str().unwrap(),
+        &["--peer", &peer],
     );
     let done = leech.finish(LIMIT);
     assert_same(&data, &out.join("lt.bin"));
@@ -45,15 +39,11 @@ fn download_from_libtorrent_seeder_multi_file() {
     let torrent = make_torrent(&root, &tmp.join("tree.torrent"), "128K");
     let lt = LtPeer::start("seed", &torrent, &tmp.join("seed"), &[]);
     let out = tmp.join("leech");
-    let mut leech = Fetch::start(
+    let mut leech = Fetch::local(
         "leecher",
-        &[
-            torrent.to_str().unwrap(),
-            "-o",
-            out.to_str().unwrap(),
-            "--bind",
-            "127.0.0.1",
-        ],
+        torrent.to_str().unwrap(),
+        out.to_str().unwrap(),
+        &[],
     );
     // The peer arrives on stdin as bt-announce prints it.
     leech.send_line(&format!(
@@ -69,16 +59,11 @@ fn libtorrent_downloads_from_bt_seeder() {
     let tmp = temp("fetch-lt-upload");
     let root = multi_file(&tmp.join("seed"), "tree", 40);
     let torrent = make_torrent(&root, &tmp.join("tree.torrent"), "256K");
-    let mut seeder = Fetch::start(
+    let mut seeder = Fetch::local(
         "seeder",
-        &[
-            torrent.to_str().unwrap(),
-            "-o",
-            tmp.join("seed").to_str().unwrap(),
-            "--seed",
-            "--bind",
-            "127.0.0.1",
-        ],
+        torrent.to_str().unwrap(),
+        tmp.join("seed").to_str().unwrap(),
+        &["--seed"],
     );
     let port = seeder.port();
     let out = tmp.join("lt");

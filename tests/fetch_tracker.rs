@@ -25,33 +25,20 @@ fn swarm_through_tracker(udp: bool) {
             .arg(&data),
     );
     let t = torrent.to_str().unwrap();
-    let mut seeder = Fetch::start(
+    let mut seeder = Fetch::local(
         "seeder",
-        &[
-            t,
-            "-o",
-            tmp.join("seed").to_str().unwrap(),
-            "--seed",
-            "--announce",
-            "--bind",
-            "127.0.0.1",
-        ],
+        t,
+        tmp.join("seed").to_str().unwrap(),
+        &["--seed", "--announce"],
     );
     let a = seeder.wait_event("announce", Duration::from_secs(30));
     assert_eq!(a["tracker"], url.as_str());
     let out = tmp.join("leech");
-    let mut leech = Fetch::start(
+    let mut leech = Fetch::local(
         "leecher",
-        &[
-            t,
-            "-o",
-            out.to_str().unwrap(),
-            "--announce",
-            "--bind",
-            "127.0.0.1",
-            "--timeout",
-            "60",
-        ],
+        t,
+        out.to_str().unwrap(),
+        &["--announce", "--timeout", "60"],
     );
     leech.close_stdin();
     let done = leech.finish(Duration::from_secs(70));
@@ -96,17 +83,11 @@ fn bt_announce_follow_feeds_a_running_download() {
             .arg(&data),
     );
     let t = torrent.to_str().unwrap();
-    let mut seeder = Fetch::start(
+    let mut seeder = Fetch::local(
         "seeder",
-        &[
-            t,
-            "-o",
-            tmp.join("seed").to_str().unwrap(),
-            "--seed",
-            "--announce",
-            "--bind",
-            "127.0.0.1",
-        ],
+        t,
+        tmp.join("seed").to_str().unwrap(),
+        &["--seed", "--announce"],
     );
     seeder.wait_event("announce", Duration::from_secs(30));
     // bt-announce --follow | bt-fetch

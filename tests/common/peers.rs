@@ -83,6 +83,14 @@ impl Fetch {
         Fetch::start_with_stdin(label, args, Stdio::piped())
     }
 
+    /// `bt-fetch TORRENT -o DIR --bind 127.0.0.1 EXTRA...`, the way most
+    /// tests run it.
+    pub fn local(label: &str, torrent: &str, dir: &str, extra: &[&str]) -> Fetch {
+        let mut args = vec![torrent, "-o", dir, "--bind", "127.0.0.1"];
+        args.extend_from_slice(extra);
+        Fetch::start(label, &args)
+    }
+
     /// Like [`Fetch::start`] with stdin from `stdin` (e.g. another
     /// program's stdout).
     pub fn start_with_stdin(label: &str, args: &[&str], stdin: Stdio) -> Fetch {
