@@ -614,25 +614,25 @@ summarize() {
         k = $2 SUBSEP $3 SUBSEP $6
         if (!(k in seen)) { seen[k] = 1; order[++nk] = k }
         runs[k]++; link[k] = $4
-        if ($9 == "ok") { ok[k]++; w[k] = w[k] " " $10; c[k] = c[k] " " $11; r[k] = r[k] " " $12
-                          if ($13 != "") d[k] = d[k] " " $13; if ($15 != "") g[k] = g[k] " " $15 }
+        if ($9 == "ok") { ok[k]++; w[k] = w[k] " " $10; c[k] = c[k] " " $11; if ($12 != "") r[k] = r[k] " " $12
+                          if ($13 != "") d[k] = d[k] " " $13; if ($15 != "") g[k] = g[k] " " $15; if ($18 != "") f[k] = f[k] " " $18 }
         else if ($9 ~ /^skipped/) skip[k] = $9
         else bad[k] = bad[k] " " $9
     }
     END {
         for (i = 1; i <= nk; i++) { k = order[i]; if (ok[k]) { split(k, p, SUBSEP); mw[k] = median(w[k]); mc[k] = median(c[k])
             if (p[3] == "bt-fetch") { bw[p[1] SUBSEP p[2]] = mw[k]; bc[p[1] SUBSEP p[2]] = mc[k] } } }
-        print "| variant | piece | client | ok/runs | wall s median (min-max) | CPU s median (min-max) | peak RSS MiB median | downloaded MB | goodput % of link | bt-fetch/client wall | bt-fetch/client CPU |"
-        print "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+        print "| variant | piece | client | ok/runs | wall s median (min-max) | first byte s | CPU s median (min-max) | peak RSS MiB median | downloaded MB | goodput % of link | bt-fetch/client wall | bt-fetch/client CPU |"
+        print "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
         for (i = 1; i <= nk; i++) {
             k = order[i]; split(k, p, SUBSEP); vp = p[1] SUBSEP p[2]
-            if (!ok[k]) { printf "| %s | %s | %s | 0/%d | %s | | | | | | |\n", p[1], p[2], p[3], runs[k], (k in skip) ? skip[k] : "failed:" bad[k]; continue }
+            if (!ok[k]) { printf "| %s | %s | %s | 0/%d | %s | | | | | | | |\n", p[1], p[2], p[3], runs[k], (k in skip) ? skip[k] : "failed:" bad[k]; continue }
             rw = (vp in bw && mw[k] > 0) ? sprintf("%.2f", bw[vp] / mw[k]) : ""
             rc = (vp in bc && mc[k] > 0) ? sprintf("%.2f", bc[vp] / mc[k]) : ""
-            printf "| %s | %s | %s | %d/%d | %.2f (%.2f-%.2f) | %.2f (%.2f-%.2f) | %.1f | %s | %s | %s | %s |\n", p[1], p[2], p[3], ok[k], runs[k],
-                mw[k], mn(w[k]), mx(w[k]), mc[k], mn(c[k]), mx(c[k]), median(r[k]),
+            printf "| %s | %s | %s | %d/%d | %.2f (%.2f-%.2f) | %s | %.2f (%.2f-%.2f) | %s | %s | %s | %s | %s |\n", p[1], p[2], p[3], ok[k], runs[k],
+                mw[k], mn(w[k]), mx(w[k]), (f[k] != "") ? sprintf("%.2f", median(f[k])) : "", mc[k], mn(c[k]), mx(c[k]), (r[k] != "") ? sprintf("%.1f", median(r[k])) : "",
                 (d[k] != "") ? sprintf("%.1f", median(d[k]) / 1e6) : "", (g[k] != "") ? sprintf("%.1f", median(g[k])) : "", rw, rc
-            printf "%s-%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", p[1], p[2], p[3], mw[k], mn(w[k]), mx(w[k]), mc[k], median(r[k]), (g[k] != "") ? median(g[k]) : "" > tsv
+            printf "%s-%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", p[1], p[2], p[3], mw[k], mn(w[k]), mx(w[k]), mc[k], (r[k] != "") ? median(r[k]) : "", (g[k] != "") ? median(g[k]) : "" > tsv
         }
     }' "$CSV"
 }
