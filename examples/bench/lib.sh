@@ -250,7 +250,9 @@ seeder_start() {
         ;;
     bt-fetch)
         [[ -x $BT_FETCH ]] || die "--seeder bt-fetch: $BT_FETCH not built"
-        "${pre[@]}" "$BT_FETCH" "$TORRENT" -o "$DATA_DIR" --seed --announce --listen "$port" -q \
+        local bind=()
+        bt_fetch_has --bind && bind=(--bind "$ip")
+        "${pre[@]}" "$BT_FETCH" "$TORRENT" -o "$DATA_DIR" --seed --announce --listen "$port" "${bind[@]}" -q \
             </dev/null >"$log" 2>&1 &
         ;;
     *) die "unknown seeder '$kind'" ;;
@@ -322,6 +324,51 @@ WebUI\HostHeaderValidation=false
 EOF
 }
 
+# bt_fetch_has OPTION: whether this bt-fetch build knows OPTION (its --help)
+bt_fetch_has() {
+    [[ -n ${BT_FETCH_HELP:-} ]] || BT_FETCH_HELP=$("$BT_FETCH" --help 2>&1)
+    grep -q -- "$1\b" <<<"$BT_FETCH_HELP"
+}
+
+# bt_fetch_announces: whether --announce works in this bt-fetch build (a
+# probe torrent whose tracker is unreachable; older builds say "not available")
+bt_fetch_announces() {
+    if [[ -z ${BT_FETCH_ANNOUNCE:-} ]]; then
+        local p=$BENCH_TMP/probe
+        mkdir -p "$p/dl"
+        head -c 1000 /dev/urandom >"$p/probe.bin"
+        "$BT_META" create "$p/probe.bin" -l 16K --no-date -q -f -o "$p/probe.torrent" -a http://127.0.0.1:9/announce >/dev/null
+        timeout 5 "$BT_FETCH" "$p/probe.torrent" -o "$p/dl" --announce --timeout 1 -q </dev/null >/dev/null 2>"$p/err"
+        if grep -q 'announce is not available' "$p/err"; then BT_FETCH_ANNOUNCE=no; else BT_FETCH_ANNOUNCE=yes; fi
+        log "bt-fetch --announce: $BT_FETCH_ANNOUNCE$([[ $BT_FETCH_ANNOUNCE == no ]] && echo ' (the harness announces for it and passes --peer)')"
+        echo "bt-fetch --announce works: $BT_FETCH_ANNOUNCE" >>"$OUT/params.txt"
+    fi
+    [[ $BT_FETCH_ANNOUNCE == yes ]]
+}
+
+# proxy_announce IP PORT: announces IP:PORT for $HASH to the tracker of
+# $TORRENT (HTTP, compact, from IP) and prints the other peers as IP:PORT
+proxy_announce() {
+    local ip=$1 port=$2 url
+    url=$("$BT_META" info "$TORRENT" | grep -o '"trackers":\[\["[^"]*' | sed 's/.*"//')
+    curl -s --max-time 5 --interface "$ip" \
+        "$url?info_hash=$(urlhash "$HASH")&peer_id=-BH0001-$(printf '%012d' $((RANDOM * RANDOM)))&port=$port&uploaded=0&downloaded=0&left=$DATA_BYTES&compact=1&numwant=200&event=started" |
+        od -An -v -tx1 | tr -d ' \n' |
+        awk -v self="$ip:$port" '{
+            i = index($0, "353a7065657273"); if (!i) exit   # "5:peers"
+            s = substr($0, i + 14); n = 0
+            while (substr(s, 1, 2) != "3a") { n = n * 10 + (substr(s, 2, 1) + 0); s = substr(s, 3) }
+            s = substr(s, 3)
+            for (j = 0; j < n / 6; j++) {
+                h = substr(s, j * 12 + 1, 12); a = ""
+                for (b = 0; b < 4; b++) a = a (b ? "." : "") hex(substr(h, b * 2 + 1, 2))
+                p = hex(substr(h, 9, 2)) * 256 + hex(substr(h, 11, 2))
+                if (a ":" p != self) print a ":" p
+            }
+        }
+        function hex(x,   k, v, c) { v = 0; for (k = 1; k <= length(x); k++) { c = index("0123456789abcdef", substr(x, k, 1)) - 1; v = v * 16 + c }; return v }'
+}
+
 # client_available NAME VARIANT: 0, or prints why it is skipped
 client_available() {
     case $1 in
@@ -378,7 +425,16 @@ client_launch() {
     local cmd=()
     case $c in
     bt-fetch)
-        cmd=("$BT_FETCH" "$TORRENT" -o "$d/dl" --announce --listen "$port" --json -q)
+        cmd=("$BT_FETCH" "$TORRENT" -o "$d/dl" --listen "$port" --json -q)
+        bt_fetch_has --bind && cmd+=(--bind "$ip")
+        if bt_fetch_announces; then
+            cmd+=(--announce)
+        else
+            # this bt-fetch cannot announce yet: the harness announces for it
+            # (same tracker, its address and port) and hands it the peers
+            local pe
+            for pe in $(proxy_announce "$ip" "$port"); do cmd+=(--peer "$pe"); done
+        fi
         if [[ $mode == exit ]]; then kind=exit; else cmd+=(--seed); kind=json; fi
         ;;
     libtorrent)
