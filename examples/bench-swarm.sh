@@ -29,7 +29,7 @@
 #   --mix LIST            the mixed swarm (default
 #                         bt-fetch,bt-fetch,libtorrent,libtorrent,qbittorrent,aria2,aria2,transmission)
 #   --seeder KIND         libtorrent (default) | transmission | bt-fetch
-#   --timeout S           per run / per swarm (default 600)
+#   --timeout S           per run / per swarm (default 300)
 #   --mtu N               veth MTU (default 1500)
 #   --out DIR             results (default target/bench/<timestamp>)
 # Environment: as for bench-clients.sh.
@@ -44,7 +44,7 @@ clients=$(
     echo "${ALL_CLIENTS[*]}"
 )
 seeder=libtorrent out=
-TIMEOUT=${BENCH_TIMEOUT:-600}
+TIMEOUT=${BENCH_TIMEOUT:-300}
 while (($#)); do
     case $1 in
     --scenarios) scenarios=$2; shift ;;

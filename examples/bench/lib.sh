@@ -504,7 +504,7 @@ client_poll() {
     [[ -f $d/status ]] && return 0
     pid=$(<"$d/pid")
     kind=$(<"$d/kind")
-    if [[ $kind == json && ! -f $d/end_ns ]] && grep -q '"event": *"done"' "$d/out" 2>/dev/null; then
+    if [[ $kind == json && ! -f $d/end_ns ]] && grep -q '"event": *"\(complete\|done\)"' "$d/out" 2>/dev/null; then
         now_ns >"$d/end_ns"
     fi
     if [[ $kind == exit ]]; then
