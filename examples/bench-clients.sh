@@ -182,7 +182,7 @@ fi
     echo "## Targets"
     echo
     # S1: bt-fetch median wall <= fastest reference, CPU <= lowest reference, RSS <= 32 MiB
-    awk -F, '
+    awk -F, -v mtu="$MTU" '
     '"$AWK_MEDIAN"'
     NR > 1 && $9 == "ok" { k = $1 SUBSEP $2 SUBSEP $3 SUBSEP $6; w[k] = w[k] " " $10; c[k] = c[k] " " $11; r[k] = r[k] " " $12; g[k] = g[k] " " $15
                            vp = $1 SUBSEP $2 SUBSEP $3; if (!(vp in seen)) { seen[vp] = 1; vo[++nv] = vp } }
@@ -204,7 +204,7 @@ fi
                     median(c[bf]), bcwho, bestc, (bestc == "" || median(c[bf]) <= bestc) ? "MET" : "not met",
                     median(r[bf]), (median(r[bf]) <= 32) ? "MET" : "not met"
             } else if (s == "s2") {
-                printf "- %s: bt-fetch goodput %.1f %% of the link >= 97 %%: %s\n", label, median(g[bf]), (median(g[bf]) >= 97) ? "MET" : "not met"
+                printf "- %s: bt-fetch goodput %.1f %% of the link >= 97 %%: %s (payload ceiling at MTU %d with TCP timestamps: %.1f %%)\n", label, median(g[bf]), (median(g[bf]) >= 97) ? "MET" : "not met", mtu, (mtu - 52) / (mtu + 14) * 100
             }
         }
     }' "$CSV"

@@ -236,11 +236,11 @@ bound=$(awk -v b="$DATA_BYTES" -v r="$rate" 'BEGIN {printf "%.2f", b * 8 / (r * 
     echo
     echo "## Targets"
     echo
-    awk -F, -v bound="$bound" "$AWK_MEDIAN"'
+    awk -F, -v bound="$bound" -v mtu="$MTU" "$AWK_MEDIAN"'
     NR > 1 && $1 == "s3" { n3++; if ($9 == "ok") g[$6] = g[$6] " " $15 }
     NR > 1 && $1 == "s4" && $6 == "swarm-last" { n4++; n[$2]++; if ($9 == "ok") w[$2] = w[$2] " " $10 }
     END {
-        if ("bt-fetch" in g) printf "- s3: bt-fetch goodput %.1f %% of the aggregate link >= 97 %%: %s\n", median(g["bt-fetch"]), (median(g["bt-fetch"]) >= 97) ? "MET" : "not met"
+        if ("bt-fetch" in g) printf "- s3: bt-fetch goodput %.1f %% of the aggregate link >= 97 %%: %s (payload ceiling at MTU %d with TCP timestamps: %.1f %%)\n", median(g["bt-fetch"]), (median(g["bt-fetch"]) >= 97) ? "MET" : "not met", mtu, (mtu - 52) / (mtu + 14) * 100
         else if (n3) print "- s3: bt-fetch has no successful run"
         for (c in g) if (c != "bt-fetch") printf "  (s3 %s: %.1f %%)\n", c, median(g[c])
         for (k in n) printf "- s4 swarm %s: last leecher after %s s (bound %.1f s, %s x bound)\n", k, (k in w) ? sprintf("%.1f", median(w[k])) : "n/a", bound, (k in w) ? sprintf("%.2f", median(w[k]) / bound) : "n/a"

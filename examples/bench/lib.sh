@@ -683,8 +683,8 @@ summarize() {
         for (i = 1; i <= nk; i++) {
             k = order[i]; split(k, p, SUBSEP); vp = p[1] SUBSEP p[2]
             if (!ok[k]) { printf "| %s | %s | %s | 0/%d | %s | | | | | | | |\n", p[1], p[2], p[3], runs[k], (k in skip) ? skip[k] : "failed:" bad[k]; continue }
-            rw = (vp in bw && mw[k] > 0) ? sprintf("%.2f", bw[vp] / mw[k]) : ""
-            rc = (vp in bc && mc[k] > 0) ? sprintf("%.2f", bc[vp] / mc[k]) : ""
+            rw = (vp in bw && mw[k] > 0 && p[3] != "swarm-last") ? sprintf("%.2f", bw[vp] / mw[k]) : ""
+            rc = (vp in bc && mc[k] > 0 && p[3] != "swarm-last") ? sprintf("%.2f", bc[vp] / mc[k]) : ""
             printf "| %s | %s | %s | %d/%d | %.2f (%.2f-%.2f) | %s | %.2f (%.2f-%.2f) | %s | %s | %s | %s | %s |\n", p[1], p[2], p[3], ok[k], runs[k],
                 mw[k], mn(w[k]), mx(w[k]), (f[k] != "") ? sprintf("%.2f", median(f[k])) : "", mc[k], mn(c[k]), mx(c[k]), (r[k] != "") ? sprintf("%.1f", median(r[k])) : "",
                 (d[k] != "") ? sprintf("%.1f", median(d[k]) / 1e6) : "", (g[k] != "") ? sprintf("%.1f", median(g[k])) : "", rw, rc
