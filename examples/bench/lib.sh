@@ -91,7 +91,7 @@ bench_init() { # OUT_DIR: checks prerequisites, makes the temp dir, sets the tra
     RUN_SEQ=0
     NEXT_PORT=$((20000 + ($$ % 1000) * 20))
     CSV=$OUT/runs.csv
-    [[ -f $CSV ]] || echo "scenario,variant,piece,link_mbit,seeder,client,instance,rep,status,wall_s,cpu_s,peak_rss_mib,client_down_bytes,wire_bytes,goodput_pct,cmp,trace,first_byte_s" >"$CSV"
+    [[ -f $CSV ]] || echo "scenario,variant,piece,link_mbit,seeder,client,instance,rep,status,wall_s,cpu_s,peak_rss_mib,client_down_bytes,wire_bytes,goodput_pct,cmp,trace,first_byte_s,peak_anon_mib" >"$CSV"
 }
 
 free_port() { # VAR: sets VAR to a TCP port nobody listens on (no subshell:
@@ -476,19 +476,25 @@ client_launch() {
     fi
     echo $! >"$d/pid"
     BENCH_PIDS+=($!)
-    sampler "$d/dl/$DATA_NAME" "$(cat "$d/start_ns")" "$d/progress.tsv" &
+    sampler "$d/dl/$DATA_NAME" "$(cat "$d/start_ns")" "$d/progress.tsv" "$(<"$d/pid")" "$kind" &
     echo $! >"$d/sampler_pid"
     BENCH_PIDS+=($!)
 }
 
-# sampler FILE START_NS OUT: "seconds bytes" lines, bytes = FILE's pages in
-# the page cache (written data, whatever the client's I/O method)
+# sampler FILE START_NS OUT PID KIND: "milliseconds bytes anon_kib" lines;
+# bytes = FILE's pages in the page cache (written data, whatever the
+# client's I/O method), anon_kib = the client's RssAnon (PID itself, or the
+# child of /usr/bin/time for KIND exit): clients that map the file into
+# memory (libtorrent 2, qBittorrent) have a peak RSS of about the file size,
+# so the sampled anonymous memory is the fairer figure for them
 sampler() {
-    local f=$1 t0=$2 out=$3 b
+    local f=$1 t0=$2 out=$3 pid=$4 kind=$5 b a cp=$4
     while :; do
         b=0
         [[ -f $f ]] && b=$(fincore -b -n -o RES "$f" 2>/dev/null || echo 0)
-        echo "$((($(date +%s%N) - t0) / 1000000)) ${b:-0}" >>"$out"
+        [[ $kind == exit ]] && read -r cp _ <"/proc/$pid/task/$pid/children" 2>/dev/null
+        a=$(awk '/^RssAnon:/ {print $2}' "/proc/$cp/status" 2>/dev/null)
+        echo "$((($(date +%s%N) - t0) / 1000000)) ${b:-0} ${a:-0}" >>"$out"
         sleep "$SAMPLE"
     done
 }
@@ -591,6 +597,7 @@ client_collect() {
     esac
     R_cmp=
     R_ttfb=$(first_byte "$d")
+    R_anon=$(awk '$3 > m { m = $3 } END { if (m) printf "%.1f", m / 1024 }' "$d/progress.tsv" 2>/dev/null)
     if [[ $R_status == ok ]]; then
         if cmp -s "$DATA_FILE" "$d/dl/$DATA_NAME"; then R_cmp=same; else
             R_cmp=DIFFERENT
@@ -608,7 +615,7 @@ first_byte() {
 
 # csv_row SCEN VARIANT PIECE LINK SEEDER CLIENT INST REP WIRE GOODPUT TRACE
 csv_row() {
-    echo "$1,$2,$3,$4,$5,$6,$7,$8,$R_status,${R_wall},${R_cpu},${R_rss},${R_down},$9,${10},${R_cmp},${11},${R_ttfb:-}" >>"$CSV"
+    echo "$1,$2,$3,$4,$5,$6,$7,$8,$R_status,${R_wall},${R_cpu},${R_rss},${R_down},$9,${10},${R_cmp},${11},${R_ttfb:-},${R_anon:-}" >>"$CSV"
 }
 
 # keep_trace DIR LABEL: copies the progress samples to the results
@@ -628,7 +635,7 @@ run_one() {
     local d label deadline rx0=0 rx1=0 k wire= good= why
     label=$scen-$variant-$piece-$c-r$rep
     if ! why=$(client_available "$c" "$variant"); then
-        R_status=$why R_wall= R_cpu= R_rss= R_down= R_cmp= R_ttfb=
+        R_status=$why R_wall= R_cpu= R_rss= R_down= R_cmp= R_ttfb= R_anon=
         csv_row "$scen" "$variant" "$piece" "$link" "$seeder" "$c" 1 "$rep" "" "" ""
         log "$label: $why"
         return 0
@@ -653,7 +660,7 @@ run_one() {
     fi
     keep_trace "$d" "$label"
     csv_row "$scen" "$variant" "$piece" "$link" "$seeder" "$c" 1 "$rep" "$wire" "$good" "progress/$label.tsv"
-    log "$label: $R_status wall=${R_wall:-?}s cpu=${R_cpu:-?}s rss=${R_rss:-?}MiB first-byte=${R_ttfb:-?}s down=${R_down:-?} wire=${wire:--} ${good:+goodput=$good%}"
+    log "$label: $R_status wall=${R_wall:-?}s cpu=${R_cpu:-?}s rss=${R_rss:-?}MiB anon=${R_anon:-?}MiB first-byte=${R_ttfb:-?}s down=${R_down:-?} wire=${wire:--} ${good:+goodput=$good%}"
     rm -rf "$d"
 }
 
@@ -671,22 +678,23 @@ summarize() {
         if (!(k in seen)) { seen[k] = 1; order[++nk] = k }
         runs[k]++; link[k] = $4
         if ($9 == "ok") { ok[k]++; w[k] = w[k] " " $10; c[k] = c[k] " " $11; if ($12 != "") r[k] = r[k] " " $12
-                          if ($13 != "") d[k] = d[k] " " $13; if ($15 != "") g[k] = g[k] " " $15; if ($18 != "") f[k] = f[k] " " $18 }
+                          if ($13 != "") d[k] = d[k] " " $13; if ($15 != "") g[k] = g[k] " " $15; if ($18 != "") f[k] = f[k] " " $18; if ($19 != "") an[k] = an[k] " " $19 }
         else if ($9 ~ /^skipped/) skip[k] = $9
         else bad[k] = bad[k] " " $9
     }
     END {
         for (i = 1; i <= nk; i++) { k = order[i]; if (ok[k]) { split(k, p, SUBSEP); mw[k] = median(w[k]); mc[k] = median(c[k])
             if (p[3] == "bt-fetch") { bw[p[1] SUBSEP p[2]] = mw[k]; bc[p[1] SUBSEP p[2]] = mc[k] } } }
-        print "| variant | piece | client | ok/runs | wall s median (min-max) | first byte s | CPU s median (min-max) | peak RSS MiB median | downloaded MB | goodput % of link | bt-fetch/client wall | bt-fetch/client CPU |"
-        print "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+        print "| variant | piece | client | ok/runs | wall s median (min-max) | first byte s | CPU s median (min-max) | peak RSS MiB median | peak anon MiB (sampled) | downloaded MB | goodput % of link | bt-fetch/client wall | bt-fetch/client CPU |"
+        print "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
         for (i = 1; i <= nk; i++) {
             k = order[i]; split(k, p, SUBSEP); vp = p[1] SUBSEP p[2]
-            if (!ok[k]) { printf "| %s | %s | %s | 0/%d | %s | | | | | | | |\n", p[1], p[2], p[3], runs[k], (k in skip) ? skip[k] : "failed:" bad[k]; continue }
+            if (!ok[k]) { printf "| %s | %s | %s | 0/%d | %s | | | | | | | | |\n", p[1], p[2], p[3], runs[k], (k in skip) ? skip[k] : "failed:" bad[k]; continue }
             rw = (vp in bw && mw[k] > 0 && p[3] != "swarm-last") ? sprintf("%.2f", bw[vp] / mw[k]) : ""
             rc = (vp in bc && mc[k] > 0 && p[3] != "swarm-last") ? sprintf("%.2f", bc[vp] / mc[k]) : ""
-            printf "| %s | %s | %s | %d/%d | %.2f (%.2f-%.2f) | %s | %.2f (%.2f-%.2f) | %s | %s | %s | %s | %s |\n", p[1], p[2], p[3], ok[k], runs[k],
+            printf "| %s | %s | %s | %d/%d | %.2f (%.2f-%.2f) | %s | %.2f (%.2f-%.2f) | %s | %s | %s | %s | %s | %s |\n", p[1], p[2], p[3], ok[k], runs[k],
                 mw[k], mn(w[k]), mx(w[k]), (f[k] != "") ? sprintf("%.2f", median(f[k])) : "", mc[k], mn(c[k]), mx(c[k]), (r[k] != "") ? sprintf("%.1f", median(r[k])) : "",
+                (an[k] != "") ? sprintf("%.1f", median(an[k])) : "",
                 (d[k] != "") ? sprintf("%.1f", median(d[k]) / 1e6) : "", (g[k] != "") ? sprintf("%.1f", median(g[k])) : "", rw, rc
             printf "%s-%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", p[1], p[2], p[3], mw[k], mn(w[k]), mx(w[k]), mc[k], (r[k] != "") ? median(r[k]) : "", (g[k] != "") ? median(g[k]) : "" > tsv
         }
