@@ -492,7 +492,7 @@ sampler() {
     while :; do
         b=0
         [[ -f $f ]] && b=$(fincore -b -n -o RES "$f" 2>/dev/null || echo 0)
-        [[ $kind == exit ]] && read -r cp _ <"/proc/$pid/task/$pid/children" 2>/dev/null
+        [[ $kind == exit ]] && { read -r cp _ <"/proc/$pid/task/$pid/children"; } 2>/dev/null
         a=$(awk '/^RssAnon:/ {print $2}' "/proc/$cp/status" 2>/dev/null)
         echo "$((($(date +%s%N) - t0) / 1000000)) ${b:-0} ${a:-0}" >>"$out"
         sleep "$SAMPLE"
@@ -553,9 +553,16 @@ client_collect() {
     # bytes the client says it downloaded, before it is stopped
     case $c in
     qbittorrent)
+        # its counters are refreshed about once a second: ask again (up to
+        # 3 s, after the measurement) until they cover the whole file
         wport=$(<"$d/webui_port")
-        R_down=$(curl -s --max-time 2 "http://127.0.0.1:$wport/api/v2/torrents/info" |
-            grep -o '"downloaded":[0-9]*' | head -1 | grep -o '[0-9]*$')
+        local i
+        for ((i = 0; i < 15; i++)); do
+            R_down=$(curl -s --max-time 2 "http://127.0.0.1:$wport/api/v2/torrents/info" |
+                grep -o '"downloaded":[0-9]*' | head -1 | grep -o '[0-9]*$')
+            [[ -n $R_down && $R_down -ge $DATA_BYTES ]] && break
+            sleep 0.2
+        done
         ;;
     esac
     if [[ $kind == exit ]]; then
