@@ -132,7 +132,7 @@ swarm() {
     for c; do
         i=$((i + 1))
         if ! why=$(client_available "$c" ns); then
-            R_status=$why R_wall= R_cpu= R_rss= R_down= R_cmp= R_ttfb=
+            R_status=$why R_wall= R_cpu= R_rss= R_down= R_cmp= R_ttfb= R_anon= R_exit=
             csv_row s4 "$kind" "$piece" "$rate" "$seeder" "$c" "$i" "$rep" "" "" ""
             log "s4 $kind leecher $i ($c): $why"
             continue
@@ -178,7 +178,7 @@ swarm() {
         fi
         rm -rf "$d"
     done
-    R_down= R_cmp= R_rss= R_ttfb=
+    R_down= R_cmp= R_rss= R_ttfb= R_anon= R_exit=
     if ((all_ok)); then
         R_status=ok
         R_wall=$(awk -v a="$t_first" -v b="$t_last" 'BEGIN {printf "%.3f", (b - a) / 1e9}')

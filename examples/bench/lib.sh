@@ -91,7 +91,7 @@ bench_init() { # OUT_DIR: checks prerequisites, makes the temp dir, sets the tra
     RUN_SEQ=0
     NEXT_PORT=$((20000 + ($$ % 1000) * 20))
     CSV=$OUT/runs.csv
-    [[ -f $CSV ]] || echo "scenario,variant,piece,link_mbit,seeder,client,instance,rep,status,wall_s,cpu_s,peak_rss_mib,client_down_bytes,wire_bytes,goodput_pct,cmp,trace,first_byte_s,peak_anon_mib" >"$CSV"
+    [[ -f $CSV ]] || echo "scenario,variant,piece,link_mbit,seeder,client,instance,rep,status,wall_s,cpu_s,peak_rss_mib,client_down_bytes,wire_bytes,goodput_pct,cmp,trace,first_byte_s,peak_anon_mib,exit_s" >"$CSV"
 }
 
 free_port() { # VAR: sets VAR to a TCP port nobody listens on (no subshell:
@@ -417,7 +417,7 @@ client_launch() {
     mkdir -p "$d/dl"
     free_port port
     hook=$d/hook.sh
-    printf '#!/bin/sh\n[ -f %q ] || date +%%s%%N > %q\n' "$d/end_ns" "$d/end_ns" >"$hook"
+    printf '#!/bin/sh\n[ -f %q ] || date +%%s%%N > %q\n' "$d/hook_ns" "$d/hook_ns" >"$hook"
     chmod +x "$hook"
     echo "$c" >"$d/client"
     echo "$port" >"$d/port"
@@ -440,7 +440,7 @@ client_launch() {
     libtorrent)
         cmd=("$PY" "$BENCH_LIB/leech_libtorrent.py" --torrent "$TORRENT" --dir "$d/dl"
             --listen "$ip:$port" --timeout "$TIMEOUT")
-        if [[ $mode == exit ]]; then kind=exit; else cmd+=(--stay --done-file "$d/end_ns"); fi
+        if [[ $mode == exit ]]; then kind=exit; else cmd+=(--stay --done-file "$d/hook_ns"); fi
         ;;
     aria2)
         cmd=(aria2c --dir="$d/dl" --enable-dht=false --enable-dht6=false --bt-enable-lpd=false
@@ -510,18 +510,20 @@ client_poll() {
     [[ -f $d/status ]] && return 0
     pid=$(<"$d/pid")
     kind=$(<"$d/kind")
-    if [[ $kind == json && ! -f $d/end_ns ]] && grep -q '"event": *"\(complete\|done\)"' "$d/out" 2>/dev/null; then
-        now_ns >"$d/end_ns"
+    if [[ $kind == json && ! -f $d/hook_ns ]] && grep -q '"event": *"\(complete\|done\)"' "$d/out" 2>/dev/null; then
+        now_ns >"$d/hook_ns"
     fi
     if [[ $kind == exit ]]; then
         alive "$pid" && return 1
         wait "$pid"
         rc=$?
-        now_ns >"$d/end_ns"
+        # completion: the client's own hook if it has one (aria2), else its exit
+        if [[ -f $d/hook_ns ]]; then cp "$d/hook_ns" "$d/end_ns"; else now_ns >"$d/end_ns"; fi
         if ((rc == 0)); then echo ok >"$d/status"; else echo "fail(exit $rc)" >"$d/status"; fi
         return 0
     fi
-    if [[ -f $d/end_ns ]]; then
+    if [[ -f $d/hook_ns ]]; then
+        cp "$d/hook_ns" "$d/end_ns"
         # at completion: CPU and peak RSS of the running client from /proc
         echo "$(proc_cpu_ticks "$pid") $(proc_hwm_kib "$pid")" >"$d/proc"
         echo ok >"$d/status"
@@ -547,7 +549,7 @@ client_collect() {
     c=$(<"$d/client")
     kind=$(<"$d/kind")
     R_status=$(<"$d/status")
-    R_wall= R_cpu= R_rss= R_down=
+    R_wall= R_cpu= R_rss= R_down= R_exit=
     t0=$(<"$d/start_ns")
     [[ -f $d/end_ns ]] && t1=$(<"$d/end_ns")
     # bytes the client says it downloaded, before it is stopped
@@ -575,7 +577,10 @@ client_collect() {
             bench_kill "$pid"
         fi
         if [[ $R_status == ok && -s $d/time ]]; then
-            read -r R_wall u s rss < <(tail -1 "$d/time")
+            read -r R_exit u s rss < <(tail -1 "$d/time")
+            R_wall=$R_exit
+            # a completion hook (aria2) came before the exit: it is the wall time
+            [[ -f $d/hook_ns ]] && R_wall=$(awk -v a="$t0" -v b="$(<"$d/hook_ns")" 'BEGIN {printf "%.3f", (b - a) / 1e9}')
             R_cpu=$(awk -v u="$u" -v s="$s" 'BEGIN {printf "%.2f", u + s}')
             R_rss=$(awk -v k="$rss" 'BEGIN {printf "%.1f", k / 1024}')
         fi
@@ -622,7 +627,7 @@ first_byte() {
 
 # csv_row SCEN VARIANT PIECE LINK SEEDER CLIENT INST REP WIRE GOODPUT TRACE
 csv_row() {
-    echo "$1,$2,$3,$4,$5,$6,$7,$8,$R_status,${R_wall},${R_cpu},${R_rss},${R_down},$9,${10},${R_cmp},${11},${R_ttfb:-},${R_anon:-}" >>"$CSV"
+    echo "$1,$2,$3,$4,$5,$6,$7,$8,$R_status,${R_wall},${R_cpu},${R_rss},${R_down},$9,${10},${R_cmp},${11},${R_ttfb:-},${R_anon:-},${R_exit:-}" >>"$CSV"
 }
 
 # keep_trace DIR LABEL: copies the progress samples to the results
@@ -642,7 +647,7 @@ run_one() {
     local d label deadline rx0=0 rx1=0 k wire= good= why
     label=$scen-$variant-$piece-$c-r$rep
     if ! why=$(client_available "$c" "$variant"); then
-        R_status=$why R_wall= R_cpu= R_rss= R_down= R_cmp= R_ttfb= R_anon=
+        R_status=$why R_wall= R_cpu= R_rss= R_down= R_cmp= R_ttfb= R_anon= R_exit=
         csv_row "$scen" "$variant" "$piece" "$link" "$seeder" "$c" 1 "$rep" "" "" ""
         log "$label: $why"
         return 0
@@ -667,7 +672,7 @@ run_one() {
     fi
     keep_trace "$d" "$label"
     csv_row "$scen" "$variant" "$piece" "$link" "$seeder" "$c" 1 "$rep" "$wire" "$good" "progress/$label.tsv"
-    log "$label: $R_status wall=${R_wall:-?}s cpu=${R_cpu:-?}s rss=${R_rss:-?}MiB anon=${R_anon:-?}MiB first-byte=${R_ttfb:-?}s down=${R_down:-?} wire=${wire:--} ${good:+goodput=$good%}"
+    log "$label: $R_status wall=${R_wall:-?}s${R_exit:+ exit=${R_exit}s} cpu=${R_cpu:-?}s rss=${R_rss:-?}MiB anon=${R_anon:-?}MiB first-byte=${R_ttfb:-?}s down=${R_down:-?} wire=${wire:--} ${good:+goodput=$good%}"
     rm -rf "$d"
 }
 

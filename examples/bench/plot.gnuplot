@@ -7,7 +7,8 @@ set terminal pngcairo size 1000,520 font ",10"
 set output out
 set title ttl
 set grid ytics
-set key top left
+set key outside right top noenhanced
+set rmargin 16
 
 if (mode eq 'times') {
     set datafile separator "\t"
@@ -24,6 +25,5 @@ if (mode eq 'times') {
     set xlabel "seconds since the client started"
     set ylabel "MB written (page cache of the downloaded file)"
     set yrange [0:total / 1e6 * 1.05]
-    set key noenhanced
     plot for [i = 1:words(files)] word(files, i) using ($1 / 1000):($2 / 1e6) with lines lw 2 title word(titles, i)
 }
