@@ -144,6 +144,8 @@ swarm() {
         names+=("$c:$i")
     done
     ((${#dirs[@]})) || return 0
+    local rx0 rx1
+    rx0=$(ns_rx_bytes 1)
     deadline=$(($(date +%s) + TIMEOUT))
     while :; do
         running=0
@@ -156,6 +158,7 @@ swarm() {
         sleep 0.1
     done
     # every leecher is done (or failed): now stop and measure them
+    rx1=$(ns_rx_bytes 1)
     i=0
     for d in "${dirs[@]}"; do
         c=${names[$i]%%:*}
@@ -188,8 +191,9 @@ swarm() {
     fi
     local good=
     [[ -n $R_wall ]] && good=$(awk -v b="$DATA_BYTES" -v t="$R_wall" -v r="$rate" 'BEGIN {printf "%.1f", b * 8 / t / (r * 1e6) * 100}')
-    csv_row s4 "$kind" "$piece" "$rate" "$seeder" swarm-last 0 "$rep" "" "$good" ""
-    log "s4 $kind swarm r$rep: last leecher done after ${R_wall:-?} s (bound $(awk -v b="$DATA_BYTES" -v r="$rate" 'BEGIN {printf "%.1f", b * 8 / (r * 1e6)}') s), CPU of all leechers ${R_cpu:-?} s"
+    # wire: what the seeder sent through its link while the swarm ran
+    csv_row s4 "$kind" "$piece" "$rate" "$seeder" swarm-last 0 "$rep" "$((rx1 - rx0))" "$good" ""
+    log "s4 $kind swarm r$rep: last leecher done after ${R_wall:-?} s (bound $(awk -v b="$DATA_BYTES" -v r="$rate" 'BEGIN {printf "%.1f", b * 8 / (r * 1e6)}') s), CPU of all leechers ${R_cpu:-?} s, the seeder sent $(((rx1 - rx0) / 1000000)) MB ($(awk -v a="$((rx1 - rx0))" -v b="$DATA_BYTES" 'BEGIN {printf "%.2f", a / b}') x the file)"
 }
 
 if has 4; then
