@@ -722,7 +722,16 @@ plots() {
         "$BENCH_LIB/plot.gnuplot" 2>>"$OUT/logs/gnuplot.log" || log "gnuplot failed (see logs/gnuplot.log)"
     for v in $(cut -f1 "$OUT/summary-$scen.tsv" | sort -u); do
         files=() titles=()
-        while IFS=$'\t' read -r vv c med _; do
+        if [[ $scen == s4 ]]; then
+            # swarms: every leecher of the first repetition
+            while IFS=, read -r c inst row; do
+                [[ -s $OUT/$row ]] && {
+                    files+=("$OUT/$row")
+                    titles+=("$c-$inst")
+                }
+            done < <(awk -F, -v vp="$v" 'NR > 1 && $1 == "s4" && ($2 "-" $3) == vp && $8 == 1 && $17 != "" { print $6 "," $7 "," $17 }' "$CSV")
+        fi
+        while [[ $scen != s4 ]] && IFS=$'\t' read -r vv c med _; do
             [[ $vv == "$v" ]] || continue
             # the run whose wall time is closest to the median
             row=$(awk -F, -v s="$scen" -v vp="$v" -v c="$c" -v m="$med" '
@@ -736,7 +745,7 @@ plots() {
             }
         done <"$OUT/summary-$scen.tsv"
         ((${#files[@]})) || continue
-        gnuplot -e "mode='progress'; files='${files[*]}'; titles='${titles[*]}'; total=$DATA_BYTES; out='$OUT/plots/$scen-$v-progress.png'; ttl='$scen $v: bytes on disk over time (median run)'" \
+        gnuplot -e "mode='progress'; files='${files[*]}'; titles='${titles[*]}'; total=$DATA_BYTES; out='$OUT/plots/$scen-$v-progress.png'; ttl='$scen $v: bytes on disk over time ($([[ $scen == s4 ]] && echo "every leecher, first repetition" || echo "the median run of each client"))'" \
             "$BENCH_LIB/plot.gnuplot" 2>>"$OUT/logs/gnuplot.log" || log "gnuplot failed (see logs/gnuplot.log)"
     done
 }
