@@ -110,6 +110,14 @@ variant_begin() {
     seeders_wait 1
     log "variant $variant, pieces $piece${r:+, link $r Mbit/s}: seeder $seeder ready (info-hash $HASH)"
 }
+# fresh_seeder VARIANT PIECE RATE: a Transmission seeder serves only the
+# first leecher from an address (every leecher here comes from the same
+# address), so with --seeder transmission it is restarted before every run
+fresh_seeder() {
+    [[ $seeder == transmission ]] || return 0
+    variant_end
+    variant_begin "$@"
+}
 variant_end() {
     seeders_stop
     tracker_stop
@@ -124,6 +132,7 @@ if has 1; then
             variant_begin "$v" "$piece" 0
             for ((rep = 1; rep <= reps; rep++)); do
                 for c in "${CL[@]}"; do
+                    fresh_seeder "$v" "$piece" 0
                     run_one s1 "$v" "$piece" 0 "$seeder" "$c" "$rep" "$LIP" "${RXDEV[@]}"
                 done
             done
@@ -140,6 +149,7 @@ if has 2; then
         variant_begin "$v" "$piece" "$rate"
         for ((rep = 1; rep <= reps; rep++)); do
             for c in "${CL[@]}"; do
+                fresh_seeder "$v" "$piece" "$rate"
                 run_one s2 "$v" "$piece" "$rate" "$seeder" "$c" "$rep" "$LIP" "${RXDEV[@]}"
             done
         done
@@ -160,6 +170,7 @@ if has 5; then
     variant_begin lo 1M 0
     for ((rep = 1; rep <= sruns; rep++)); do
         for c in bt-fetch "$bestref"; do
+            fresh_seeder lo 1M 0
             run_one s5 lo 1M 0 "$seeder" "$c" "$rep" "$LIP"
         done
     done
