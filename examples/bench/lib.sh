@@ -10,6 +10,7 @@
 BENCH_LIB=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$BENCH_LIB/../.." && pwd)
 PY=/usr/bin/python3
+export PYTHONDONTWRITEBYTECODE=1 # no __pycache__ in examples/bench
 CLK_TCK=$(getconf CLK_TCK)
 
 # ------------------------------------------------------------------ settings
