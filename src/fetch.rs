@@ -556,32 +556,14 @@ impl Driver<'_> {
     fn accept(&mut self, now: Instant) {
         loop {
             match self.listener.accept() {
-                Ok((mut stream, addr)) => {
+                Ok((stream, addr)) => {
                     if !self.session.accepts(&addr) {
                         log::debug!("{addr}: refused (banned or too many peers)");
                         continue;
                     }
-                    let t = self.alloc_token();
-                    if self
-                        .poll
-                        .registry()
-                        .register(
-                            &mut stream,
-                            Token(t),
-                            Interest::READABLE | Interest::WRITABLE,
-                        )
-                        .is_err()
-                    {
-                        self.free.push(t);
-                        continue;
+                    if let Some(t) = self.add_conn(stream, true) {
+                        self.session.on_connection(t, addr, false, now);
                     }
-                    let _ = stream.set_nodelay(true);
-                    self.conns[t] = Some(Conn {
-                        stream,
-                        connected: true,
-                        readable: true,
-                    });
-                    self.session.on_connection(t, addr, false, now);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) => {
@@ -593,7 +575,7 @@ impl Driver<'_> {
     }
 
     fn connect(&mut self, addr: SocketAddr, now: Instant) {
-        let mut stream = match TcpStream::connect(addr) {
+        let stream = match TcpStream::connect(addr) {
             Ok(s) => s,
             Err(e) => {
                 log::info!("{addr}: cannot connect: {e}");
@@ -601,28 +583,34 @@ impl Driver<'_> {
                 return;
             }
         };
+        match self.add_conn(stream, false) {
+            Some(t) => self.session.on_connection(t, addr, true, now),
+            None => self.session.on_connect_failed(addr, now),
+        }
+    }
+
+    /// Registers a socket with the poll under a fresh token; `None` when the
+    /// poll refuses it. An accepted socket is `connected` (and may already
+    /// hold data); an outgoing one is not until the poll says so.
+    fn add_conn(&mut self, mut stream: TcpStream, connected: bool) -> Option<usize> {
         let t = self.alloc_token();
+        let interest = Interest::READABLE | Interest::WRITABLE;
         if self
             .poll
             .registry()
-            .register(
-                &mut stream,
-                Token(t),
-                Interest::READABLE | Interest::WRITABLE,
-            )
+            .register(&mut stream, Token(t), interest)
             .is_err()
         {
             self.free.push(t);
-            self.session.on_connect_failed(addr, now);
-            return;
+            return None;
         }
         let _ = stream.set_nodelay(true);
         self.conns[t] = Some(Conn {
             stream,
-            connected: false,
-            readable: false,
+            connected,
+            readable: connected,
         });
-        self.session.on_connection(t, addr, true, now);
+        Some(t)
     }
 
     /// Closes a connection from our side (the session hears about it).
