@@ -463,14 +463,28 @@ impl Trackers {
         req: &AnnounceRequest,
         opts: &TrackerOptions,
     ) -> Result<(String, AnnounceResponse), TrackerError> {
+        // BEP 12: the tracker that answers moves to the front of its tier.
+        self.first_answer(true, |url, state| announce_one(url, req, opts, state))
+    }
+
+    /// Tries the trackers tier by tier until `exchange` succeeds with one;
+    /// returns its URL and answer, or every error when all fail. With
+    /// `promote`, the tracker that answered moves to the front of its tier.
+    fn first_answer<T>(
+        &mut self,
+        promote: bool,
+        mut exchange: impl FnMut(&str, &mut TrackerState) -> Result<T, TrackerError>,
+    ) -> Result<(String, T), TrackerError> {
         let mut errors = Vec::new();
         for pos in self.tiers.order() {
             let tracker = self.tiers.get_mut(pos);
-            log::debug!("announcing to {}", tracker.url);
-            match announce_one(&tracker.url, req, opts, &mut tracker.state) {
+            log::debug!("asking {}", tracker.url);
+            match exchange(&tracker.url, &mut tracker.state) {
                 Ok(answer) => {
                     let url = tracker.url.clone();
-                    self.tiers.promote(pos);
+                    if promote {
+                        self.tiers.promote(pos);
+                    }
                     return Ok((url, answer));
                 }
                 Err(e) => {
@@ -524,21 +538,8 @@ impl Trackers {
         info_hashes: &[[u8; 20]],
         opts: &TrackerOptions,
     ) -> Result<(String, Vec<ScrapeStats>), TrackerError> {
-        let mut errors = Vec::new();
-        for pos in self.tiers.order() {
-            let tracker = self.tiers.get_mut(pos);
-            match scrape_one(&tracker.url, info_hashes, opts, &mut tracker.state) {
-                Ok(stats) => return Ok((tracker.url.clone(), stats)),
-                Err(e) => {
-                    log::info!("{e}");
-                    errors.push(e);
-                }
-            }
-        }
-        Err(if errors.is_empty() {
-            TrackerError::NoTrackers
-        } else {
-            TrackerError::AllFailed(errors)
+        self.first_answer(false, |url, state| {
+            scrape_one(url, info_hashes, opts, state)
         })
     }
 
