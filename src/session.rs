@@ -250,6 +250,22 @@ struct Peer {
 }
 
 impl Peer {
+    /// Takes back every request outstanding to this peer: the picker may
+    /// give the blocks to others, and the peer is told with cancels.
+    fn withdraw_requests(&mut self, picker: &mut Picker) {
+        for o in self.outstanding.drain(..) {
+            picker.cancel_request(o.block);
+            wire::encode(
+                &Message::Cancel {
+                    index: o.block.piece,
+                    begin: o.block.begin(),
+                    length: picker.block_len(o.block),
+                },
+                self.out.vec(),
+            );
+        }
+    }
+
     fn fast(&self) -> bool {
         self.handshake.is_some_and(|h| h.fast())
     }
@@ -1440,18 +1456,7 @@ impl Session {
                 log::info!("{}: snubbed us, its requests go elsewhere", p.addr);
                 p.snubbed = true;
                 p.slow_start_queue = MIN_QUEUE;
-                for o in p.outstanding.drain(..) {
-                    self.picker.cancel_request(o.block);
-                    let len = self.picker.block_len(o.block);
-                    wire::encode(
-                        &Message::Cancel {
-                            index: o.block.piece,
-                            begin: o.block.begin(),
-                            length: len,
-                        },
-                        p.out.vec(),
-                    );
-                }
+                p.withdraw_requests(&mut self.picker);
             }
             // Interest can end as our pieces fill in.
             if p.am_interested && !complete && !self.picker.interesting(&p.have) {
@@ -1502,18 +1507,7 @@ impl Session {
                 .first()
                 .is_some_and(|o| now.saturating_duration_since(o.sent) > Duration::from_secs(2));
             if slow && held_long {
-                for o in p.outstanding.drain(..) {
-                    self.picker.cancel_request(o.block);
-                    let len = self.picker.block_len(o.block);
-                    wire::encode(
-                        &Message::Cancel {
-                            index: o.block.piece,
-                            begin: o.block.begin(),
-                            length: len,
-                        },
-                        p.out.vec(),
-                    );
-                }
+                p.withdraw_requests(&mut self.picker);
                 p.slow_start_queue = MIN_QUEUE;
             }
         }
