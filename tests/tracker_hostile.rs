@@ -404,17 +404,7 @@ fn follow_prints_new_peers_sends_trackerid_and_stops_when_stdout_closes() {
     }
     assert_eq!(got, ["10.0.0.1:1", "10.0.0.2:2", "10.0.0.3:3"]);
     drop(lines); // closes our end of the pipe
-    let started = Instant::now();
-    let status = loop {
-        if let Some(s) = child.0.try_wait().unwrap() {
-            break s;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "still running after stdout closed"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let status = child.wait_exit(Duration::from_secs(20), "still running after stdout closed");
     assert!(status.success(), "{status}");
     let seen = seen.lock().unwrap().clone();
     assert!(seen.len() >= 3, "{seen:?}");

@@ -177,16 +177,7 @@ fn follow_announces_stopped_on_sigterm() {
         // SAFETY: the PID is our own child's.
         unsafe { libc::kill(child.0.id() as i32, libc::SIGTERM) };
         let started = Instant::now();
-        let status = loop {
-            if let Some(s) = child.0.try_wait().unwrap() {
-                break s;
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(20),
-                "no exit after SIGTERM"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        };
+        let status = child.wait_exit(Duration::from_secs(20), "no exit after SIGTERM");
         assert!(status.success(), "{status}");
         assert!(started.elapsed() < Duration::from_secs(5));
         let after = announce(&[t, "-t", &url, "--scrape"]);

@@ -22,6 +22,21 @@ pub fn bt_announce() -> Command {
 /// A child process killed (by its own PID) when dropped.
 pub struct ChildGuard(pub Child);
 
+impl ChildGuard {
+    /// Waits (polling, bounded by `limit`) for the child to exit by itself;
+    /// fails the test with `what` when it does not.
+    pub fn wait_exit(&mut self, limit: Duration, what: &str) -> std::process::ExitStatus {
+        let started = std::time::Instant::now();
+        loop {
+            if let Some(s) = self.0.try_wait().unwrap() {
+                return s;
+            }
+            assert!(started.elapsed() < limit, "{what}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
 impl Drop for ChildGuard {
     fn drop(&mut self) {
         let _ = self.0.kill();
