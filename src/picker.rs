@@ -150,6 +150,24 @@ pub enum Received {
     Stored { duplicates: bool, complete: bool },
 }
 
+/// Which pieces a pick may take from a peer, and in what order.
+#[derive(Clone, Copy, Default)]
+pub struct Scope<'a> {
+    /// Only these pieces (the allowed-fast set while choked).
+    pub only: Option<&'a [u32]>,
+    /// The order among equally rare new pieces, lowest key first, instead
+    /// of a random choice; `None` for a piece this peer must not be asked
+    /// for (started pieces and endgame included).
+    pub order: Option<&'a dyn Fn(usize) -> Option<u64>>,
+}
+
+impl Scope<'_> {
+    fn allows(&self, i: u32) -> bool {
+        self.only.is_none_or(|o| o.contains(&i))
+            && self.order.is_none_or(|order| order(i as usize).is_some())
+    }
+}
+
 pub struct Picker {
     piece_length: u64,
     total: u64,
@@ -293,19 +311,19 @@ impl Picker {
 
     /// Picks up to `n` blocks to request from a peer holding `peer`.
     /// `requested_by_peer` tells which blocks this peer already has on
-    /// request (never requested twice from the same peer). `only` restricts
-    /// the choice to some pieces (allowed-fast pieces while choked).
+    /// request (never requested twice from the same peer). `scope` restricts
+    /// and orders the choice.
     pub fn pick(
         &mut self,
         peer: &Bitfield,
         n: usize,
         rng: &mut impl Rng,
         requested_by_peer: impl Fn(BlockRef) -> bool,
-        only: Option<&[u32]>,
+        scope: Scope<'_>,
         out: &mut Vec<BlockRef>,
     ) {
         let start = out.len();
-        let allowed = |i: u32| only.is_none_or(|o| o.contains(&i));
+        let allowed = |i: u32| scope.allows(i);
         // 1. Finish pieces already started.
         for p in &mut self.partials {
             if out.len() - start >= n {
@@ -330,7 +348,7 @@ impl Picker {
         // 2. Start new pieces, rarest first.
         let mut no_candidate = false;
         while out.len() - start < n {
-            let Some(piece) = self.choose_new(peer, rng, &allowed) else {
+            let Some(piece) = self.choose_new(peer, rng, &scope) else {
                 no_candidate = true;
                 break;
             };
@@ -389,17 +407,13 @@ impl Picker {
         }
     }
 
-    /// The rarest missing piece the peer has, ties broken at random (any
-    /// such piece at random while we have fewer than `random_first`).
-    fn choose_new(
-        &self,
-        peer: &Bitfield,
-        rng: &mut impl Rng,
-        allowed: &impl Fn(u32) -> bool,
-    ) -> Option<usize> {
-        let random = self.have.count() < self.random_first;
+    /// The rarest missing piece the peer has, ties broken by the scope's
+    /// order or else at random (any such piece at random while we have
+    /// fewer than `random_first`, unless the scope orders them).
+    fn choose_new(&self, peer: &Bitfield, rng: &mut impl Rng, scope: &Scope<'_>) -> Option<usize> {
+        let random = self.have.count() < self.random_first && scope.order.is_none();
         let mut best: Option<usize> = None;
-        let mut best_avail = u32::MAX;
+        let mut best_rank = (u32::MAX, u64::MAX);
         let mut ties = 0u32;
         let n = self.state.len();
         // Start the scan at a random place so that ties do not favour low
@@ -407,15 +421,28 @@ impl Picker {
         let offset = if n > 0 { rng.gen_range(0..n) } else { 0 };
         for k in 0..n {
             let i = (k + offset) % n;
-            if self.state[i] != PieceState::Missing || !peer.get(i) || !allowed(i as u32) {
+            if self.state[i] != PieceState::Missing
+                || !peer.get(i)
+                || scope.only.is_some_and(|o| !o.contains(&(i as u32)))
+            {
                 continue;
             }
             let a = if random { 0 } else { self.avail[i] };
-            if a < best_avail {
-                best_avail = a;
+            if a > best_rank.0 {
+                continue;
+            }
+            let key = match scope.order {
+                Some(order) => match order(i) {
+                    Some(key) => key,
+                    None => continue,
+                },
+                None => 0,
+            };
+            if (a, key) < best_rank {
+                best_rank = (a, key);
                 best = Some(i);
                 ties = 1;
-            } else if a == best_avail {
+            } else if (a, key) == best_rank {
                 ties += 1;
                 if rng.gen_range(0..ties) == 0 {
                     best = Some(i);
@@ -550,11 +577,11 @@ mod tests {
         p.add_have(2); // piece 2 is commoner; 0, 1, 3 equally rare
         p.avail[1] = 1; // piece 1 the rarest
         let mut out = Vec::new();
-        p.pick(&all, 1, &mut rng(), |_| false, None, &mut out);
+        p.pick(&all, 1, &mut rng(), |_| false, Scope::default(), &mut out);
         assert_eq!(out, vec![BlockRef { piece: 1, block: 0 }]);
         // The started piece is finished before another is started.
         out.clear();
-        p.pick(&all, 2, &mut rng(), |_| false, None, &mut out);
+        p.pick(&all, 2, &mut rng(), |_| false, Scope::default(), &mut out);
         assert_eq!(out[0], BlockRef { piece: 1, block: 1 });
         assert_ne!(out[1].piece, 2, "piece 2 is the commonest");
     }
@@ -565,7 +592,7 @@ mod tests {
         let all = Bitfield::full(10);
         p.add_availability(&all);
         let mut out = Vec::new();
-        p.pick(&all, 10, &mut rng(), |_| false, None, &mut out);
+        p.pick(&all, 10, &mut rng(), |_| false, Scope::default(), &mut out);
         assert_eq!(out.len(), 2, "only two pieces may be in memory");
         assert_eq!(p.partial_count(), 2);
         let b = out[0];
@@ -579,10 +606,10 @@ mod tests {
         let (buf, who) = p.take_complete(b.piece).unwrap();
         assert_eq!(who, vec![1]);
         out.clear();
-        p.pick(&all, 10, &mut rng(), |_| false, None, &mut out);
+        p.pick(&all, 10, &mut rng(), |_| false, Scope::default(), &mut out);
         assert!(out.is_empty(), "buffer still out being verified");
         p.verified(b.piece, true, buf);
-        p.pick(&all, 10, &mut rng(), |_| false, None, &mut out);
+        p.pick(&all, 10, &mut rng(), |_| false, Scope::default(), &mut out);
         assert_eq!(out.len(), 1);
         assert!(p.has(b.piece as usize));
     }
@@ -593,16 +620,16 @@ mod tests {
         let all = Bitfield::full(1);
         p.add_availability(&all);
         let mut a = Vec::new();
-        p.pick(&all, 10, &mut rng(), |_| false, None, &mut a);
+        p.pick(&all, 10, &mut rng(), |_| false, Scope::default(), &mut a);
         assert_eq!(a.len(), 2);
         assert!(p.in_endgame());
         // Another peer gets the same two blocks once each.
         let mut b = Vec::new();
-        p.pick(&all, 10, &mut rng(), |_| false, None, &mut b);
+        p.pick(&all, 10, &mut rng(), |_| false, Scope::default(), &mut b);
         assert_eq!(b, a);
         // A third peer gets nothing: two requests per block at most.
         let mut c = Vec::new();
-        p.pick(&all, 10, &mut rng(), |_| false, None, &mut c);
+        p.pick(&all, 10, &mut rng(), |_| false, Scope::default(), &mut c);
         assert!(c.is_empty());
         // The first copy arriving says there are duplicates to cancel.
         assert_eq!(
@@ -616,7 +643,14 @@ mod tests {
         // A peer that already asked for a block is not asked again.
         p.cancel_request(a[1]);
         let mut d = Vec::new();
-        p.pick(&all, 10, &mut rng(), |r| r == a[1], None, &mut d);
+        p.pick(
+            &all,
+            10,
+            &mut rng(),
+            |r| r == a[1],
+            Scope::default(),
+            &mut d,
+        );
         assert!(d.is_empty());
     }
 
@@ -626,14 +660,28 @@ mod tests {
         let only0 = Bitfield::from_wire(&[0x80], 2).unwrap();
         let only1 = Bitfield::from_wire(&[0x40], 2).unwrap();
         let mut out = Vec::new();
-        p.pick(&only0, 10, &mut rng(), |_| false, None, &mut out);
+        p.pick(
+            &only0,
+            10,
+            &mut rng(),
+            |_| false,
+            Scope::default(),
+            &mut out,
+        );
         assert_eq!(out.len(), 2);
         // The peer leaves: its requests are withdrawn, the buffer is free
         // for a piece another peer has.
         for b in out.drain(..) {
             p.cancel_request(b);
         }
-        p.pick(&only1, 10, &mut rng(), |_| false, None, &mut out);
+        p.pick(
+            &only1,
+            10,
+            &mut rng(),
+            |_| false,
+            Scope::default(),
+            &mut out,
+        );
         assert_eq!(out.len(), 2);
         assert!(out.iter().all(|b| b.piece == 1));
     }
@@ -643,13 +691,13 @@ mod tests {
         let mut p = Picker::new(16384, 16384, 1, 1);
         let all = Bitfield::full(1);
         let mut out = Vec::new();
-        p.pick(&all, 1, &mut rng(), |_| false, None, &mut out);
+        p.pick(&all, 1, &mut rng(), |_| false, Scope::default(), &mut out);
         p.received(out[0], &[0; 16384], 1);
         let (buf, _) = p.take_complete(0).unwrap();
         p.verified(0, false, buf);
         assert!(p.wants(0));
         out.clear();
-        p.pick(&all, 1, &mut rng(), |_| false, None, &mut out);
+        p.pick(&all, 1, &mut rng(), |_| false, Scope::default(), &mut out);
         assert_eq!(out.len(), 1);
     }
 
@@ -661,7 +709,7 @@ mod tests {
             let all = Bitfield::full(100);
             let mut out = Vec::new();
             let mut r = rand::rngs::StdRng::seed_from_u64(seed);
-            p.pick(&all, 1, &mut r, |_| false, None, &mut out);
+            p.pick(&all, 1, &mut r, |_| false, Scope::default(), &mut out);
             seen.insert(out[0].piece);
         }
         assert!(seen.len() > 10, "first pieces are random: {seen:?}");

@@ -18,7 +18,7 @@ use rand::rngs::StdRng;
 use rand::SeedableRng;
 
 use crate::choker;
-use crate::picker::{Bitfield, BlockRef, Picker, Received};
+use crate::picker::{Bitfield, BlockRef, Picker, Received, Scope};
 use crate::wire::{self, Handshake, Message, BLOCK_LEN, HANDSHAKE_LEN, MAX_REQUEST_LEN};
 
 /// The driver's name for a connection.
@@ -292,6 +292,73 @@ impl Peer {
     }
 }
 
+/// Nothing on request and no progress for this long turns the seed split
+/// off for `SPLIT_PAUSE`.
+const SPLIT_IDLE_GRACE: Duration = Duration::from_secs(2);
+const SPLIT_PAUSE: Duration = Duration::from_secs(10);
+
+/// Most leechers the seed split looks at (its cost is pieces × leechers
+/// per piece started from a seed).
+const MAX_SPLIT_PEERS: usize = 32;
+
+struct SplitPeer {
+    token: Token,
+    /// Set for peers running this program, which follow the same split.
+    key: Option<u64>,
+    /// It unchokes us: what it has we can get from it.
+    supplies: bool,
+}
+
+/// The seed split: every piece no leecher has yet is owned by the
+/// cooperating leecher (this program, same peer id prefix) that scores
+/// highest for it on a hash of its peer id and the piece index, the same
+/// computation on every leecher. A leecher asks a seed only for its own
+/// pieces and gets the others from their owners. Taking over others'
+/// pieces early does not pay: an owner requests its pieces long before
+/// the seed sends them (its queue holds seconds of data), so a helper
+/// would only fetch them twice. Pieces a leecher already has are left to
+/// it when it unchokes us or is one of ours.
+struct SeedSplit {
+    me: u64,
+    leechers: Vec<SplitPeer>,
+}
+
+impl SeedSplit {
+    fn order(&self, piece: usize, peers: &HashMap<Token, Peer>) -> Option<u64> {
+        let mine = split_score(self.me, piece);
+        for l in &self.leechers {
+            let Some(q) = peers.get(&l.token) else {
+                continue;
+            };
+            if q.have.get(piece) {
+                // From a peer that unchokes us now, or from one of ours,
+                // which will (the choker rotates) or passes it on.
+                if l.supplies || l.key.is_some() {
+                    return None;
+                }
+            } else if l.key.is_some_and(|key| split_score(key, piece) > mine) {
+                return None;
+            }
+        }
+        Some(0)
+    }
+}
+
+fn split_key(peer_id: &[u8; 20]) -> u64 {
+    // FNV-1a: stable across builds and machines, unlike std's hasher.
+    peer_id.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+fn split_score(key: u64, piece: usize) -> u64 {
+    // splitmix64 of the key and the piece.
+    let mut z = key ^ (piece as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
 /// Counters over the whole run.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Totals {
@@ -326,6 +393,10 @@ pub struct Session {
     last_optimistic: Option<Instant>,
     optimistic: Option<Token>,
     complete_reported: bool,
+    /// Last time a block arrived or a peer announced a piece we want.
+    last_progress: Option<Instant>,
+    /// The seed split is off until then.
+    unsplit_until: Option<Instant>,
     scratch: Vec<BlockRef>,
     /// Piece contributors, by peer uid, of pieces being verified.
     verifying: HashMap<u32, Vec<u64>>,
@@ -359,6 +430,8 @@ impl Session {
             last_optimistic: None,
             optimistic: None,
             complete_reported: false,
+            last_progress: None,
+            unsplit_until: None,
             scratch: Vec::new(),
             verifying: HashMap::new(),
             uid_addr: HashMap::new(),
@@ -748,6 +821,7 @@ impl Session {
                 if p.have.set(i as usize) {
                     self.picker.add_have(i as usize);
                     if self.picker.wants(i as usize) {
+                        self.last_progress = Some(now);
                         self.set_interested(token, true, now);
                         self.fill_requests(token, now);
                     }
@@ -1111,6 +1185,7 @@ impl Session {
                 complete,
             } => {
                 self.totals.downloaded += len;
+                self.last_progress = Some(now);
                 if duplicates {
                     self.cancel_elsewhere(token, block, now);
                 }
@@ -1170,12 +1245,25 @@ impl Session {
         if p.outstanding.len() > MIN_QUEUE && want < target / 8 {
             return;
         }
+        // Out of the map while picking, so that the seed split below can
+        // look at the other peers.
+        let Some(mut p) = self.peers.remove(&token) else {
+            return;
+        };
         let mut picked = std::mem::take(&mut self.scratch);
         picked.clear();
-        let only = if choked_only_fast {
-            Some(p.allowed_fast.as_slice())
+        let split = if p.have.is_full() && !choked_only_fast {
+            self.seed_split(&p, now)
         } else {
             None
+        };
+        let order = split.as_ref().map(|s| {
+            let peers = &self.peers;
+            move |piece: usize| s.order(piece, peers)
+        });
+        let scope = Scope {
+            only: choked_only_fast.then_some(p.allowed_fast.as_slice()),
+            order: order.as_ref().map(|o| o as &dyn Fn(usize) -> Option<u64>),
         };
         let outstanding = &p.outstanding;
         self.picker.pick(
@@ -1183,7 +1271,7 @@ impl Session {
             want,
             &mut self.rng,
             |b| outstanding.iter().any(|o| o.block == b),
-            only,
+            scope,
             &mut picked,
         );
         for b in &picked {
@@ -1201,7 +1289,60 @@ impl Session {
                 sent: now,
             });
         }
+        self.peers.insert(token, p);
         self.scratch = picked;
+    }
+
+    /// How leechers running this program share out a seed's pieces, when
+    /// asking `seed` (not in `self.peers` meanwhile) for more; `None` when
+    /// no split applies. Without it, leechers that each pick the rarest
+    /// pieces at random often fetch the same piece from the seed at the
+    /// same time, and the seed's upload is the swarm's bottleneck.
+    fn seed_split(&mut self, seed: &Peer, now: Instant) -> Option<SeedSplit> {
+        // Waiting for pieces others fetch must not become a stall (an owner
+        // the seed chokes, a holder that chokes us): when nothing is on
+        // request and the swarm has shown no progress for a while (no
+        // block received, no piece we want announced), ask the seed for
+        // anything for a while. Idle alone is no sign: a leecher the seed
+        // favours runs out of its own pieces long before the others.
+        let busy =
+            !seed.outstanding.is_empty() || self.peers.values().any(|q| !q.outstanding.is_empty());
+        let last_progress = *self.last_progress.get_or_insert(now);
+        if !busy
+            && now.saturating_duration_since(last_progress) >= SPLIT_IDLE_GRACE
+            && self.unsplit_until.is_none_or(|t| now >= t)
+        {
+            log::debug!(
+                "no progress for {SPLIT_IDLE_GRACE:?}: asking seeds for any piece for {SPLIT_PAUSE:?}"
+            );
+            self.unsplit_until = Some(now + SPLIT_PAUSE);
+        }
+        if self.unsplit_until.is_some_and(|t| now < t) {
+            return None;
+        }
+        let mut leechers = Vec::new();
+        for (&t, q) in &self.peers {
+            let Some(h) = q.handshake else { continue };
+            if q.have.is_full() {
+                continue;
+            }
+            let cooperates = wire::is_own_peer_id(&h.peer_id);
+            let supplies = !q.peer_choking;
+            if (cooperates || supplies) && leechers.len() < MAX_SPLIT_PEERS {
+                leechers.push(SplitPeer {
+                    token: t,
+                    key: cooperates.then(|| split_key(&h.peer_id)),
+                    supplies,
+                });
+            }
+        }
+        if leechers.is_empty() {
+            return None;
+        }
+        Some(SeedSplit {
+            me: split_key(&self.cfg.peer_id),
+            leechers,
+        })
     }
 
     /// A piece was hashed (and, when good, written). `buf` comes back.

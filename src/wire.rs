@@ -375,6 +375,15 @@ pub fn make_peer_id(rng: &mut impl rand::Rng) -> [u8; 20] {
     id
 }
 
+/// Whether a peer id is one of ours (any version of this program): such
+/// peers follow the same piece split when fetching from a seed. "-BT0"
+/// leaves out BitTorrent Inc.'s own clients ("-BT7…").
+pub fn is_own_peer_id(id: &[u8; 20]) -> bool {
+    id.starts_with(OWN_PEER_ID_PREFIX)
+}
+
+const OWN_PEER_ID_PREFIX: &[u8] = b"-BT0";
+
 #[cfg(test)]
 mod tests {
     use super::*;

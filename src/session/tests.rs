@@ -478,15 +478,20 @@ fn random_garbage_never_panics() {
 
 /// A deterministic swarm in memory: one seeder and several leechers, all
 /// `Session`s, bytes carried between them by the test, synthetic time, a
-/// "disk" that hashes at once. Shows the core runs without any I/O and
-/// that leechers trade pieces among themselves.
-#[test]
-fn simulated_swarm_completes_and_leechers_trade() {
+/// "disk" that hashes at once. The seeder's upload is limited to
+/// `seed_rate` bytes per 5 ms step in all (shared among its links), every
+/// other link to 64 KiB per step. Returns the sessions, seeder first.
+fn simulate_swarm(
+    leechers: usize,
+    pieces: usize,
+    peer_id_prefix: &[u8; 8],
+    seed_rate: usize,
+    seeder_slots: usize,
+) -> Vec<Session> {
     use rand::{RngCore, SeedableRng};
-    const PIECES: usize = 64;
     const PLEN: u64 = 32768;
     let mut rng = rand::rngs::StdRng::seed_from_u64(5);
-    let mut content = vec![0u8; PIECES * PLEN as usize];
+    let mut content = vec![0u8; pieces * PLEN as usize];
     rng.fill_bytes(&mut content);
     let hashes: Vec<[u8; 20]> = content
         .chunks(PLEN as usize)
@@ -497,18 +502,19 @@ fn simulated_swarm_completes_and_leechers_trade() {
         s: Session,
         store: Vec<u8>,
     }
-    let n_nodes = 5;
+    let n_nodes = leechers + 1;
     let mut nodes: Vec<Node> = (0..n_nodes)
         .map(|i| {
-            let mut id = *b"-BT0100-simsimsimsim";
+            let mut id = *b"-XX0000-simsimsimsim";
+            id[..8].copy_from_slice(peer_id_prefix);
             id[19] = b'0' + i as u8;
             let mut cfg = Config::new(HASH, id);
             cfg.seed = i as u64;
-            cfg.upload_slots = 1;
+            cfg.upload_slots = if i == 0 { seeder_slots } else { 4 };
             cfg.max_buffer_bytes = 4 * PLEN;
-            let mut s = Session::new(cfg, PLEN, PIECES as u64 * PLEN, PIECES);
+            let mut s = Session::new(cfg, PLEN, pieces as u64 * PLEN, pieces);
             let store = if i == 0 {
-                for p in 0..PIECES {
+                for p in 0..pieces {
                     s.set_have(p);
                 }
                 content.clone()
@@ -530,18 +536,26 @@ fn simulated_swarm_completes_and_leechers_trade() {
     }
     let mut now = t0;
     let mut closed = std::collections::HashSet::new();
-    for _step in 0..20_000 {
+    for step in 0..40_000usize {
         now += Duration::from_millis(5);
-        // Carry bytes, a bounded amount per link and step (a "link rate").
+        // Carry bytes, a bounded amount per link and step (a "link rate");
+        // the seeder's budget is shared, its links served round robin.
+        let mut seed_budget = seed_rate;
         for a in 0..n_nodes {
-            for b in 0..n_nodes {
-                if a == b || closed.contains(&(a.min(b), a.max(b))) {
+            for k in 0..n_nodes {
+                let b = if a == 0 { 1 + (k + step) % n_nodes } else { k };
+                if b >= n_nodes || a == b || closed.contains(&(a.min(b), a.max(b))) {
                     continue;
                 }
                 let Some(out) = nodes[a].s.output(b) else {
                     continue;
                 };
-                let n = out.len().min(64 * 1024);
+                let mut n = out.len().min(64 * 1024);
+                if a == 0 {
+                    // A fair share of what is left, at least a message's worth.
+                    n = n.min(seed_budget.min(seed_rate / leechers.max(1) + 64));
+                    seed_budget -= n;
+                }
                 if n == 0 {
                     continue;
                 }
@@ -594,14 +608,113 @@ fn simulated_swarm_completes_and_leechers_trade() {
         assert!(n.s.is_complete(), "node {i} complete");
         assert!(n.store == content, "node {i} holds the right data");
     }
-    let leecher_upload: u64 = nodes[1..].iter().map(|n| n.s.totals().uploaded).sum();
+    nodes.into_iter().map(|n| n.s).collect()
+}
+
+/// Shows the core runs without any I/O and that leechers trade pieces
+/// among themselves.
+#[test]
+fn simulated_swarm_completes_and_leechers_trade() {
+    const PIECES: usize = 64;
+    const PLEN: u64 = 32768;
+    let nodes = simulate_swarm(4, PIECES, b"-BT0100-", 64 * 1024, 1);
+    let leecher_upload: u64 = nodes[1..].iter().map(|n| n.totals().uploaded).sum();
     assert!(
         leecher_upload > PIECES as u64 * PLEN,
         "leechers uploaded to each other ({leecher_upload} bytes)"
     );
-    let seeder_upload = nodes[0].s.totals().uploaded;
+    let seeder_upload = nodes[0].totals().uploaded;
     assert!(
         seeder_upload < 4 * PIECES as u64 * PLEN,
         "the seeder did not have to send everything to everyone"
+    );
+}
+
+/// The seed split: leechers running this program ask a slow seed for
+/// different pieces and get the rest from each other, so the seed sends
+/// little more than one copy; leechers with foreign peer ids (no split)
+/// make it send many pieces twice.
+#[test]
+fn seed_split_keeps_a_slow_seed_from_sending_pieces_twice() {
+    const PIECES: usize = 192;
+    const PLEN: u64 = 32768;
+    let file = PIECES as u64 * PLEN;
+    let ratio = |prefix: &[u8; 8]| {
+        let nodes = simulate_swarm(6, PIECES, prefix, 16 * 1024, 8);
+        nodes[0].totals().uploaded as f64 / file as f64
+    };
+    let split = ratio(b"-BT0100-");
+    let random = ratio(b"-XX0100-");
+    assert!(
+        split < 1.03,
+        "with the split the seed sent {split:.3} x the file"
+    );
+    assert!(
+        random > split + 0.05,
+        "without it more ({random:.3} x against {split:.3} x)"
+    );
+}
+
+/// The split in one session: a seed is asked only for the pieces this
+/// leecher owns (the other cooperating leecher scores lower on them);
+/// once nothing is on request for a while, it is asked for the rest, so
+/// an owner that never fetches its share cannot stall the download.
+#[test]
+fn seed_split_asks_only_for_own_pieces_until_idle() {
+    const PIECES: usize = 64;
+    let mut cfg = Config::new(HASH, ME);
+    cfg.seed = 3;
+    let mut s = Session::new(cfg, 16384, PIECES as u64 * 16384, PIECES);
+    let t0 = Instant::now();
+    let other = *b"-BT0100-bbbbbbbbbbbb";
+    s.on_connection(2, addr(1002), true, t0);
+    s.on_connected(2);
+    let mut bytes = handshake(other, true);
+    bytes.extend(bytes_of(&[Message::HaveNone]));
+    s.on_data(2, &bytes, t0);
+    seeding_peer(&mut s, 1, 1, t0);
+    let mine = |piece: u32| {
+        split_score(split_key(&ME), piece as usize) > split_score(split_key(&other), piece as usize)
+    };
+    let own: Vec<u32> = (0..PIECES as u32).filter(|&p| mine(p)).collect();
+    assert!(own.len() > 16 && own.len() < 48, "about half are ours");
+    let mut got = Vec::new();
+    let mut now = t0;
+    for _ in 0..200 {
+        now += Duration::from_millis(20);
+        let reqs = requests(&sent(&mut s, 1));
+        for &(index, begin) in &reqs {
+            assert!(mine(index), "piece {index} is the other leecher's");
+            let data = [0u8; 16384];
+            let m = Message::Piece {
+                index,
+                begin,
+                data: &data,
+            };
+            s.on_data(1, &bytes_of(&[m]), now);
+            got.push(index);
+        }
+        actions(&mut s);
+        if reqs.is_empty() && got.len() == own.len() {
+            break;
+        }
+        s.tick(now);
+    }
+    got.sort_unstable();
+    assert_eq!(got, own, "every own piece, once");
+    // Nothing on request now; the other leecher never delivers.
+    let mut later = Vec::new();
+    for _ in 0..200 {
+        now += Duration::from_millis(100);
+        s.tick(now);
+        later.extend(requests(&sent(&mut s, 1)));
+        if !later.is_empty() {
+            break;
+        }
+    }
+    let waited = now.saturating_duration_since(t0);
+    assert!(
+        later.iter().any(|&(p, _)| !mine(p)),
+        "after {waited:?} the seed is asked for the other leecher's pieces too"
     );
 }
