@@ -59,6 +59,9 @@ struct Cli {
     /// Peers unchoked at once (besides the optimistic unchoke).
     #[arg(long, default_value_t = 4)]
     upload_slots: usize,
+    /// Write pieces through the page cache instead of with O_DIRECT.
+    #[arg(long)]
+    buffered_writes: bool,
     /// Seed for the random choices (for reproducible runs).
     #[arg(long, hide = true)]
     rng_seed: Option<u64>,
@@ -127,5 +130,6 @@ fn run(cli: Cli) -> i32 {
         rng_seed: cli.rng_seed,
         announce: cli.announce,
         max_upload_rate: cli.max_upload_rate.filter(|&r| r > 0),
+        direct_io: !cli.buffered_writes,
     })
 }

@@ -51,6 +51,8 @@ pub struct Options {
     /// Announce to the torrent's trackers for peers.
     pub announce: bool,
     pub max_upload_rate: Option<u64>,
+    /// Write pieces with `O_DIRECT` where the filesystem allows it.
+    pub direct_io: bool,
 }
 
 struct Conn {
@@ -230,6 +232,7 @@ pub fn run(opts: Options) -> i32 {
     }));
 
     let storage = Arc::new(Storage::new(info, &opts.output));
+    storage.set_direct_io(opts.direct_io);
     if let Err(e) = storage.create_empty_files() {
         log::error!("{e}");
         return exit::FAILURE;

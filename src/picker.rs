@@ -348,6 +348,12 @@ impl Picker {
         // 2. Start new pieces, rarest first.
         let mut no_candidate = false;
         while out.len() - start < n {
+            // No buffer, no new piece: skip the scan (when the disk falls
+            // behind, this runs for every block received).
+            if self.pool.is_empty() && self.buffers >= self.max_buffers {
+                no_candidate = self.in_endgame();
+                break;
+            }
             let Some(piece) = self.choose_new(peer, rng, &scope) else {
                 no_candidate = true;
                 break;

@@ -27,6 +27,51 @@ pub struct StorageError {
 struct Handle {
     file: Arc<File>,
     writable: bool,
+    /// The same file opened with `O_DIRECT` for piece writes; `None` until
+    /// first needed or where the filesystem refuses it.
+    direct: Option<Arc<File>>,
+}
+
+/// Alignment of `O_DIRECT` writes (buffer address, file offset, length):
+/// the largest logical block size in use, so right for every device.
+const DIRECT_ALIGN: usize = 4096;
+/// Largest single `O_DIRECT` write (the size of each thread's bounce
+/// buffer).
+const DIRECT_CHUNK: usize = 1 << 20;
+
+/// A page-aligned buffer for `O_DIRECT` writes, one per disk thread.
+struct AlignedBuf {
+    ptr: std::ptr::NonNull<u8>,
+    layout: std::alloc::Layout,
+}
+
+impl AlignedBuf {
+    fn new() -> Self {
+        let layout =
+            std::alloc::Layout::from_size_align(DIRECT_CHUNK, DIRECT_ALIGN).expect("valid layout");
+        // SAFETY: the layout has a non-zero size.
+        let raw = unsafe { std::alloc::alloc_zeroed(layout) };
+        let ptr =
+            std::ptr::NonNull::new(raw).unwrap_or_else(|| std::alloc::handle_alloc_error(layout));
+        AlignedBuf { ptr, layout }
+    }
+
+    fn as_mut_slice(&mut self) -> &mut [u8] {
+        // SAFETY: `ptr` points to `layout.size()` initialised bytes owned
+        // by this value, borrowed mutably here.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.layout.size()) }
+    }
+}
+
+impl Drop for AlignedBuf {
+    fn drop(&mut self) {
+        // SAFETY: allocated in `new` with this layout.
+        unsafe { std::alloc::dealloc(self.ptr.as_ptr(), self.layout) }
+    }
+}
+
+thread_local! {
+    static BOUNCE: std::cell::RefCell<Option<AlignedBuf>> = const { std::cell::RefCell::new(None) };
 }
 
 /// The files of a torrent under a root folder.
@@ -40,6 +85,8 @@ pub struct Storage {
     /// Writers take turns: two threads writing one file contend on its
     /// inode lock, and spinning there costs more than waiting here.
     write_lock: Mutex<()>,
+    /// Write pieces with `O_DIRECT` where possible (see `write_piece`).
+    direct_io: std::sync::atomic::AtomicBool,
 }
 
 impl Storage {
@@ -52,7 +99,14 @@ impl Storage {
             pieces: info.pieces.clone(),
             handles: Mutex::new((0..info.files.len()).map(|_| None).collect()),
             write_lock: Mutex::new(()),
+            direct_io: std::sync::atomic::AtomicBool::new(true),
         }
+    }
+
+    /// Turns `O_DIRECT` piece writes off (on by default).
+    pub fn set_direct_io(&self, on: bool) {
+        self.direct_io
+            .store(on, std::sync::atomic::Ordering::Relaxed);
     }
 
     fn err(&self, path: &Path, what: impl Into<String>) -> StorageError {
@@ -133,8 +187,79 @@ impl Storage {
         handles[index] = Some(Handle {
             file: file.clone(),
             writable: write,
+            direct: None,
         });
         Ok(file)
+    }
+
+    /// The file opened with `O_DIRECT` (after `open(index, true)` made
+    /// sure it exists and is no symlink); `None` where that fails.
+    fn open_direct(&self, index: usize) -> Option<Arc<File>> {
+        let mut handles = self.handles.lock().unwrap_or_else(|e| e.into_inner());
+        let h = handles[index].as_mut()?;
+        if h.direct.is_none() {
+            let path = self.files[index].path_under(&self.root);
+            match OpenOptions::new()
+                .write(true)
+                .custom_flags(libc::O_NOFOLLOW | libc::O_DIRECT)
+                .open(&path)
+            {
+                Ok(f) => h.direct = Some(Arc::new(f)),
+                Err(e) => {
+                    log::debug!("{}: no O_DIRECT ({e}); buffered writes", path.display());
+                    self.set_direct_io(false);
+                    return None;
+                }
+            }
+        }
+        h.direct.clone()
+    }
+
+    /// Writes `chunk` at `file_off` of file `i`: the aligned part with
+    /// `O_DIRECT` through an aligned bounce buffer, the rest buffered.
+    ///
+    /// Why: a buffered write copies every byte into page-cache pages the
+    /// kernel must find first, serialised by the file's inode lock. On a
+    /// virtual machine that hands freed memory back to its host, each of
+    /// those pages can cost a fault in the host, and a download ran at a
+    /// third of its speed; `O_DIRECT` hands the device our own (already
+    /// resident) memory instead, and costs less CPU anywhere.
+    fn write_at(&self, i: usize, chunk: &[u8], file_off: u64) -> io::Result<()> {
+        let direct_ok = self.direct_io.load(std::sync::atomic::Ordering::Relaxed)
+            && file_off % DIRECT_ALIGN as u64 == 0
+            && chunk.len() >= DIRECT_ALIGN;
+        let mut done = 0usize;
+        if direct_ok {
+            if let Some(direct) = self.open_direct(i) {
+                let aligned = chunk.len() / DIRECT_ALIGN * DIRECT_ALIGN;
+                let result = BOUNCE.with(|cell| -> io::Result<()> {
+                    let mut cell = cell.borrow_mut();
+                    let bounce = cell.get_or_insert_with(AlignedBuf::new).as_mut_slice();
+                    while done < aligned {
+                        let n = (aligned - done).min(DIRECT_CHUNK);
+                        bounce[..n].copy_from_slice(&chunk[done..done + n]);
+                        direct.write_all_at(&bounce[..n], file_off + done as u64)?;
+                        done += n;
+                    }
+                    Ok(())
+                });
+                match result {
+                    Ok(()) => {}
+                    // The filesystem takes the flag at open but not the
+                    // write (alignment it wants larger): buffered from now.
+                    Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+                        log::debug!("O_DIRECT write refused ({e}); buffered writes");
+                        self.set_direct_io(false);
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        if done < chunk.len() {
+            let f = self.open(i, true).map_err(|e| io::Error::other(e.what))?;
+            f.write_all_at(&chunk[done..], file_off + done as u64)?;
+        }
+        Ok(())
     }
 
     fn slices(&self, start: u64, len: u64) -> impl Iterator<Item = (usize, u64, u64, u64)> + '_ {
@@ -162,9 +287,9 @@ impl Storage {
             if self.files[i].pad {
                 continue;
             }
-            let f = self.open(i, true)?;
+            self.open(i, true)?;
             let chunk = &data[data_off as usize..(data_off + len) as usize];
-            f.write_all_at(chunk, file_off)
+            self.write_at(i, chunk, file_off)
                 .map_err(|e| self.err(&self.files[i].path_under(&self.root), e.to_string()))?;
         }
         Ok(())
@@ -419,5 +544,83 @@ mod tests {
         assert!(e.to_string().contains("symbolic link"), "{e}");
         assert!(std::fs::read_dir(&outside).unwrap().next().is_none());
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    fn info_files(lengths: &[u64], piece_length: u64) -> Info {
+        let mut t = b"d4:infod5:filesl".to_vec();
+        for (i, len) in lengths.iter().enumerate() {
+            let name = format!("f{i}");
+            t.extend_from_slice(
+                format!("d6:lengthi{len}e4:pathl{}:{name}ee", name.len()).as_bytes(),
+            );
+        }
+        let total: u64 = lengths.iter().sum();
+        let pieces = total.div_ceil(piece_length) as usize;
+        t.extend_from_slice(
+            format!(
+                "e4:name1:t12:piece lengthi{piece_length}e6:pieces{}:",
+                pieces * 20
+            )
+            .as_bytes(),
+        );
+        t.extend_from_slice(&vec![0u8; pieces * 20]);
+        t.extend_from_slice(b"ee");
+        Metainfo::from_bytes(&t).expect("test torrent").info
+    }
+
+    /// Pieces written out of order, with `O_DIRECT` and without, land
+    /// byte for byte where they belong: aligned runs, unaligned file
+    /// starts, short tails and a file smaller than a block.
+    #[test]
+    fn direct_and_buffered_writes_give_the_same_files() {
+        let lengths = [5000u64, 70000, 3, 200_000, 65536];
+        let plen = 32768u64;
+        let info = info_files(&lengths, plen);
+        let total: u64 = lengths.iter().sum();
+        let content: Vec<u8> = (0..total).map(|i| (i * 7 % 253) as u8).collect();
+        for direct in [true, false] {
+            let dir = std::env::temp_dir().join(format!("bt-storage-{}", rand::random::<u64>()));
+            std::fs::create_dir(&dir).unwrap();
+            let s = Storage::new(&info, &dir);
+            s.set_direct_io(direct);
+            let n = info.pieces.len() as u32;
+            // Even pieces backwards, then odd ones forwards.
+            let order: Vec<u32> = (0..n)
+                .rev()
+                .filter(|p| p % 2 == 0)
+                .chain((0..n).filter(|p| p % 2 == 1))
+                .collect();
+            for &piece in &order {
+                let start = (u64::from(piece) * plen) as usize;
+                let end = (start + plen as usize).min(content.len());
+                s.write_piece(piece, &content[start..end]).unwrap();
+            }
+            let mut at = 0usize;
+            for (i, len) in lengths.iter().enumerate() {
+                let got = std::fs::read(dir.join(format!("t/f{i}"))).unwrap();
+                let want = &content[at..at + *len as usize];
+                let first_bad = got.iter().zip(want).position(|(a, b)| a != b);
+                assert!(
+                    got == want,
+                    "file {i} with direct={direct}: {} bytes, {} wanted, first difference at {first_bad:?}",
+                    got.len(),
+                    want.len()
+                );
+                at += *len as usize;
+            }
+            if direct {
+                // Unless this filesystem refuses O_DIRECT, it was used.
+                let probe = OpenOptions::new()
+                    .write(true)
+                    .custom_flags(libc::O_DIRECT)
+                    .open(dir.join("t/f3"));
+                assert_eq!(
+                    s.direct_io.load(std::sync::atomic::Ordering::Relaxed),
+                    probe.is_ok(),
+                    "O_DIRECT used where the filesystem takes it"
+                );
+            }
+            std::fs::remove_dir_all(&dir).unwrap();
+        }
     }
 }
