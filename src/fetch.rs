@@ -30,6 +30,9 @@ const WAKER: Token = Token(usize::MAX - 2);
 const READ_PER_PASS: usize = 1 << 20;
 const READ_BUFFER: usize = 256 * 1024;
 const TICK: Duration = Duration::from_millis(100);
+/// After completing, queued output (`have` messages) gets this long to go
+/// out before bt-fetch exits.
+const LINGER: Duration = Duration::from_millis(50);
 
 pub struct Options {
     pub meta: Metainfo,
@@ -387,11 +390,17 @@ impl Driver<'_> {
                 .iter()
                 .flatten()
                 .any(|c| c.readable && c.connected);
-            let timeout = if busy {
+            let mut timeout = if busy {
                 Duration::ZERO
             } else {
                 next_tick.saturating_duration_since(Instant::now())
             };
+            // Leave as soon as the linger after completion is over, not at
+            // the next tick.
+            let leaves_when_done = !opts.seed && opts.seed_ratio.is_none();
+            if let Some(done_at) = self.completed_at.filter(|_| leaves_when_done) {
+                timeout = timeout.min((done_at + LINGER).saturating_duration_since(Instant::now()));
+            }
             if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
                 if e.kind() != io::ErrorKind::Interrupted {
                     log::error!("event loop: {e}");
@@ -430,7 +439,10 @@ impl Driver<'_> {
                     }
                 }
             }
-            self.drain_channels(now);
+            if self.drain_channels(now) {
+                // New peers: connect now rather than at the next tick.
+                next_tick = now;
+            }
             self.read_pass(now);
             if now >= next_tick {
                 self.session.tick(now);
@@ -528,7 +540,7 @@ impl Driver<'_> {
                     true
                 };
                 // Give queued output (have messages) a moment to go out.
-                if leave && now.saturating_duration_since(done_at) >= Duration::from_millis(50) {
+                if leave && now.saturating_duration_since(done_at) >= LINGER {
                     line.clear();
                     return exit::OK;
                 }
@@ -629,7 +641,10 @@ impl Driver<'_> {
         }
     }
 
-    fn drain_channels(&mut self, now: Instant) {
+    /// Takes what the disk threads, stdin and the announcer sent; whether
+    /// new peer addresses came.
+    fn drain_channels(&mut self, now: Instant) -> bool {
+        let mut new_peers = false;
         loop {
             match self.done_rx.try_recv() {
                 Ok(Done::Piece {
@@ -669,6 +684,7 @@ impl Driver<'_> {
                 Some(addr) => {
                     self.stdin_peers += 1;
                     self.session.add_candidate(addr);
+                    new_peers = true;
                 }
                 None => self.stdin_ended = true,
             }
@@ -689,6 +705,7 @@ impl Driver<'_> {
                     }));
                     for p in peers {
                         self.session.add_candidate(p);
+                        new_peers = true;
                     }
                 }
                 Report::Failed { error } => {
@@ -698,6 +715,7 @@ impl Driver<'_> {
                 }
             }
         }
+        new_peers
     }
 
     fn read_pass(&mut self, now: Instant) {
