@@ -109,6 +109,30 @@ variant_begin() {
     fi
     seeders_wait 1
     log "variant $variant, pieces $piece${r:+, link $r Mbit/s}: seeder $seeder ready (info-hash $HASH)"
+    [[ ${r:-0} == 0 && $seeder != transmission ]] && warm_up "$variant" "$LIP"
+    return 0
+}
+# warm_up VARIANT IP: one download before the measured runs, not counted. A
+# freshly started seeder serves its first leecher slower (libtorrent maps
+# the file and faults every page in on first use), and in A B C D E order
+# that would always be the same client. (Not with a Transmission seeder,
+# which serves one leecher per address and is restarted before every run.)
+warm_up() {
+    local c= k d deadline
+    for k in "${CL[@]}"; do
+        client_available "$k" "$1" >/dev/null && { c=$k; break; }
+    done
+    [[ -n $c ]] || return 0
+    RUN_SEQ=$((RUN_SEQ + 1))
+    d=$BENCH_TMP/run-$RUN_SEQ
+    client_launch "$d" "$c" "$2" exit
+    deadline=$(($(date +%s) + TIMEOUT))
+    while ! client_poll "$d"; do
+        (($(date +%s) >= deadline)) && { client_timeout "$d"; break; }
+        sleep "$POLL"
+    done
+    client_collect "$d"
+    log "warm-up download by $c: $R_status in ${R_wall:-?} s (not counted)"
 }
 # fresh_seeder VARIANT PIECE RATE: a Transmission seeder serves only the
 # first leecher from an address (every leecher here comes from the same

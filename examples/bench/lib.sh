@@ -477,22 +477,28 @@ client_launch() {
     fi
     echo $! >"$d/pid"
     BENCH_PIDS+=($!)
-    sampler "$d/dl/$DATA_NAME" "$(cat "$d/start_ns")" "$d/progress.tsv" "$(<"$d/pid")" "$kind" &
+    sampler "$d/dl/$DATA_NAME" "$(cat "$d/start_ns")" "$d/progress.tsv" "$(<"$d/pid")" "$kind" "$c" &
     echo $! >"$d/sampler_pid"
     BENCH_PIDS+=($!)
 }
 
-# sampler FILE START_NS OUT PID KIND: "milliseconds bytes anon_kib" lines;
-# bytes = FILE's pages in the page cache (written data, whatever the
-# client's I/O method), anon_kib = the client's RssAnon (PID itself, or the
+# sampler FILE START_NS OUT PID KIND CLIENT: "milliseconds bytes anon_kib"
+# lines; bytes = FILE's pages in the page cache (written data, whatever the
+# client's I/O method: write or mmap) or, for bt-fetch, which writes with
+# O_DIRECT past the page cache, FILE's allocated blocks (it never
+# preallocates, so they are the data written), anon_kib = the client's RssAnon (PID itself, or the
 # child of /usr/bin/time for KIND exit): clients that map the file into
 # memory (libtorrent 2, qBittorrent) have a peak RSS of about the file size,
 # so the sampled anonymous memory is the fairer figure for them
 sampler() {
-    local f=$1 t0=$2 out=$3 pid=$4 kind=$5 b a cp=$4
+    local f=$1 t0=$2 out=$3 pid=$4 kind=$5 client=${6:-} b a cp=$4
     while :; do
         b=0
-        [[ -f $f ]] && b=$(fincore -b -n -o RES "$f" 2>/dev/null || echo 0)
+        if [[ -f $f && $client == bt-fetch ]]; then
+            b=$(stat -c '%b %B' "$f" 2>/dev/null | awk '{print $1 * $2}')
+        elif [[ -f $f ]]; then
+            b=$(fincore -b -n -o RES "$f" 2>/dev/null || echo 0)
+        fi
         [[ $kind == exit ]] && { read -r cp _ <"/proc/$pid/task/$pid/children"; } 2>/dev/null
         a=$(awk '/^RssAnon:/ {print $2}' "/proc/$cp/status" 2>/dev/null)
         echo "$((($(date +%s%N) - t0) / 1000000)) ${b:-0} ${a:-0}" >>"$out"
