@@ -30,6 +30,10 @@ const WAKER: Token = Token(usize::MAX - 2);
 const READ_PER_PASS: usize = 1 << 20;
 const READ_BUFFER: usize = 256 * 1024;
 const TICK: Duration = Duration::from_millis(100);
+/// Upload read buffers (up to 256 KiB each) kept for reuse: enough for the
+/// reads in flight to a few peers without holding megabytes when seeding
+/// to many.
+const UPLOAD_BUFFERS_KEPT: usize = 4;
 /// After completing, queued output (`have` messages) gets this long to go
 /// out before bt-fetch exits.
 const LINGER: Duration = Duration::from_millis(50);
@@ -672,7 +676,7 @@ impl Driver<'_> {
                     }
                     self.session
                         .on_read(token, uid, piece, begin, &data, &blocks, now);
-                    if self.buf_pool.len() < 16 && data.capacity() <= 256 * 1024 {
+                    if self.buf_pool.len() < UPLOAD_BUFFERS_KEPT && data.capacity() <= 256 * 1024 {
                         self.buf_pool.push(data);
                     }
                 }

@@ -36,8 +36,8 @@ struct Handle {
 /// the largest logical block size in use, so right for every device.
 const DIRECT_ALIGN: usize = 4096;
 /// Largest single `O_DIRECT` write (the size of each thread's bounce
-/// buffer).
-const DIRECT_CHUNK: usize = 1 << 20;
+/// buffer): four writes per MiB cost nothing next to the memory saved.
+const DIRECT_CHUNK: usize = 256 << 10;
 
 /// A page-aligned buffer for `O_DIRECT` writes, one per disk thread.
 struct AlignedBuf {
