@@ -23,7 +23,7 @@ if (mode eq 'times') {
          '' using 0:3:(sprintf("%.1f", $3)) with labels offset 0,0.8 font ",8" notitle
 } else {
     set xlabel "seconds since the client started"
-    set ylabel "MB written (page cache of the downloaded file)"
+    set ylabel "MB written (file data in the page cache; bt-fetch: blocks on disk)"
     set yrange [0:total / 1e6 * 1.05]
     plot for [i = 1:words(files)] word(files, i) using ($1 / 1000):($2 / 1e6) with lines lw 2 title word(titles, i)
 }

@@ -81,6 +81,17 @@ fn requests(msgs: &[Message]) -> Vec<(u32, u32)> {
         .collect()
 }
 
+/// Peer `t` sends a 16 KiB block of zeros.
+fn send_zero_block(s: &mut Session, t: Token, index: u32, begin: u32, now: Instant) {
+    let data = [0u8; 16384];
+    let m = Message::Piece {
+        index,
+        begin,
+        data: &data,
+    };
+    s.on_data(t, &bytes_of(&[m]), now);
+}
+
 /// A connected, handshaken seeding peer (have-all) that unchoked us.
 fn seeding_peer(s: &mut Session, t: Token, id: u8, now: Instant) {
     s.on_connection(t, addr(1000 + t as u16), true, now);
@@ -222,13 +233,7 @@ fn queue_grows_in_slow_start_then_follows_rate() {
     for _ in 0..5 {
         now += Duration::from_millis(20);
         for (index, begin) in std::mem::take(&mut outstanding) {
-            let data = [0u8; 16384];
-            let m = Message::Piece {
-                index,
-                begin,
-                data: &data,
-            };
-            s.on_data(1, &bytes_of(&[m]), now);
+            send_zero_block(&mut s, 1, index, begin, now);
         }
         outstanding = requests(&sent(&mut s, 1));
         for a in actions(&mut s) {
@@ -283,13 +288,7 @@ fn endgame_duplicates_and_cancels() {
     seeding_peer(&mut s, 2, 2, t0);
     let r2 = requests(&sent(&mut s, 2));
     assert_eq!(r2, r1, "endgame: the same blocks from the second peer");
-    let data = [0u8; 16384];
-    let m = Message::Piece {
-        index: r1[0].0,
-        begin: r1[0].1,
-        data: &data,
-    };
-    s.on_data(1, &bytes_of(&[m]), t0);
+    send_zero_block(&mut s, 1, r1[0].0, r1[0].1, t0);
     let to2 = sent(&mut s, 2);
     assert!(
         to2.contains(&Message::Cancel {
@@ -685,13 +684,7 @@ fn seed_split_asks_only_for_own_pieces_until_idle() {
         let reqs = requests(&sent(&mut s, 1));
         for &(index, begin) in &reqs {
             assert!(mine(index), "piece {index} is the other leecher's");
-            let data = [0u8; 16384];
-            let m = Message::Piece {
-                index,
-                begin,
-                data: &data,
-            };
-            s.on_data(1, &bytes_of(&[m]), now);
+            send_zero_block(&mut s, 1, index, begin, now);
             got.push(index);
         }
         actions(&mut s);
