@@ -150,21 +150,21 @@ pub enum Received {
     Stored { duplicates: bool, complete: bool },
 }
 
-/// Which pieces a pick may take from a peer, and in what order.
+/// Which pieces a pick may take from a peer.
 #[derive(Clone, Copy, Default)]
 pub struct Scope<'a> {
     /// Only these pieces (the allowed-fast set while choked).
     pub only: Option<&'a [u32]>,
-    /// The order among equally rare new pieces, lowest key first, instead
-    /// of a random choice; `None` for a piece this peer must not be asked
-    /// for (started pieces and endgame included).
-    pub order: Option<&'a dyn Fn(usize) -> Option<u64>>,
+    /// Pieces this peer must not be asked for (new and started pieces,
+    /// endgame included); while it is given, the first pieces are not
+    /// picked at random but rarest first like the rest.
+    pub leave: Option<&'a dyn Fn(usize) -> bool>,
 }
 
 impl Scope<'_> {
     fn allows(&self, i: u32) -> bool {
         self.only.is_none_or(|o| o.contains(&i))
-            && self.order.is_none_or(|order| order(i as usize).is_some())
+            && self.leave.is_none_or(|leave| !leave(i as usize))
     }
 }
 
@@ -413,13 +413,13 @@ impl Picker {
         }
     }
 
-    /// The rarest missing piece the peer has, ties broken by the scope's
-    /// order or else at random (any such piece at random while we have
-    /// fewer than `random_first`, unless the scope orders them).
+    /// The rarest missing piece the peer has, ties broken at random (any
+    /// such piece at random while we have fewer than `random_first`,
+    /// unless the scope leaves pieces out).
     fn choose_new(&self, peer: &Bitfield, rng: &mut impl Rng, scope: &Scope<'_>) -> Option<usize> {
-        let random = self.have.count() < self.random_first && scope.order.is_none();
+        let random = self.have.count() < self.random_first && scope.leave.is_none();
         let mut best: Option<usize> = None;
-        let mut best_rank = (u32::MAX, u64::MAX);
+        let mut best_avail = u32::MAX;
         let mut ties = 0u32;
         let n = self.state.len();
         // Start the scan at a random place so that ties do not favour low
@@ -427,28 +427,19 @@ impl Picker {
         let offset = if n > 0 { rng.gen_range(0..n) } else { 0 };
         for k in 0..n {
             let i = (k + offset) % n;
-            if self.state[i] != PieceState::Missing
-                || !peer.get(i)
-                || scope.only.is_some_and(|o| !o.contains(&(i as u32)))
-            {
+            if self.state[i] != PieceState::Missing || !peer.get(i) {
                 continue;
             }
             let a = if random { 0 } else { self.avail[i] };
-            if a > best_rank.0 {
+            // The scope last: it may cost a loop over peers.
+            if a > best_avail || !scope.allows(i as u32) {
                 continue;
             }
-            let key = match scope.order {
-                Some(order) => match order(i) {
-                    Some(key) => key,
-                    None => continue,
-                },
-                None => 0,
-            };
-            if (a, key) < best_rank {
-                best_rank = (a, key);
+            if a < best_avail {
+                best_avail = a;
                 best = Some(i);
                 ties = 1;
-            } else if (a, key) == best_rank {
+            } else {
                 ties += 1;
                 if rng.gen_range(0..ties) == 0 {
                     best = Some(i);
@@ -558,6 +549,12 @@ mod tests {
         rand::rngs::StdRng::seed_from_u64(7)
     }
 
+    /// A plain pick: fixed RNG, nothing on request from this peer yet, no
+    /// scope.
+    fn pick(p: &mut Picker, peer: &Bitfield, n: usize, out: &mut Vec<BlockRef>) {
+        p.pick(peer, n, &mut rng(), |_| false, Scope::default(), out);
+    }
+
     #[test]
     fn bitfield_wire() {
         assert!(Bitfield::from_wire(&[0xff], 8).is_some());
@@ -583,11 +580,11 @@ mod tests {
         p.add_have(2); // piece 2 is commoner; 0, 1, 3 equally rare
         p.avail[1] = 1; // piece 1 the rarest
         let mut out = Vec::new();
-        p.pick(&all, 1, &mut rng(), |_| false, Scope::default(), &mut out);
+        pick(&mut p, &all, 1, &mut out);
         assert_eq!(out, vec![BlockRef { piece: 1, block: 0 }]);
         // The started piece is finished before another is started.
         out.clear();
-        p.pick(&all, 2, &mut rng(), |_| false, Scope::default(), &mut out);
+        pick(&mut p, &all, 2, &mut out);
         assert_eq!(out[0], BlockRef { piece: 1, block: 1 });
         assert_ne!(out[1].piece, 2, "piece 2 is the commonest");
     }
@@ -598,7 +595,7 @@ mod tests {
         let all = Bitfield::full(10);
         p.add_availability(&all);
         let mut out = Vec::new();
-        p.pick(&all, 10, &mut rng(), |_| false, Scope::default(), &mut out);
+        pick(&mut p, &all, 10, &mut out);
         assert_eq!(out.len(), 2, "only two pieces may be in memory");
         assert_eq!(p.partial_count(), 2);
         let b = out[0];
@@ -612,10 +609,10 @@ mod tests {
         let (buf, who) = p.take_complete(b.piece).unwrap();
         assert_eq!(who, vec![1]);
         out.clear();
-        p.pick(&all, 10, &mut rng(), |_| false, Scope::default(), &mut out);
+        pick(&mut p, &all, 10, &mut out);
         assert!(out.is_empty(), "buffer still out being verified");
         p.verified(b.piece, true, buf);
-        p.pick(&all, 10, &mut rng(), |_| false, Scope::default(), &mut out);
+        pick(&mut p, &all, 10, &mut out);
         assert_eq!(out.len(), 1);
         assert!(p.has(b.piece as usize));
     }
@@ -626,16 +623,16 @@ mod tests {
         let all = Bitfield::full(1);
         p.add_availability(&all);
         let mut a = Vec::new();
-        p.pick(&all, 10, &mut rng(), |_| false, Scope::default(), &mut a);
+        pick(&mut p, &all, 10, &mut a);
         assert_eq!(a.len(), 2);
         assert!(p.in_endgame());
         // Another peer gets the same two blocks once each.
         let mut b = Vec::new();
-        p.pick(&all, 10, &mut rng(), |_| false, Scope::default(), &mut b);
+        pick(&mut p, &all, 10, &mut b);
         assert_eq!(b, a);
         // A third peer gets nothing: two requests per block at most.
         let mut c = Vec::new();
-        p.pick(&all, 10, &mut rng(), |_| false, Scope::default(), &mut c);
+        pick(&mut p, &all, 10, &mut c);
         assert!(c.is_empty());
         // The first copy arriving says there are duplicates to cancel.
         assert_eq!(
@@ -666,28 +663,14 @@ mod tests {
         let only0 = Bitfield::from_wire(&[0x80], 2).unwrap();
         let only1 = Bitfield::from_wire(&[0x40], 2).unwrap();
         let mut out = Vec::new();
-        p.pick(
-            &only0,
-            10,
-            &mut rng(),
-            |_| false,
-            Scope::default(),
-            &mut out,
-        );
+        pick(&mut p, &only0, 10, &mut out);
         assert_eq!(out.len(), 2);
         // The peer leaves: its requests are withdrawn, the buffer is free
         // for a piece another peer has.
         for b in out.drain(..) {
             p.cancel_request(b);
         }
-        p.pick(
-            &only1,
-            10,
-            &mut rng(),
-            |_| false,
-            Scope::default(),
-            &mut out,
-        );
+        pick(&mut p, &only1, 10, &mut out);
         assert_eq!(out.len(), 2);
         assert!(out.iter().all(|b| b.piece == 1));
     }
@@ -697,13 +680,13 @@ mod tests {
         let mut p = Picker::new(16384, 16384, 1, 1);
         let all = Bitfield::full(1);
         let mut out = Vec::new();
-        p.pick(&all, 1, &mut rng(), |_| false, Scope::default(), &mut out);
+        pick(&mut p, &all, 1, &mut out);
         p.received(out[0], &[0; 16384], 1);
         let (buf, _) = p.take_complete(0).unwrap();
         p.verified(0, false, buf);
         assert!(p.wants(0));
         out.clear();
-        p.pick(&all, 1, &mut rng(), |_| false, Scope::default(), &mut out);
+        pick(&mut p, &all, 1, &mut out);
         assert_eq!(out.len(), 1);
     }
 

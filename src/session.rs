@@ -324,23 +324,22 @@ struct SeedSplit {
 }
 
 impl SeedSplit {
-    fn order(&self, piece: usize, peers: &HashMap<Token, Peer>) -> Option<u64> {
+    /// Whether `piece` is not to be asked of the seed: another leecher
+    /// owns it, or has it.
+    fn leaves(&self, piece: usize, peers: &HashMap<Token, Peer>) -> bool {
         let mine = split_score(self.me, piece);
-        for l in &self.leechers {
+        self.leechers.iter().any(|l| {
             let Some(q) = peers.get(&l.token) else {
-                continue;
+                return false;
             };
             if q.have.get(piece) {
                 // From a peer that unchokes us now, or from one of ours,
                 // which will (the choker rotates) or passes it on.
-                if l.supplies || l.key.is_some() {
-                    return None;
-                }
-            } else if l.key.is_some_and(|key| split_score(key, piece) > mine) {
-                return None;
+                l.supplies || l.key.is_some()
+            } else {
+                l.key.is_some_and(|key| split_score(key, piece) > mine)
             }
-        }
-        Some(0)
+        })
     }
 }
 
@@ -1257,13 +1256,13 @@ impl Session {
         } else {
             None
         };
-        let order = split.as_ref().map(|s| {
+        let leave = split.as_ref().map(|s| {
             let peers = &self.peers;
-            move |piece: usize| s.order(piece, peers)
+            move |piece: usize| s.leaves(piece, peers)
         });
         let scope = Scope {
             only: choked_only_fast.then_some(p.allowed_fast.as_slice()),
-            order: order.as_ref().map(|o| o as &dyn Fn(usize) -> Option<u64>),
+            leave: leave.as_ref().map(|l| l as &dyn Fn(usize) -> bool),
         };
         let outstanding = &p.outstanding;
         self.picker.pick(
