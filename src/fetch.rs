@@ -388,6 +388,7 @@ impl Driver<'_> {
         let mut next_report = Instant::now() + Duration::from_secs(1);
         let mut line = ProgressLine::new(opts.progress);
         let total = opts.meta.info.total_length;
+        let leaves_when_done = !opts.seed && opts.seed_ratio.is_none();
         loop {
             let busy = self
                 .conns
@@ -401,7 +402,6 @@ impl Driver<'_> {
             };
             // Leave as soon as the linger after completion is over, not at
             // the next tick.
-            let leaves_when_done = !opts.seed && opts.seed_ratio.is_none();
             if let Some(done_at) = self.completed_at.filter(|_| leaves_when_done) {
                 timeout = timeout.min((done_at + LINGER).saturating_duration_since(Instant::now()));
             }
@@ -536,13 +536,7 @@ impl Driver<'_> {
                 let ratio_met = opts
                     .seed_ratio
                     .is_some_and(|r| totals.uploaded as f64 >= r * total as f64);
-                let leave = if opts.seed {
-                    false
-                } else if opts.seed_ratio.is_some() {
-                    ratio_met
-                } else {
-                    true
-                };
+                let leave = leaves_when_done || (!opts.seed && ratio_met);
                 // Give queued output (have messages) a moment to go out.
                 if leave && now.saturating_duration_since(done_at) >= LINGER {
                     line.clear();

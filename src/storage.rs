@@ -10,6 +10,7 @@ use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex};
 
@@ -86,7 +87,7 @@ pub struct Storage {
     /// inode lock, and spinning there costs more than waiting here.
     write_lock: Mutex<()>,
     /// Write pieces with `O_DIRECT` where possible (see `write_piece`).
-    direct_io: std::sync::atomic::AtomicBool,
+    direct_io: AtomicBool,
 }
 
 impl Storage {
@@ -99,14 +100,13 @@ impl Storage {
             pieces: info.pieces.clone(),
             handles: Mutex::new((0..info.files.len()).map(|_| None).collect()),
             write_lock: Mutex::new(()),
-            direct_io: std::sync::atomic::AtomicBool::new(true),
+            direct_io: AtomicBool::new(true),
         }
     }
 
     /// Turns `O_DIRECT` piece writes off (on by default).
     pub fn set_direct_io(&self, on: bool) {
-        self.direct_io
-            .store(on, std::sync::atomic::Ordering::Relaxed);
+        self.direct_io.store(on, Ordering::Relaxed);
     }
 
     fn err(&self, path: &Path, what: impl Into<String>) -> StorageError {
@@ -224,8 +224,8 @@ impl Storage {
     /// those pages can cost a fault in the host, and a download ran at a
     /// third of its speed; `O_DIRECT` hands the device our own (already
     /// resident) memory instead, and costs less CPU anywhere.
-    fn write_at(&self, i: usize, chunk: &[u8], file_off: u64) -> io::Result<()> {
-        let direct_ok = self.direct_io.load(std::sync::atomic::Ordering::Relaxed)
+    fn write_at(&self, i: usize, file: &File, chunk: &[u8], file_off: u64) -> io::Result<()> {
+        let direct_ok = self.direct_io.load(Ordering::Relaxed)
             && file_off % DIRECT_ALIGN as u64 == 0
             && chunk.len() >= DIRECT_ALIGN;
         let mut done = 0usize;
@@ -256,8 +256,7 @@ impl Storage {
             }
         }
         if done < chunk.len() {
-            let f = self.open(i, true).map_err(|e| io::Error::other(e.what))?;
-            f.write_all_at(&chunk[done..], file_off + done as u64)?;
+            file.write_all_at(&chunk[done..], file_off + done as u64)?;
         }
         Ok(())
     }
@@ -287,9 +286,9 @@ impl Storage {
             if self.files[i].pad {
                 continue;
             }
-            self.open(i, true)?;
+            let f = self.open(i, true)?;
             let chunk = &data[data_off as usize..(data_off + len) as usize];
-            self.write_at(i, chunk, file_off)
+            self.write_at(i, &f, chunk, file_off)
                 .map_err(|e| self.err(&self.files[i].path_under(&self.root), e.to_string()))?;
         }
         Ok(())
@@ -615,7 +614,7 @@ mod tests {
                     .custom_flags(libc::O_DIRECT)
                     .open(dir.join("t/f3"));
                 assert_eq!(
-                    s.direct_io.load(std::sync::atomic::Ordering::Relaxed),
+                    s.direct_io.load(Ordering::Relaxed),
                     probe.is_ok(),
                     "O_DIRECT used where the filesystem takes it"
                 );
