@@ -10,29 +10,57 @@ use std::time::Duration;
 use common::peers::*;
 use tracker::Opentracker;
 
-fn swarm_through_tracker(udp: bool) {
-    let tmp = temp("fetch-tracker");
-    let data = single_file(&tmp.join("seed"), "t.bin", 5_000_000, 5);
-    let plain = make_torrent(&data, &tmp.join("plain.torrent"), "256K");
+/// A tracked swarm's start: a random file in `tmp/seed`, a fresh
+/// opentracker that knows its info-hash, the torrent announcing to it
+/// (UDP or HTTP), and a bt-fetch seeder that has announced.
+struct Tracked {
+    data: std::path::PathBuf,
+    torrent: std::path::PathBuf,
+    seeder: Fetch,
+    /// Kept running while the swarm lives.
+    _tracker: Opentracker,
+}
+
+fn tracked_seeder(
+    tmp: &std::path::Path,
+    name: &str,
+    size: usize,
+    content_seed: u64,
+    piece: &str,
+    udp: bool,
+) -> Tracked {
+    let data = single_file(&tmp.join("seed"), name, size, content_seed);
+    let plain = make_torrent(&data, &tmp.join("plain.torrent"), piece);
     let meta = bt::metainfo::Metainfo::from_bytes(&std::fs::read(&plain).unwrap()).unwrap();
     let ot = Opentracker::start(&[&meta.info_hash_hex()]);
     let url = if udp { ot.udp() } else { ot.http() };
     let torrent = tmp.join("t.torrent");
     common::run_ok(
         common::bt_meta()
-            .args(["create", "-q", "--no-date", "-l", "256K", "-a", &url, "-o"])
+            .args(["create", "-q", "--no-date", "-l", piece, "-a", &url, "-o"])
             .arg(&torrent)
             .arg(&data),
     );
-    let t = torrent.to_str().unwrap();
     let mut seeder = Fetch::local(
         "seeder",
-        t,
+        torrent.to_str().unwrap(),
         tmp.join("seed").to_str().unwrap(),
         &["--seed", "--announce"],
     );
     let a = seeder.wait_event("announce", Duration::from_secs(30));
     assert_eq!(a["tracker"], url.as_str());
+    Tracked {
+        data,
+        torrent,
+        seeder,
+        _tracker: ot,
+    }
+}
+
+fn swarm_through_tracker(udp: bool) {
+    let tmp = temp("fetch-tracker");
+    let mut swarm = tracked_seeder(tmp.path(), "t.bin", 5_000_000, 5, "256K", udp);
+    let t = swarm.torrent.to_str().unwrap();
     let out = tmp.join("leech");
     let mut leech = Fetch::local(
         "leecher",
@@ -42,11 +70,11 @@ fn swarm_through_tracker(udp: bool) {
     );
     leech.close_stdin();
     let done = leech.finish(Duration::from_secs(70));
-    assert_same(&data, &out.join("t.bin"));
+    assert_same(&swarm.data, &out.join("t.bin"));
     assert_eq!(done["status"], "ok");
     // The tracker handed each its own address too: dropped as ourselves.
-    seeder.proc.signal(libc::SIGTERM);
-    seeder.finish(Duration::from_secs(15));
+    swarm.seeder.proc.signal(libc::SIGTERM);
+    swarm.seeder.finish(Duration::from_secs(15));
 }
 
 #[test]
@@ -62,34 +90,8 @@ fn peers_from_udp_tracker() {
 #[test]
 fn bt_announce_follow_feeds_a_running_download() {
     let tmp = temp("fetch-follow");
-    let data = single_file(&tmp.join("seed"), "f.bin", 4_000_000, 6);
-    let plain = make_torrent(&data, &tmp.join("plain.torrent"), "128K");
-    let meta = bt::metainfo::Metainfo::from_bytes(&std::fs::read(&plain).unwrap()).unwrap();
-    let ot = Opentracker::start(&[&meta.info_hash_hex()]);
-    let torrent = tmp.join("f.torrent");
-    common::run_ok(
-        common::bt_meta()
-            .args([
-                "create",
-                "-q",
-                "--no-date",
-                "-l",
-                "128K",
-                "-a",
-                &ot.http(),
-                "-o",
-            ])
-            .arg(&torrent)
-            .arg(&data),
-    );
-    let t = torrent.to_str().unwrap();
-    let mut seeder = Fetch::local(
-        "seeder",
-        t,
-        tmp.join("seed").to_str().unwrap(),
-        &["--seed", "--announce"],
-    );
-    seeder.wait_event("announce", Duration::from_secs(30));
+    let mut swarm = tracked_seeder(tmp.path(), "f.bin", 4_000_000, 6, "128K", false);
+    let t = swarm.torrent.to_str().unwrap();
     // bt-announce --follow | bt-fetch
     let mut follow = Proc::spawn(
         "bt-announce --follow",
@@ -115,8 +117,8 @@ fn bt_announce_follow_feeds_a_running_download() {
         std::process::Stdio::from(pipe),
     );
     leech.finish(Duration::from_secs(70));
-    assert_same(&data, &out.join("f.bin"));
+    assert_same(&swarm.data, &out.join("f.bin"));
     drop(follow);
-    seeder.proc.signal(libc::SIGTERM);
-    seeder.finish(Duration::from_secs(15));
+    swarm.seeder.proc.signal(libc::SIGTERM);
+    swarm.seeder.finish(Duration::from_secs(15));
 }
