@@ -118,19 +118,14 @@ variant_begin() {
 # that would always be the same client. (Not with a Transmission seeder,
 # which serves one leecher per address and is restarted before every run.)
 warm_up() {
-    local c= k d deadline
+    local c= k d
     for k in "${CL[@]}"; do
         client_available "$k" "$1" >/dev/null && { c=$k; break; }
     done
     [[ -n $c ]] || return 0
     RUN_SEQ=$((RUN_SEQ + 1))
     d=$BENCH_TMP/run-$RUN_SEQ
-    client_launch "$d" "$c" "$2" exit
-    deadline=$(($(date +%s) + TIMEOUT))
-    while ! client_poll "$d"; do
-        (($(date +%s) >= deadline)) && { client_timeout "$d"; break; }
-        sleep "$POLL"
-    done
+    client_run "$d" "$c" "$2"
     client_collect "$d"
     log "warm-up download by $c: $R_status in ${R_wall:-?} s (not counted)"
 }

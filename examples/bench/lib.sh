@@ -648,10 +648,25 @@ keep_trace() {
 
 # run_one SCEN VARIANT PIECE LINK SEEDER CLIENT REP IP [RXDEVS...]: one
 # sequential run with the global deadline; appends a CSV row, prints a line
+# client_run DIR CLIENT IP: starts one leecher and waits until it is done or
+# its --timeout deadline passes (then it is killed and marked timeout)
+client_run() {
+    local d=$1 deadline
+    client_launch "$d" "$2" "$3" exit
+    deadline=$(($(date +%s) + TIMEOUT))
+    while ! client_poll "$d"; do
+        if (($(date +%s) >= deadline)); then
+            client_timeout "$d"
+            break
+        fi
+        sleep "$POLL"
+    done
+}
+
 run_one() {
     local scen=$1 variant=$2 piece=$3 link=$4 seeder=$5 c=$6 rep=$7 ip=$8
     shift 8
-    local d label deadline rx0=0 rx1=0 k wire= good= why
+    local d label rx0=0 rx1=0 k wire= good= why
     label=$scen-$variant-$piece-$c-r$rep
     if ! why=$(client_available "$c" "$variant"); then
         R_status=$why R_wall= R_cpu= R_rss= R_down= R_cmp= R_ttfb= R_anon= R_exit=
@@ -662,15 +677,7 @@ run_one() {
     RUN_SEQ=$((RUN_SEQ + 1))
     d=$BENCH_TMP/run-$RUN_SEQ
     for k; do rx0=$((rx0 + $(ns_rx_bytes "$k"))); done
-    client_launch "$d" "$c" "$ip" exit
-    deadline=$(($(date +%s) + TIMEOUT))
-    while ! client_poll "$d"; do
-        if (($(date +%s) >= deadline)); then
-            client_timeout "$d"
-            break
-        fi
-        sleep "$POLL"
-    done
+    client_run "$d" "$c" "$ip"
     for k; do rx1=$((rx1 + $(ns_rx_bytes "$k"))); done
     client_collect "$d"
     (($#)) && wire=$((rx1 - rx0))
