@@ -16,6 +16,7 @@ pub mod hex;
 pub mod logging;
 pub mod metainfo;
 pub mod picker;
+pub mod piecebuf;
 pub mod progress;
 pub mod session;
 pub mod sha1;

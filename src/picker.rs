@@ -13,6 +13,7 @@
 
 use rand::Rng;
 
+use crate::piecebuf::PieceBuf;
 use crate::wire::BLOCK_LEN;
 
 /// A compact set of piece indices (the wire bitfield layout).
@@ -135,7 +136,7 @@ struct Partial {
     piece: u32,
     blocks: Vec<Blk>,
     received: u32,
-    buf: Vec<u8>,
+    buf: PieceBuf,
     /// Peers (by the caller's ids) that sent blocks of this piece.
     contributors: Vec<u64>,
 }
@@ -175,7 +176,7 @@ pub struct Picker {
     state: Vec<PieceState>,
     avail: Vec<u32>,
     partials: Vec<Partial>,
-    pool: Vec<Vec<u8>>,
+    pool: Vec<PieceBuf>,
     buffers: usize,
     max_buffers: usize,
     /// Before this many pieces are had, new pieces are picked at random.
@@ -297,14 +298,14 @@ impl Picker {
         self.partials.iter_mut().find(|p| p.piece == piece)
     }
 
-    fn take_buffer(&mut self, size: usize) -> Option<Vec<u8>> {
+    fn take_buffer(&mut self, size: usize) -> Option<PieceBuf> {
         if let Some(mut b) = self.pool.pop() {
-            b.resize(size, 0);
+            b.resize(size);
             return Some(b);
         }
         if self.buffers < self.max_buffers {
             self.buffers += 1;
-            return Some(vec![0; size]);
+            return Some(PieceBuf::zeroed(size));
         }
         None
     }
@@ -501,7 +502,7 @@ impl Picker {
 
     /// Takes a complete piece's buffer for hashing; the piece is then
     /// "verifying" until [`Picker::verified`]. Returns its contributors.
-    pub fn take_complete(&mut self, piece: u32) -> Option<(Vec<u8>, Vec<u64>)> {
+    pub fn take_complete(&mut self, piece: u32) -> Option<(PieceBuf, Vec<u64>)> {
         let pos = self.partials.iter().position(|p| p.piece == piece)?;
         let p = self.partials.swap_remove(pos);
         self.state[piece as usize] = PieceState::Verifying;
@@ -509,7 +510,7 @@ impl Picker {
     }
 
     /// The result of hashing (and writing) a piece; the buffer comes back.
-    pub fn verified(&mut self, piece: u32, good: bool, buf: Vec<u8>) {
+    pub fn verified(&mut self, piece: u32, good: bool, buf: PieceBuf) {
         self.pool.push(buf);
         let i = piece as usize;
         if good {

@@ -19,6 +19,7 @@ use rand::SeedableRng;
 
 use crate::choker;
 use crate::picker::{Bitfield, BlockRef, Picker, Received, Scope};
+use crate::piecebuf::PieceBuf;
 use crate::wire::{self, Handshake, Message, BLOCK_LEN, HANDSHAKE_LEN, MAX_REQUEST_LEN};
 
 /// The driver's name for a connection.
@@ -101,7 +102,7 @@ pub enum Action {
     /// [`Session::on_verified`].
     Verify {
         piece: u32,
-        buf: Vec<u8>,
+        buf: PieceBuf,
     },
     /// Read a block for an upload; report with [`Session::on_read`].
     /// `blocks` are the lengths of the requests covered, in order, from
@@ -1345,7 +1346,7 @@ impl Session {
     }
 
     /// A piece was hashed (and, when good, written). `buf` comes back.
-    pub fn on_verified(&mut self, piece: u32, good: bool, buf: Vec<u8>, now: Instant) {
+    pub fn on_verified(&mut self, piece: u32, good: bool, buf: PieceBuf, now: Instant) {
         let size = self.picker.piece_size(piece as usize);
         self.picker.verified(piece, good, buf);
         let contributors = self.verifying.remove(&piece).unwrap_or_default();

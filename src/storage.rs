@@ -15,6 +15,7 @@ use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex};
 
 use crate::metainfo::{FileEntry, Info};
+use crate::piecebuf::PieceBuf;
 use crate::sha1::Sha1;
 
 /// An error naming the file and what was wrong.
@@ -33,46 +34,16 @@ struct Handle {
     direct: Option<Arc<File>>,
 }
 
-/// Alignment of `O_DIRECT` writes (buffer address, file offset, length):
-/// the largest logical block size in use, so right for every device.
-const DIRECT_ALIGN: usize = 4096;
-/// Largest single `O_DIRECT` write (the size of each thread's bounce
-/// buffer): four writes per MiB cost nothing next to the memory saved.
+/// Alignment of `O_DIRECT` writes (buffer address, file offset, length).
+const DIRECT_ALIGN: usize = crate::piecebuf::ALIGN;
+/// Largest single `O_DIRECT` write through a bounce buffer (its size, one
+/// per disk thread): four writes per MiB cost nothing next to the memory
+/// saved.
 const DIRECT_CHUNK: usize = 256 << 10;
 
-/// A page-aligned buffer for `O_DIRECT` writes, one per disk thread.
-struct AlignedBuf {
-    ptr: std::ptr::NonNull<u8>,
-    layout: std::alloc::Layout,
-}
-
-impl AlignedBuf {
-    fn new() -> Self {
-        let layout =
-            std::alloc::Layout::from_size_align(DIRECT_CHUNK, DIRECT_ALIGN).expect("valid layout");
-        // SAFETY: the layout has a non-zero size.
-        let raw = unsafe { std::alloc::alloc_zeroed(layout) };
-        let ptr =
-            std::ptr::NonNull::new(raw).unwrap_or_else(|| std::alloc::handle_alloc_error(layout));
-        AlignedBuf { ptr, layout }
-    }
-
-    fn as_mut_slice(&mut self) -> &mut [u8] {
-        // SAFETY: `ptr` points to `layout.size()` initialised bytes owned
-        // by this value, borrowed mutably here.
-        unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.layout.size()) }
-    }
-}
-
-impl Drop for AlignedBuf {
-    fn drop(&mut self) {
-        // SAFETY: allocated in `new` with this layout.
-        unsafe { std::alloc::dealloc(self.ptr.as_ptr(), self.layout) }
-    }
-}
-
 thread_local! {
-    static BOUNCE: std::cell::RefCell<Option<AlignedBuf>> = const { std::cell::RefCell::new(None) };
+    /// The aligned copy of data that is not itself aligned in memory.
+    static BOUNCE: std::cell::RefCell<Option<PieceBuf>> = const { std::cell::RefCell::new(None) };
 }
 
 /// The files of a torrent under a root folder.
@@ -216,7 +187,9 @@ impl Storage {
     }
 
     /// Writes `chunk` at `file_off` of file `i`: the aligned part with
-    /// `O_DIRECT` through an aligned bounce buffer, the rest buffered.
+    /// `O_DIRECT` (straight from `chunk` when it is page-aligned in memory,
+    /// as piece buffers are, else through an aligned bounce buffer), the
+    /// rest buffered.
     ///
     /// Why: a buffered write copies every byte into page-cache pages the
     /// kernel must find first, serialised by the file's inode lock. On a
@@ -232,21 +205,27 @@ impl Storage {
         if direct_ok {
             if let Some(direct) = self.open_direct(i) {
                 let aligned = chunk.len() / DIRECT_ALIGN * DIRECT_ALIGN;
-                let result = BOUNCE.with(|cell| -> io::Result<()> {
-                    let mut cell = cell.borrow_mut();
-                    let bounce = cell.get_or_insert_with(AlignedBuf::new).as_mut_slice();
-                    while done < aligned {
-                        let n = (aligned - done).min(DIRECT_CHUNK);
-                        bounce[..n].copy_from_slice(&chunk[done..done + n]);
-                        direct.write_all_at(&bounce[..n], file_off + done as u64)?;
-                        done += n;
-                    }
-                    Ok(())
-                });
+                let result = if (chunk.as_ptr() as usize) % DIRECT_ALIGN == 0 {
+                    direct.write_all_at(&chunk[..aligned], file_off)
+                } else {
+                    BOUNCE.with(|cell| -> io::Result<()> {
+                        let mut cell = cell.borrow_mut();
+                        let bounce = cell.get_or_insert_with(|| PieceBuf::zeroed(DIRECT_CHUNK));
+                        let mut at = 0;
+                        while at < aligned {
+                            let n = (aligned - at).min(DIRECT_CHUNK);
+                            bounce[..n].copy_from_slice(&chunk[at..at + n]);
+                            direct.write_all_at(&bounce[..n], file_off + at as u64)?;
+                            at += n;
+                        }
+                        Ok(())
+                    })
+                };
                 match result {
-                    Ok(()) => {}
+                    Ok(()) => done = aligned,
                     // The filesystem takes the flag at open but not the
-                    // write (alignment it wants larger): buffered from now.
+                    // write (alignment it wants larger): buffered from now,
+                    // this chunk included.
                     Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
                         log::debug!("O_DIRECT write refused ({e}); buffered writes");
                         self.set_direct_io(false);
@@ -343,7 +322,7 @@ impl Storage {
 /// Work for the disk threads.
 pub enum Job {
     /// Hash a piece and, if it matches, write it.
-    Piece { piece: u32, buf: Vec<u8> },
+    Piece { piece: u32, buf: PieceBuf },
     /// Read a block for an upload.
     Read {
         token: usize,
@@ -361,7 +340,7 @@ pub enum Done {
     Piece {
         piece: u32,
         good: bool,
-        buf: Vec<u8>,
+        buf: PieceBuf,
         error: Option<StorageError>,
     },
     Read {
@@ -567,9 +546,10 @@ mod tests {
         Metainfo::from_bytes(&t).expect("test torrent").info
     }
 
-    /// Pieces written out of order, with `O_DIRECT` and without, land
-    /// byte for byte where they belong: aligned runs, unaligned file
-    /// starts, short tails and a file smaller than a block.
+    /// Pieces written out of order, with `O_DIRECT` (from page-aligned
+    /// piece buffers and through the bounce buffer) and without, land byte
+    /// for byte where they belong: aligned runs, unaligned file starts,
+    /// short tails and a file smaller than a block.
     #[test]
     fn direct_and_buffered_writes_give_the_same_files() {
         let lengths = [5000u64, 70000, 3, 200_000, 65536];
@@ -577,7 +557,7 @@ mod tests {
         let info = info_files(&lengths, plen);
         let total: u64 = lengths.iter().sum();
         let content: Vec<u8> = (0..total).map(|i| (i * 7 % 253) as u8).collect();
-        for direct in [true, false] {
+        for (direct, aligned_buffers) in [(true, true), (true, false), (false, true)] {
             let dir = std::env::temp_dir().join(format!("bt-storage-{}", rand::random::<u64>()));
             std::fs::create_dir(&dir).unwrap();
             let s = Storage::new(&info, &dir);
@@ -592,7 +572,12 @@ mod tests {
             for &piece in &order {
                 let start = (u64::from(piece) * plen) as usize;
                 let end = (start + plen as usize).min(content.len());
-                s.write_piece(piece, &content[start..end]).unwrap();
+                let data = &content[start..end];
+                if aligned_buffers {
+                    s.write_piece(piece, &PieceBuf::from_slice(data)).unwrap();
+                } else {
+                    s.write_piece(piece, data).unwrap();
+                }
             }
             let mut at = 0usize;
             for (i, len) in lengths.iter().enumerate() {
@@ -601,7 +586,7 @@ mod tests {
                 let first_bad = got.iter().zip(want).position(|(a, b)| a != b);
                 assert!(
                     got == want,
-                    "file {i} with direct={direct}: {} bytes, {} wanted, first difference at {first_bad:?}",
+                    "file {i} with direct={direct} aligned={aligned_buffers}: {} bytes, {} wanted, first difference at {first_bad:?}",
                     got.len(),
                     want.len()
                 );
