@@ -37,8 +37,9 @@ const SLOW_START: Duration = Duration::from_secs(3);
 /// Seconds of data at the measured rate kept on request from a peer.
 const QUEUE_SECONDS: f64 = 3.0;
 const MIN_QUEUE: usize = 4;
-/// Incoming requests queued per peer before we reject (or disconnect).
-pub const MAX_QUEUED_REQUESTS: usize = 1024;
+/// Incoming requests queued per peer before we reject (or disconnect):
+/// room above the `reqq` we advertise (12 bytes each, 48 KiB per peer).
+pub const MAX_QUEUED_REQUESTS: usize = 4096;
 /// Upload: disk reads in flight per peer, and output bytes buffered.
 const MAX_READS_PER_PEER: usize = 8;
 const MAX_OUTPUT_BUFFERED: usize = 512 * 1024;
@@ -84,7 +85,10 @@ impl Config {
             max_peers: 50,
             max_buffer_bytes: 16 << 20,
             upload_slots: 4,
-            reqq: 500,
+            // Transmission keeps at most `reqq` requests on one peer and
+            // tops them up about once a second: 500 held it at 8.2 MB/s
+            // from a bt-fetch seeder, 2000 lets it reach 32 MB/s.
+            reqq: 2000,
             max_outstanding: 256,
             max_upload_rate: None,
             seed: 0,
