@@ -646,8 +646,6 @@ keep_trace() {
     return 0
 }
 
-# run_one SCEN VARIANT PIECE LINK SEEDER CLIENT REP IP [RXDEVS...]: one
-# sequential run with the global deadline; appends a CSV row, prints a line
 # client_run DIR CLIENT IP: starts one leecher and waits until it is done or
 # its --timeout deadline passes (then it is killed and marked timeout)
 client_run() {
@@ -663,6 +661,8 @@ client_run() {
     done
 }
 
+# run_one SCEN VARIANT PIECE LINK SEEDER CLIENT REP IP [RXDEVS...]: one
+# sequential run with the global deadline; appends a CSV row, prints a line
 run_one() {
     local scen=$1 variant=$2 piece=$3 link=$4 seeder=$5 c=$6 rep=$7 ip=$8
     shift 8
