@@ -20,7 +20,7 @@ use crate::exit;
 use crate::hex;
 use crate::metainfo::Metainfo;
 use crate::progress::{self, ProgressLine};
-use crate::session::{Action, Config, Event, Session};
+use crate::session::{Action, Config, Event, Session, MAX_READ};
 use crate::storage::{DiskPool, Done, Job, Storage};
 use crate::verify::{self, PieceState};
 
@@ -30,7 +30,7 @@ const WAKER: Token = Token(usize::MAX - 2);
 const READ_PER_PASS: usize = 1 << 20;
 const READ_BUFFER: usize = 256 * 1024;
 const TICK: Duration = Duration::from_millis(100);
-/// Upload read buffers (up to 256 KiB each) kept for reuse: enough for the
+/// Upload read buffers (up to `MAX_READ` each) kept for reuse: enough for the
 /// reads in flight to a few peers without holding megabytes when seeding
 /// to many.
 const UPLOAD_BUFFERS_KEPT: usize = 4;
@@ -670,7 +670,9 @@ impl Driver<'_> {
                     }
                     self.session
                         .on_read(token, uid, piece, begin, &data, &blocks, now);
-                    if self.buf_pool.len() < UPLOAD_BUFFERS_KEPT && data.capacity() <= 256 * 1024 {
+                    if self.buf_pool.len() < UPLOAD_BUFFERS_KEPT
+                        && data.capacity() <= MAX_READ as usize
+                    {
                         self.buf_pool.push(data);
                     }
                 }

@@ -44,7 +44,7 @@ pub const MAX_QUEUED_REQUESTS: usize = 4096;
 const MAX_READS_PER_PEER: usize = 8;
 const MAX_OUTPUT_BUFFERED: usize = 512 * 1024;
 /// Largest single read for uploads (consecutive requests coalesced).
-const MAX_READ: u32 = 256 * 1024;
+pub const MAX_READ: u32 = 256 * 1024;
 /// Output a peer leaves unread before it is dropped.
 const MAX_UNSENT: usize = 4 << 20;
 /// Hash-failure strikes after which a peer is banned; a peer that alone
