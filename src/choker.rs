@@ -1,17 +1,149 @@
-//! The classic choker (BEP 3 "tit for tat"): every 10 s the `slots` best
-//! interested peers are unchoked — best meaning fastest uploaders to us
-//! while downloading, fastest takers of our data while seeding — peers that
-//! snub us are left out, and one optimistic unchoke rotates every 30 s,
-//! favouring newly connected peers. Pure: the caller passes time and RNG.
+//! Choking policy: the [`Choker`] seam and the classic choker.
+//!
+//! Every round (10 s) the torrent hands the choker a [`ChokeRound`]: one
+//! [`PeerView`] per established peer with its byte counters for the round
+//! that ends and before it. The choker answers with a [`ChokeDecision`]:
+//! whom to unchoke (everyone else is choked) and, optionally, what share
+//! of our upload each unchoked peer gets. A choker is stateful (it may
+//! remember estimates across rounds) but pure: time comes in the round,
+//! randomness from the RNG passed in, so runs are reproducible.
+//!
+//! [`Classic`] is BEP 3's "tit for tat": the `slots` best interested
+//! peers are unchoked — best meaning fastest uploaders to us while
+//! downloading, fastest takers of our data while seeding — peers that snub
+//! us are left out, and one optimistic unchoke rotates every 30 s,
+//! favouring newly connected peers.
 
 use std::time::{Duration, Instant};
 
-use rand::Rng;
+use rand::{Rng, RngCore};
+
+use crate::session::{Counters, Token};
 
 pub const ROUND: Duration = Duration::from_secs(10);
 pub const OPTIMISTIC_ROUND: Duration = Duration::from_secs(30);
 /// Peers connected more recently than this count as new (3x the chance).
 const NEW_PEER: Duration = Duration::from_secs(60);
+
+/// What the choker sees of one established peer.
+#[derive(Debug, Clone)]
+pub struct PeerView {
+    pub token: Token,
+    pub interested: bool,
+    /// It has requests of ours outstanding and sent nothing for a while.
+    pub snubbed: bool,
+    /// It has every piece.
+    pub is_seed: bool,
+    pub am_choking: bool,
+    pub connected_at: Instant,
+    /// Smoothed rates in bytes/s, from it and to it.
+    pub down_rate: f64,
+    pub up_rate: f64,
+    pub counters: Counters,
+}
+
+/// The input of one round.
+#[derive(Debug, Clone)]
+pub struct ChokeRound<'a> {
+    pub now: Instant,
+    /// We have every piece.
+    pub seeding: bool,
+    /// Regular unchoke slots (the optimistic one comes on top).
+    pub slots: usize,
+    /// Time to pick a new optimistic unchoke.
+    pub rotate_optimistic: bool,
+    /// Our upload capacity in bytes/s, when the user set one.
+    pub upload_capacity: Option<u64>,
+    /// Bytes we uploaded per second over the last round, all peers
+    /// together (what a strategy can estimate capacity from).
+    pub upload_rate: f64,
+    pub peers: &'a [PeerView],
+}
+
+/// The outcome of a round.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ChokeDecision {
+    /// Peers to unchoke; all others are choked.
+    pub unchoke: Vec<Token>,
+    /// Upload rate (bytes/s) for some of the unchoked peers; a peer not
+    /// listed is limited only by the overall rate limit.
+    pub rates: Vec<(Token, f64)>,
+}
+
+/// A choking strategy. See the module documentation.
+pub trait Choker: Send {
+    /// Its name, as on the command line and in logs.
+    fn name(&self) -> &'static str;
+
+    /// Decides a round.
+    fn round(&mut self, round: &ChokeRound, rng: &mut dyn RngCore) -> ChokeDecision;
+
+    /// Between rounds, whether a peer that just became interested may be
+    /// unchoked at once given how many are unchoked now. The classic
+    /// answer fills free slots rather than leaving them idle for up to
+    /// a round.
+    fn unchoke_on_interest(&self, unchoked: usize, slots: usize) -> bool {
+        unchoked < slots + 1
+    }
+
+    /// A peer left (forget what is kept about it).
+    fn peer_left(&mut self, _token: Token) {}
+}
+
+/// The BEP 3 choker (see the module documentation).
+#[derive(Debug, Default)]
+pub struct Classic {
+    optimistic: Option<Token>,
+}
+
+impl Classic {
+    pub fn new() -> Self {
+        Classic::default()
+    }
+}
+
+impl Choker for Classic {
+    fn name(&self) -> &'static str {
+        "classic"
+    }
+
+    fn round(&mut self, round: &ChokeRound, rng: &mut dyn RngCore) -> ChokeDecision {
+        let cands: Vec<Candidate> = round
+            .peers
+            .iter()
+            .map(|p| Candidate {
+                id: p.token,
+                interested: p.interested,
+                rate: if round.seeding {
+                    p.up_rate
+                } else {
+                    p.down_rate
+                },
+                snubbed: p.snubbed && !round.seeding,
+                connected_at: p.connected_at,
+            })
+            .collect();
+        let d = choose(
+            &cands,
+            round.slots,
+            self.optimistic,
+            round.rotate_optimistic,
+            round.now,
+            rng,
+        );
+        self.optimistic = d.optimistic;
+        ChokeDecision {
+            unchoke: d.unchoke,
+            rates: Vec::new(),
+        }
+    }
+
+    fn peer_left(&mut self, token: Token) {
+        if self.optimistic == Some(token) {
+            self.optimistic = None;
+        }
+    }
+}
 
 #[derive(Debug, Clone)]
 pub struct Candidate {
@@ -23,23 +155,23 @@ pub struct Candidate {
     pub connected_at: Instant,
 }
 
-/// The outcome of a round: peers to unchoke (all others get choked) and
-/// the optimistic unchoke.
+/// The outcome of [`choose`]: peers to unchoke and the optimistic unchoke.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Decision {
     pub unchoke: Vec<usize>,
     pub optimistic: Option<usize>,
 }
 
-/// Runs a round. `optimistic` is the current optimistic unchoke, replaced
-/// when `rotate` is true or it is gone or no longer interested.
+/// The classic round as a pure function. `optimistic` is the current
+/// optimistic unchoke, replaced when `rotate` is true or it is gone or no
+/// longer interested.
 pub fn choose(
     peers: &[Candidate],
     slots: usize,
     optimistic: Option<usize>,
     rotate: bool,
     now: Instant,
-    rng: &mut impl Rng,
+    rng: &mut dyn RngCore,
 ) -> Decision {
     let mut ranked: Vec<&Candidate> = peers
         .iter()
@@ -134,5 +266,52 @@ mod tests {
         }
         // Weight 3 of 5: about 600 of 1000.
         assert!((500..700).contains(&new), "{new}");
+    }
+
+    fn view(token: Token, down: f64, up: f64, at: Instant) -> PeerView {
+        PeerView {
+            token,
+            interested: true,
+            snubbed: false,
+            is_seed: false,
+            am_choking: true,
+            connected_at: at,
+            down_rate: down,
+            up_rate: up,
+            counters: Counters::default(),
+        }
+    }
+
+    /// Through the trait: downloading ranks by what peers send us, seeding
+    /// by what they take; the optimistic unchoke is kept between rotations
+    /// and forgotten when its peer leaves.
+    #[test]
+    fn classic_through_the_trait() {
+        let t0 = Instant::now();
+        let now = t0 + Duration::from_secs(600);
+        let peers: Vec<PeerView> = (0..6)
+            .map(|i| view(i, i as f64, 10.0 - i as f64, t0))
+            .collect();
+        let mut rng = rand::rngs::StdRng::seed_from_u64(9);
+        let mut c = Classic::new();
+        let mut round = ChokeRound {
+            now,
+            seeding: false,
+            slots: 2,
+            rotate_optimistic: true,
+            upload_capacity: None,
+            upload_rate: 0.0,
+            peers: &peers,
+        };
+        let d = c.round(&round, &mut rng);
+        assert_eq!(&d.unchoke[..2], &[5, 4]);
+        assert!(d.rates.is_empty(), "the classic choker sets no rates");
+        let opt = d.unchoke[2];
+        round.rotate_optimistic = false;
+        assert_eq!(c.round(&round, &mut rng).unchoke[2], opt);
+        round.seeding = true;
+        assert_eq!(&c.round(&round, &mut rng).unchoke[..2], &[0, 1]);
+        c.peer_left(opt);
+        assert!(c.optimistic.is_none());
     }
 }

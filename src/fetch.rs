@@ -3,7 +3,7 @@
 //! arriving on stdin, and the user-facing output (JSON events on stdout, a
 //! progress line on stderr).
 
-use std::io::{self, BufRead, Read, Write};
+use std::io::{self, Read, Write};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -15,12 +15,13 @@ use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token, Waker};
 use serde_json::json;
 
-use crate::announcer::{Announcer, Report, Stats};
+use crate::announcer::{Announcer, Stats};
 use crate::exit;
 use crate::hex;
 use crate::metainfo::Metainfo;
+use crate::peer_source::{Learnt, Origin, PeerSource, StdinPeers, TrackerPeers};
 use crate::progress::{self, ProgressLine};
-use crate::session::{Action, Config, Event, Session, MAX_READ};
+use crate::session::{Action, CloseReason, Config, Event, Session, MAX_READ};
 use crate::storage::{DiskPool, Done, Job, Storage};
 use crate::verify::{self, PieceState};
 
@@ -29,11 +30,12 @@ const WAKER: Token = Token(usize::MAX - 2);
 /// Bytes read from one socket per pass (then other sockets get a turn).
 const READ_PER_PASS: usize = 1 << 20;
 const READ_BUFFER: usize = 256 * 1024;
-const TICK: Duration = Duration::from_millis(100);
 /// Upload read buffers (up to `MAX_READ` each) kept for reuse: enough for the
 /// reads in flight to a few peers without holding megabytes when seeding
 /// to many.
 const UPLOAD_BUFFERS_KEPT: usize = 4;
+/// How often the progress line is redrawn.
+const PROGRESS_REDRAW: Duration = Duration::from_millis(200);
 /// After completing, queued output (`have` messages) gets this long to go
 /// out before bt-fetch exits.
 const LINGER: Duration = Duration::from_millis(50);
@@ -84,61 +86,7 @@ impl Output {
     }
 }
 
-/// Reads peers from stdin (JSON lines as `bt-announce` prints them, or
-/// `IP:PORT` lines) on a thread, sending them to the loop.
-fn spawn_stdin_reader(tx: mpsc::Sender<Option<SocketAddr>>, waker: Arc<Waker>) {
-    std::thread::Builder::new()
-        .name("stdin-peers".into())
-        .spawn(move || {
-            let stdin = io::stdin();
-            let mut reader = io::BufReader::new(stdin.lock());
-            let mut line = Vec::new();
-            loop {
-                line.clear();
-                // Lines are bounded: a longer one is skipped.
-                let n = match (&mut reader).take(64 * 1024).read_until(b'\n', &mut line) {
-                    Ok(0) | Err(_) => {
-                        // End of input: say so (None) and stop.
-                        let _ = tx.send(None);
-                        let _ = waker.wake();
-                        return;
-                    }
-                    Ok(n) => n,
-                };
-                if n == 64 * 1024 && !line.ends_with(b"\n") {
-                    let _ = reader.skip_until(b'\n');
-                    continue;
-                }
-                match parse_peer_line(&line) {
-                    Some(addr) => {
-                        if tx.send(Some(addr)).is_err() {
-                            return;
-                        }
-                        let _ = waker.wake();
-                    }
-                    None => {
-                        let text = String::from_utf8_lossy(&line);
-                        if !text.trim().is_empty() {
-                            log::warn!("stdin: not a peer: {}", text.trim());
-                        }
-                    }
-                }
-            }
-        })
-        .expect("spawn stdin reader");
-}
-
-/// Parses `{"ip": "1.2.3.4", "port": 6881, ...}` or `1.2.3.4:6881`.
-pub fn parse_peer_line(line: &[u8]) -> Option<SocketAddr> {
-    let text = std::str::from_utf8(line).ok()?.trim();
-    if text.starts_with('{') {
-        let v: serde_json::Value = serde_json::from_str(text).ok()?;
-        let ip: std::net::IpAddr = v.get("ip")?.as_str()?.parse().ok()?;
-        let port = u16::try_from(v.get("port")?.as_u64()?).ok()?;
-        return (port != 0).then(|| SocketAddr::new(ip, port));
-    }
-    text.parse().ok()
-}
+pub use crate::peer_source::parse_peer_line;
 
 /// Whether stdin is a terminal (then it is not read for peers).
 pub fn stdin_is_tty() -> bool {
@@ -268,17 +216,22 @@ pub fn run(opts: Options) -> i32 {
             let _ = w.wake();
         }),
     );
-    let (peer_tx, peer_rx) = mpsc::channel::<Option<SocketAddr>>();
+    let mut sources: Vec<Box<dyn PeerSource>> = Vec::new();
     if opts.stdin_peers {
-        spawn_stdin_reader(peer_tx.clone(), waker.clone());
+        let w = waker.clone();
+        sources.push(Box::new(StdinPeers::spawn(Arc::new(move || {
+            let _ = w.wake();
+        }))));
     }
-    drop(peer_tx);
     for p in &opts.peers {
-        session.add_candidate(*p);
+        session.add_candidate(*p, Origin::CommandLine);
     }
 
     let stats = Arc::new(Stats::default());
-    let (report_tx, report_rx) = mpsc::channel::<Report>();
+    let (report_tx, report_rx) = mpsc::channel();
+    if opts.announce {
+        sources.push(Box::new(TrackerPeers { reports: report_rx }));
+    }
     let announcer = if opts.announce {
         let w = waker.clone();
         Some(Announcer::start(
@@ -298,7 +251,8 @@ pub fn run(opts: Options) -> i32 {
     };
     let mut driver = Driver {
         announcer,
-        report_rx,
+        sources,
+        learnt: Vec::new(),
         stats,
         total: info.total_length,
         poll,
@@ -313,7 +267,6 @@ pub fn run(opts: Options) -> i32 {
         fatal: None,
         completed_at: None,
         done_rx,
-        peer_rx,
         stdin_peers: 0,
         stdin_ended: false,
         tokens: Vec::new(),
@@ -360,7 +313,8 @@ pub fn run(opts: Options) -> i32 {
 
 struct Driver<'a> {
     announcer: Option<Announcer>,
-    report_rx: Receiver<Report>,
+    sources: Vec<Box<dyn PeerSource>>,
+    learnt: Vec<Learnt>,
     stats: Arc<Stats>,
     total: u64,
     poll: Poll,
@@ -375,7 +329,6 @@ struct Driver<'a> {
     fatal: Option<String>,
     completed_at: Option<Instant>,
     done_rx: Receiver<Done>,
-    peer_rx: Receiver<Option<SocketAddr>>,
     stdin_peers: usize,
     stdin_ended: bool,
     tokens: Vec<usize>,
@@ -384,7 +337,6 @@ struct Driver<'a> {
 impl Driver<'_> {
     fn run_loop(&mut self, opts: &Options, started: Instant) -> i32 {
         let mut events = Events::with_capacity(1024);
-        let mut next_tick = Instant::now();
         let mut next_report = Instant::now() + Duration::from_secs(1);
         let mut line = ProgressLine::new(opts.progress);
         let total = opts.meta.info.total_length;
@@ -395,16 +347,24 @@ impl Driver<'_> {
                 .iter()
                 .flatten()
                 .any(|c| c.readable && c.connected);
-            let mut timeout = if busy {
+            // Sleep until the session needs the clock, or a report, a
+            // redraw, the time-out or the end of the linger is due.
+            let before = Instant::now();
+            let mut wake_at = self.session.poll_timeout(before).min(next_report);
+            if line.enabled() {
+                wake_at = wake_at.min(before + PROGRESS_REDRAW);
+            }
+            if let Some(t) = opts.timeout {
+                wake_at = wake_at.min(started + t);
+            }
+            if let Some(done_at) = self.completed_at.filter(|_| leaves_when_done) {
+                wake_at = wake_at.min(done_at + LINGER);
+            }
+            let timeout = if busy {
                 Duration::ZERO
             } else {
-                next_tick.saturating_duration_since(Instant::now())
+                wake_at.saturating_duration_since(before)
             };
-            // Leave as soon as the linger after completion is over, not at
-            // the next tick.
-            if let Some(done_at) = self.completed_at.filter(|_| leaves_when_done) {
-                timeout = timeout.min((done_at + LINGER).saturating_duration_since(Instant::now()));
-            }
             if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
                 if e.kind() != io::ErrorKind::Interrupted {
                     log::error!("event loop: {e}");
@@ -427,12 +387,12 @@ impl Driver<'_> {
                                     self.session.on_connected(t);
                                 }
                                 Ok(None) if ev.is_error() || ev.is_read_closed() => {
-                                    self.close(t, "cannot connect", now);
+                                    self.close(t, CloseReason::ConnectFailed(String::new()), now);
                                     continue;
                                 }
                                 Ok(None) => {}
                                 Ok(Some(e)) | Err(e) => {
-                                    self.close(t, &format!("cannot connect: {e}"), now);
+                                    self.close(t, CloseReason::ConnectFailed(e.to_string()), now);
                                     continue;
                                 }
                             }
@@ -443,14 +403,10 @@ impl Driver<'_> {
                     }
                 }
             }
-            if self.drain_channels(now) {
-                // New peers: connect now rather than at the next tick.
-                next_tick = now;
-            }
+            self.drain_channels(now);
             self.read_pass(now);
-            if now >= next_tick {
+            if now >= self.session.poll_timeout(now) {
                 self.session.tick(now);
-                next_tick = now + TICK;
             }
             self.do_actions(now);
             self.write_pass(now);
@@ -592,13 +548,16 @@ impl Driver<'_> {
             Ok(s) => s,
             Err(e) => {
                 log::info!("{addr}: cannot connect: {e}");
-                self.session.on_connect_failed(addr, now);
+                self.session.on_connect_failed(addr, e.to_string(), now);
                 return;
             }
         };
         match self.add_conn(stream, false) {
             Some(t) => self.session.on_connection(t, addr, true, now),
-            None => self.session.on_connect_failed(addr, now),
+            None => {
+                let why = "cannot register the socket".to_string();
+                self.session.on_connect_failed(addr, why, now)
+            }
         }
     }
 
@@ -627,7 +586,7 @@ impl Driver<'_> {
     }
 
     /// Closes a connection from our side (the session hears about it).
-    fn close(&mut self, t: usize, reason: &str, now: Instant) {
+    fn close(&mut self, t: usize, reason: CloseReason, now: Instant) {
         self.drop_conn(t);
         self.session.on_closed(t, reason, now);
     }
@@ -639,10 +598,8 @@ impl Driver<'_> {
         }
     }
 
-    /// Takes what the disk threads, stdin and the announcer sent; whether
-    /// new peer addresses came.
-    fn drain_channels(&mut self, now: Instant) -> bool {
-        let mut new_peers = false;
+    /// Takes what the disk threads and the peer sources sent.
+    fn drain_channels(&mut self, now: Instant) {
         loop {
             match self.done_rx.try_recv() {
                 Ok(Done::Piece {
@@ -656,20 +613,11 @@ impl Driver<'_> {
                     }
                     self.session.on_verified(piece, good, buf, now);
                 }
-                Ok(Done::Read {
-                    token,
-                    uid,
-                    piece,
-                    begin,
-                    blocks,
-                    data,
-                    error,
-                }) => {
+                Ok(Done::Read { read, data, error }) => {
                     if let Some(e) = error {
-                        log::warn!("cannot read piece {piece} for an upload: {e}");
+                        log::warn!("cannot read piece {} for an upload: {e}", read.piece);
                     }
-                    self.session
-                        .on_read(token, uid, piece, begin, &data, &blocks, now);
+                    self.session.on_read(&read, &data, now);
                     if self.buf_pool.len() < UPLOAD_BUFFERS_KEPT
                         && data.capacity() <= MAX_READ as usize
                     {
@@ -679,43 +627,45 @@ impl Driver<'_> {
                 Err(TryRecvError::Empty) | Err(TryRecvError::Disconnected) => break,
             }
         }
-        while let Ok(line) = self.peer_rx.try_recv() {
-            match line {
-                Some(addr) => {
-                    self.stdin_peers += 1;
-                    self.session.add_candidate(addr);
-                    new_peers = true;
-                }
-                None => self.stdin_ended = true,
-            }
-        }
-        while let Ok(r) = self.report_rx.try_recv() {
-            match r {
-                Report::Peers {
-                    tracker,
-                    peers,
-                    interval,
-                } => {
-                    log::info!("{tracker}: {} peers", peers.len());
-                    self.out.emit(json!({
-                        "event": "announce",
-                        "tracker": tracker,
-                        "peers": peers.len(),
-                        "interval": interval.as_secs(),
-                    }));
-                    for p in peers {
-                        self.session.add_candidate(p);
-                        new_peers = true;
+        let mut learnt = std::mem::take(&mut self.learnt);
+        for source in &mut self.sources {
+            let origin = source.origin();
+            source.poll(&mut learnt);
+            for l in learnt.drain(..) {
+                match l {
+                    Learnt::Peer(addr) => {
+                        if origin == Origin::Stdin {
+                            self.stdin_peers += 1;
+                        }
+                        self.session.add_candidate(addr, origin);
+                    }
+                    Learnt::Ended => {
+                        if origin == Origin::Stdin {
+                            self.stdin_ended = true;
+                        }
+                    }
+                    Learnt::Announced {
+                        tracker,
+                        peers,
+                        interval,
+                    } => {
+                        log::info!("{tracker}: {peers} peers");
+                        self.out.emit(json!({
+                            "event": "announce",
+                            "tracker": tracker,
+                            "peers": peers,
+                            "interval": interval.as_secs(),
+                        }));
+                    }
+                    Learnt::TrackerError { error } => {
+                        log::warn!("announce failed: {error}");
+                        self.out
+                            .emit(json!({"event": "tracker_error", "error": error}));
                     }
                 }
-                Report::Failed { error } => {
-                    log::warn!("announce failed: {error}");
-                    self.out
-                        .emit(json!({"event": "tracker_error", "error": error}));
-                }
             }
         }
-        new_peers
+        self.learnt = learnt;
     }
 
     fn read_pass(&mut self, now: Instant) {
@@ -730,7 +680,7 @@ impl Driver<'_> {
                 }
                 match c.stream.read(&mut self.read_buf) {
                     Ok(0) => {
-                        self.close(t, "connection closed by the peer", now);
+                        self.close(t, CloseReason::ClosedByPeer, now);
                         break;
                     }
                     Ok(n) => {
@@ -745,7 +695,7 @@ impl Driver<'_> {
                     }
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                     Err(e) => {
-                        self.close(t, &format!("read error: {e}"), now);
+                        self.close(t, CloseReason::Transport(format!("read error: {e}")), now);
                         break;
                     }
                 }
@@ -770,20 +720,20 @@ impl Driver<'_> {
             while !out.is_empty() {
                 match c.stream.write(out.pending()) {
                     Ok(0) => {
-                        failed = Some("connection closed".to_string());
+                        failed = Some(CloseReason::Transport("connection closed".into()));
                         break;
                     }
                     Ok(n) => out.consume(n),
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                     Err(e) => {
-                        failed = Some(format!("write error: {e}"));
+                        failed = Some(CloseReason::Transport(format!("write error: {e}")));
                         break;
                     }
                 }
             }
             match failed {
-                Some(why) => self.close(t, &why, now),
+                Some(why) => self.close(t, why, now),
                 None => self.session.on_sent(t),
             }
         }
@@ -796,24 +746,9 @@ impl Driver<'_> {
                 Action::Connect(addr) => self.connect(addr, now),
                 Action::Close(t) => self.drop_conn(t),
                 Action::Verify { piece, buf } => self.disk.submit(Job::Piece { piece, buf }),
-                Action::Read {
-                    token,
-                    uid,
-                    piece,
-                    begin,
-                    length,
-                    blocks,
-                } => {
+                Action::Read(read) => {
                     let buf = self.buf_pool.pop().unwrap_or_default();
-                    self.disk.submit(Job::Read {
-                        token,
-                        uid,
-                        piece,
-                        begin,
-                        length,
-                        blocks,
-                        buf,
-                    });
+                    self.disk.submit(Job::Read { read, buf });
                 }
                 Action::Event(e) => self.event(e),
             }
@@ -826,13 +761,15 @@ impl Driver<'_> {
                 addr,
                 client,
                 peer_id,
+                source,
             } => {
-                log::info!("{addr}: connected ({client})");
+                log::info!("{addr}: connected ({client}, from {source})");
                 self.out.emit(json!({
                     "event": "peer_connected",
                     "addr": addr.to_string(),
                     "client": client,
                     "peer_id": hex::encode(&peer_id),
+                    "source": source.as_str(),
                 }));
             }
             Event::PeerDisconnected {
@@ -845,7 +782,7 @@ impl Driver<'_> {
                 self.out.emit(json!({
                     "event": "peer_disconnected",
                     "addr": addr.to_string(),
-                    "reason": reason,
+                    "reason": reason.to_string(),
                     "downloaded": downloaded,
                     "uploaded": uploaded,
                 }));

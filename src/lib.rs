@@ -5,6 +5,7 @@
 //! and return actions, so that they can be tested deterministically.
 
 pub mod announcer;
+pub mod backoff;
 pub mod bencode;
 pub mod choker;
 pub mod cli;
@@ -15,12 +16,14 @@ pub mod hashing;
 pub mod hex;
 pub mod logging;
 pub mod metainfo;
+pub mod peer_source;
 pub mod picker;
 pub mod piecebuf;
 pub mod progress;
 pub mod session;
 pub mod sha1;
 pub mod signals;
+pub mod sim;
 pub mod storage;
 pub mod time;
 pub mod tracker;

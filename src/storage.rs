@@ -16,6 +16,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::metainfo::{FileEntry, Info};
 use crate::piecebuf::PieceBuf;
+use crate::session::UploadRead;
 use crate::sha1::Sha1;
 
 /// An error naming the file and what was wrong.
@@ -323,16 +324,8 @@ impl Storage {
 pub enum Job {
     /// Hash a piece and, if it matches, write it.
     Piece { piece: u32, buf: PieceBuf },
-    /// Read a block for an upload.
-    Read {
-        token: usize,
-        uid: u64,
-        piece: u32,
-        begin: u32,
-        length: u32,
-        blocks: Vec<u32>,
-        buf: Vec<u8>,
-    },
+    /// Read blocks for an upload, into `buf` (reused).
+    Read { read: UploadRead, buf: Vec<u8> },
 }
 
 /// What the disk threads report back.
@@ -344,11 +337,7 @@ pub enum Done {
         error: Option<StorageError>,
     },
     Read {
-        token: usize,
-        uid: u64,
-        piece: u32,
-        begin: u32,
-        blocks: Vec<u32>,
+        read: UploadRead,
         /// Empty when the read failed.
         data: Vec<u8>,
         error: Option<StorageError>,
@@ -441,26 +430,16 @@ fn run_job(storage: &Storage, job: Job) -> Done {
                 error,
             }
         }
-        Job::Read {
-            token,
-            uid,
-            piece,
-            begin,
-            length,
-            blocks,
-            mut buf,
-        } => {
+        Job::Read { read, mut buf } => {
             buf.clear();
-            let error = storage.read(piece, begin, length, &mut buf).err();
+            let error = storage
+                .read(read.piece, read.begin, read.length, &mut buf)
+                .err();
             if error.is_some() {
                 buf.clear();
             }
             Done::Read {
-                token,
-                uid,
-                piece,
-                begin,
-                blocks,
+                read,
                 data: buf,
                 error,
             }

@@ -292,19 +292,48 @@ pub fn piece_header(index: u32, begin: u32, len: u32, out: &mut Vec<u8>) {
     out.extend_from_slice(&begin.to_be_bytes());
 }
 
+/// Extension names a peer may list in its `m` dictionary that we keep.
+const MAX_EXT_NAMES: usize = 32;
+const MAX_EXT_NAME_LEN: usize = 64;
+
 /// What a BEP 10 extension handshake told us.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ExtHandshake {
     pub client: Option<String>,
     pub listen_port: Option<u16>,
     pub reqq: Option<u32>,
+    /// The `m` dictionary: extension name and the id the peer wants it
+    /// sent with (0: the peer disables it). Bounded in count and length.
+    pub extensions: Vec<(String, u8)>,
 }
 
-/// Our BEP 10 handshake: no extension messages (empty `m`), client name,
-/// listen port and request queue length.
-pub fn encode_ext_handshake(client: &str, port: u16, reqq: u32) -> Vec<u8> {
+impl ExtHandshake {
+    /// The peer's id for extension `name` (0 when not supported).
+    pub fn id_of(&self, name: &str) -> u8 {
+        self.extensions
+            .iter()
+            .find(|(n, _)| n == name)
+            .map_or(0, |&(_, id)| id)
+    }
+}
+
+/// Our BEP 10 handshake: the extensions we take (`m`: name and our id for
+/// each), client name, listen port, request queue length, and whatever
+/// else the extensions add to the dictionary (`extra`).
+pub fn encode_ext_handshake(
+    client: &str,
+    port: u16,
+    reqq: u32,
+    extensions: &[(&str, u8)],
+    extra: impl FnOnce(&mut OwnedValue),
+) -> Vec<u8> {
+    let mut m = OwnedValue::dict();
+    for &(name, id) in extensions {
+        m.insert(name, i64::from(id));
+    }
     let mut d = OwnedValue::dict();
-    d.insert("m", OwnedValue::dict());
+    extra(&mut d);
+    d.insert("m", m);
     d.insert("v", client);
     d.insert("p", i64::from(port));
     d.insert("reqq", i64::from(reqq));
@@ -335,10 +364,23 @@ pub fn parse_ext_handshake(payload: &[u8]) -> Option<ExtHandshake> {
         .get("reqq")
         .and_then(|v| v.as_int())
         .and_then(|q| u32::try_from(q).ok());
+    let extensions = root
+        .get("m")
+        .and_then(|m| m.as_dict())
+        .unwrap_or(&[])
+        .iter()
+        .filter_map(|(name, id)| {
+            let name = std::str::from_utf8(name).ok()?;
+            let id = u8::try_from(id.as_int()?).ok()?;
+            (name.len() <= MAX_EXT_NAME_LEN).then(|| (name.to_string(), id))
+        })
+        .take(MAX_EXT_NAMES)
+        .collect();
     Some(ExtHandshake {
         client,
         listen_port,
         reqq,
+        extensions,
     })
 }
 
@@ -476,11 +518,30 @@ mod tests {
 
     #[test]
     fn ext_handshake() {
-        let e = encode_ext_handshake("bt 0.1.0", 6881, 250);
+        let e = encode_ext_handshake("bt 0.1.0", 6881, 250, &[("ut_pex", 2), ("x_a", 1)], |d| {
+            d.insert("metadata_size", 1234i64);
+        });
         let p = parse_ext_handshake(&e).unwrap();
         assert_eq!(p.client.as_deref(), Some("bt 0.1.0"));
         assert_eq!(p.listen_port, Some(6881));
         assert_eq!(p.reqq, Some(250));
+        assert_eq!(p.id_of("ut_pex"), 2);
+        assert_eq!(p.id_of("x_a"), 1);
+        assert_eq!(p.id_of("ut_metadata"), 0);
+        let doc = crate::bencode::decode(&e).unwrap();
+        assert_eq!(
+            doc.get("metadata_size").and_then(|v| v.as_int()),
+            Some(1234)
+        );
+        // A hostile `m` is bounded and ids out of range are dropped.
+        let mut m = String::from("d1:md");
+        for i in 0..100 {
+            m.push_str(&format!("3:e{i:02}i{}e", i * 7));
+        }
+        m.push_str("ee");
+        let p = parse_ext_handshake(m.as_bytes()).unwrap();
+        assert_eq!(p.extensions.len(), 32);
+        assert!(p.extensions.iter().all(|(_, id)| *id as u32 <= 255));
         assert!(parse_ext_handshake(b"garbage").is_none());
         assert_eq!(
             client_from_peer_id(b"-qB4520-abcdefghijkl"),

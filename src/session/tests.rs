@@ -1,8 +1,10 @@
 //! Deterministic tests of the session: synthetic time, seeded RNG, bytes
 //! in and bytes out, no sockets.
 
+use super::peer::MIN_QUEUE;
+use super::split::{split_key, split_score};
 use super::*;
-use crate::wire::{Handshake, Message};
+use crate::wire::{Handshake, Message, HANDSHAKE_LEN};
 
 const HASH: [u8; 20] = [7; 20];
 const ME: [u8; 20] = *b"-BT0100-aaaaaaaaaaaa";
@@ -67,7 +69,7 @@ fn closed(acts: &[Action], t: Token) -> bool {
 
 fn disconnect_reason(acts: &[Action]) -> Option<String> {
     acts.iter().find_map(|a| match a {
-        Action::Event(Event::PeerDisconnected { reason, .. }) => Some(reason.clone()),
+        Action::Event(Event::PeerDisconnected { reason, .. }) => Some(reason.to_string()),
         _ => None,
     })
 }
@@ -147,7 +149,7 @@ fn wrong_info_hash_and_self_are_dropped() {
     s.on_data(2, &v, t0);
     assert!(closed(&actions(&mut s), 2));
     // Never reconnected.
-    s.add_candidate(addr(2));
+    s.add_candidate(addr(2), Origin::Api);
     s.tick(t0 + Duration::from_secs(60));
     assert!(!actions(&mut s)
         .iter()
@@ -371,18 +373,12 @@ fn upload_requests_are_validated() {
     assert!(sent(&mut s, 1).contains(&Message::Unchoke));
     let acts = actions(&mut s);
     let read = acts.iter().find_map(|a| match a {
-        Action::Read {
-            token,
-            uid,
-            piece,
-            blocks,
-            ..
-        } => Some((*token, *uid, *piece, blocks.clone())),
+        Action::Read(r) => Some(r.clone()),
         _ => None,
     });
-    let (t, uid, piece, blocks) = read.expect("a disk read");
-    assert_eq!(blocks, vec![16384]);
-    s.on_read(t, uid, piece, 0, &[5u8; 16384], &blocks, t0);
+    let read = read.expect("a disk read");
+    assert_eq!(read.blocks, vec![16384]);
+    s.on_read(&read, &[5u8; 16384], t0);
     assert!(matches!(
         sent(&mut s, 1).as_slice(),
         [Message::Piece { index: 0, begin: 0, data }] if data.len() == 16384
@@ -475,139 +471,29 @@ fn random_garbage_never_panics() {
     }
 }
 
-/// A deterministic swarm in memory: one seeder and several leechers, all
-/// `Session`s, bytes carried between them by the test, synthetic time, a
-/// "disk" that hashes at once. The seeder's upload is limited to
-/// `seed_rate` bytes per 5 ms step in all (shared among its links), every
-/// other link to 64 KiB per step. Returns the sessions, seeder first.
+/// Runs the in-memory swarm of `crate::sim` to the end and checks every
+/// node got the content.
 fn simulate_swarm(
     leechers: usize,
     pieces: usize,
     peer_id_prefix: &[u8; 8],
     seed_rate: usize,
     seeder_slots: usize,
-) -> Vec<Session> {
-    use rand::{RngCore, SeedableRng};
-    const PLEN: u64 = 32768;
-    let mut rng = rand::rngs::StdRng::seed_from_u64(5);
-    let mut content = vec![0u8; pieces * PLEN as usize];
-    rng.fill_bytes(&mut content);
-    let hashes: Vec<[u8; 20]> = content
-        .chunks(PLEN as usize)
-        .map(crate::sha1::sha1)
-        .collect();
-
-    struct Node {
-        s: Session,
-        store: Vec<u8>,
+) -> crate::sim::Swarm {
+    let cfg = crate::sim::SimConfig {
+        leechers,
+        pieces,
+        peer_id_prefix: *peer_id_prefix,
+        seeder_rate: seed_rate,
+        seeder_slots,
+        ..Default::default()
+    };
+    let mut swarm = crate::sim::Swarm::new(cfg, |_| None);
+    assert!(swarm.run(), "every node completes");
+    for i in 0..=leechers {
+        assert!(swarm.holds_content(i), "node {i} holds the right data");
     }
-    let n_nodes = leechers + 1;
-    let mut nodes: Vec<Node> = (0..n_nodes)
-        .map(|i| {
-            let mut id = *b"-XX0000-simsimsimsim";
-            id[..8].copy_from_slice(peer_id_prefix);
-            id[19] = b'0' + i as u8;
-            let mut cfg = Config::new(HASH, id);
-            cfg.seed = i as u64;
-            cfg.upload_slots = if i == 0 { seeder_slots } else { 4 };
-            cfg.max_buffer_bytes = 4 * PLEN;
-            let mut s = Session::new(cfg, PLEN, pieces as u64 * PLEN, pieces);
-            let store = if i == 0 {
-                for p in 0..pieces {
-                    s.set_have(p);
-                }
-                content.clone()
-            } else {
-                vec![0; content.len()]
-            };
-            Node { s, store }
-        })
-        .collect();
-    // Everyone connected to everyone: link (a, b) uses token b at a and
-    // token a at b.
-    let t0 = Instant::now();
-    for a in 0..n_nodes {
-        for b in a + 1..n_nodes {
-            nodes[a].s.on_connection(b, addr(b as u16), true, t0);
-            nodes[a].s.on_connected(b);
-            nodes[b].s.on_connection(a, addr(a as u16), false, t0);
-        }
-    }
-    let mut now = t0;
-    let mut closed = std::collections::HashSet::new();
-    for step in 0..40_000usize {
-        now += Duration::from_millis(5);
-        // Carry bytes, a bounded amount per link and step (a "link rate");
-        // the seeder's budget is shared, its links served round robin.
-        let mut seed_budget = seed_rate;
-        for a in 0..n_nodes {
-            for k in 0..n_nodes {
-                let b = if a == 0 { 1 + (k + step) % n_nodes } else { k };
-                if b >= n_nodes || a == b || closed.contains(&(a.min(b), a.max(b))) {
-                    continue;
-                }
-                let Some(out) = nodes[a].s.output(b) else {
-                    continue;
-                };
-                let mut n = out.len().min(64 * 1024);
-                if a == 0 {
-                    // A fair share of what is left, at least a message's worth.
-                    n = n.min(seed_budget.min(seed_rate / leechers.max(1) + 64));
-                    seed_budget -= n;
-                }
-                if n == 0 {
-                    continue;
-                }
-                let bytes = out.pending()[..n].to_vec();
-                out.consume(n);
-                nodes[a].s.on_sent(b);
-                nodes[b].s.on_data(a, &bytes, now);
-            }
-        }
-        for i in 0..n_nodes {
-            nodes[i].s.tick(now);
-            while let Some(action) = nodes[i].s.next_action() {
-                match action {
-                    Action::Verify { piece, buf } => {
-                        let good = crate::sha1::sha1(&buf) == hashes[piece as usize];
-                        if good {
-                            let at = piece as usize * PLEN as usize;
-                            nodes[i].store[at..at + buf.len()].copy_from_slice(&buf);
-                        }
-                        nodes[i].s.on_verified(piece, good, buf, now);
-                    }
-                    Action::Read {
-                        token,
-                        uid,
-                        piece,
-                        begin,
-                        length,
-                        blocks,
-                    } => {
-                        let at = piece as usize * PLEN as usize + begin as usize;
-                        let data = nodes[i].store[at..at + length as usize].to_vec();
-                        nodes[i]
-                            .s
-                            .on_read(token, uid, piece, begin, &data, &blocks, now);
-                    }
-                    Action::Close(t) => {
-                        closed.insert((i.min(t), i.max(t)));
-                        // The other side sees the connection close.
-                        nodes[t].s.on_closed(i, "closed", now);
-                    }
-                    Action::Connect(_) | Action::Event(_) => {}
-                }
-            }
-        }
-        if nodes.iter().all(|n| n.s.is_complete()) {
-            break;
-        }
-    }
-    for (i, n) in nodes.iter().enumerate() {
-        assert!(n.s.is_complete(), "node {i} complete");
-        assert!(n.store == content, "node {i} holds the right data");
-    }
-    nodes.into_iter().map(|n| n.s).collect()
+    swarm
 }
 
 /// Shows the core runs without any I/O and that leechers trade pieces
@@ -616,13 +502,14 @@ fn simulate_swarm(
 fn simulated_swarm_completes_and_leechers_trade() {
     const PIECES: usize = 64;
     const PLEN: u64 = 32768;
-    let nodes = simulate_swarm(4, PIECES, b"-BT0100-", 64 * 1024, 1);
-    let leecher_upload: u64 = nodes[1..].iter().map(|n| n.totals().uploaded).sum();
+    let swarm = simulate_swarm(4, PIECES, b"-BT0100-", 64 * 1024, 1);
+    let nodes = &swarm.nodes;
+    let leecher_upload: u64 = nodes[1..].iter().map(|n| n.session.totals().uploaded).sum();
     assert!(
         leecher_upload > PIECES as u64 * PLEN,
         "leechers uploaded to each other ({leecher_upload} bytes)"
     );
-    let seeder_upload = nodes[0].totals().uploaded;
+    let seeder_upload = nodes[0].session.totals().uploaded;
     assert!(
         seeder_upload < 4 * PIECES as u64 * PLEN,
         "the seeder did not have to send everything to everyone"
@@ -639,8 +526,8 @@ fn seed_split_keeps_a_slow_seed_from_sending_pieces_twice() {
     const PLEN: u64 = 32768;
     let file = PIECES as u64 * PLEN;
     let ratio = |prefix: &[u8; 8]| {
-        let nodes = simulate_swarm(6, PIECES, prefix, 16 * 1024, 8);
-        nodes[0].totals().uploaded as f64 / file as f64
+        let swarm = simulate_swarm(6, PIECES, prefix, 16 * 1024, 8);
+        swarm.nodes[0].session.totals().uploaded as f64 / file as f64
     };
     let split = ratio(b"-BT0100-");
     let random = ratio(b"-XX0100-");
@@ -710,4 +597,33 @@ fn seed_split_asks_only_for_own_pieces_until_idle() {
         later.iter().any(|&(p, _)| !mine(p)),
         "after {waited:?} the seed is asked for the other leecher's pieces too"
     );
+}
+
+/// The session says when it needs the clock: at once while it can start
+/// connections, then at the next per-second round; a due retry brings
+/// that forward.
+#[test]
+fn poll_timeout_says_when_to_tick() {
+    let mut s = session();
+    let t0 = Instant::now();
+    assert_eq!(s.poll_timeout(t0), t0, "never ticked");
+    s.tick(t0);
+    assert_eq!(s.poll_timeout(t0), t0 + Duration::from_secs(1));
+    s.add_candidate(addr(7), Origin::Api);
+    assert_eq!(s.poll_timeout(t0), t0, "a peer to connect to");
+    s.tick(t0);
+    assert!(matches!(actions(&mut s).as_slice(), [Action::Connect(a)] if *a == addr(7)));
+    // The connection fails: a retry 4 s later, after the next round.
+    s.on_connection(1, addr(7), true, t0);
+    s.on_closed(1, CloseReason::ConnectFailed("refused".into()), t0);
+    let t1 = t0 + Duration::from_millis(1500);
+    s.tick(t1);
+    assert_eq!(s.poll_timeout(t1), t1 + Duration::from_secs(1));
+    let t2 = t0 + Duration::from_millis(3500);
+    s.tick(t2);
+    assert_eq!(s.poll_timeout(t2), t0 + Duration::from_secs(4), "the retry");
+    s.tick(t0 + Duration::from_secs(4));
+    assert!(actions(&mut s)
+        .iter()
+        .any(|a| matches!(a, Action::Connect(x) if *x == addr(7))));
 }

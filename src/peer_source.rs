@@ -1,0 +1,193 @@
+//! Where peer addresses come from. A [`PeerSource`] is anything that
+//! learns addresses over time — stdin, a tracker, later PEX and the DHT —
+//! and the driver feeds what it learns to the session's `add_candidate`,
+//! tagged with its [`Origin`].
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// How we learnt of a peer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Origin {
+    /// Given on the command line (`--peer`).
+    CommandLine,
+    /// Read from standard input.
+    Stdin,
+    /// Announced by a tracker.
+    Tracker,
+    /// Told by another peer (BEP 11).
+    Pex,
+    /// Found in the DHT (BEP 5).
+    Dht,
+    /// It connected to us.
+    Incoming,
+    /// Given by a program using the library (tests, the simulator).
+    Api,
+}
+
+impl Origin {
+    /// The name used in JSON (`"source"`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Origin::CommandLine => "peer",
+            Origin::Stdin => "stdin",
+            Origin::Tracker => "tracker",
+            Origin::Pex => "pex",
+            Origin::Dht => "dht",
+            Origin::Incoming => "incoming",
+            Origin::Api => "api",
+        }
+    }
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Something a source learnt.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Learnt {
+    Peer(SocketAddr),
+    /// A tracker answered (for logs and JSON events).
+    Announced {
+        tracker: String,
+        peers: usize,
+        interval: Duration,
+    },
+    /// A tracker could not be reached or refused us.
+    TrackerError {
+        error: String,
+    },
+    /// The source will never yield more (stdin reached its end).
+    Ended,
+}
+
+/// A source of peer addresses, polled by the driver without blocking.
+pub trait PeerSource {
+    fn origin(&self) -> Origin;
+
+    /// Appends what was learnt since the last call to `out`.
+    fn poll(&mut self, out: &mut Vec<Learnt>);
+}
+
+/// Peers read from standard input on a thread: JSON lines as
+/// `bt-announce` prints them, or `IP:PORT` lines.
+pub struct StdinPeers {
+    rx: std::sync::mpsc::Receiver<Option<SocketAddr>>,
+    ended: bool,
+}
+
+impl StdinPeers {
+    /// Starts the reader; `wake` is called after each line (to wake the
+    /// event loop).
+    pub fn spawn(wake: std::sync::Arc<dyn Fn() + Send + Sync>) -> StdinPeers {
+        use std::io::{BufRead, Read};
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::Builder::new()
+            .name("stdin-peers".into())
+            .spawn(move || {
+                let stdin = std::io::stdin();
+                let mut reader = std::io::BufReader::new(stdin.lock());
+                let mut line = Vec::new();
+                loop {
+                    line.clear();
+                    // Lines are bounded: a longer one is skipped.
+                    let n = match (&mut reader).take(64 * 1024).read_until(b'\n', &mut line) {
+                        Ok(0) | Err(_) => {
+                            // End of input: say so (None) and stop.
+                            let _ = tx.send(None);
+                            wake();
+                            return;
+                        }
+                        Ok(n) => n,
+                    };
+                    if n == 64 * 1024 && !line.ends_with(b"\n") {
+                        let _ = reader.skip_until(b'\n');
+                        continue;
+                    }
+                    match parse_peer_line(&line) {
+                        Some(addr) => {
+                            if tx.send(Some(addr)).is_err() {
+                                return;
+                            }
+                            wake();
+                        }
+                        None => {
+                            let text = String::from_utf8_lossy(&line);
+                            if !text.trim().is_empty() {
+                                log::warn!("stdin: not a peer: {}", text.trim());
+                            }
+                        }
+                    }
+                }
+            })
+            .expect("spawn stdin reader");
+        StdinPeers { rx, ended: false }
+    }
+}
+
+impl PeerSource for StdinPeers {
+    fn origin(&self) -> Origin {
+        Origin::Stdin
+    }
+
+    fn poll(&mut self, out: &mut Vec<Learnt>) {
+        while let Ok(line) = self.rx.try_recv() {
+            match line {
+                Some(addr) => out.push(Learnt::Peer(addr)),
+                None if !self.ended => {
+                    self.ended = true;
+                    out.push(Learnt::Ended);
+                }
+                None => {}
+            }
+        }
+    }
+}
+
+/// Parses `{"ip": "1.2.3.4", "port": 6881, ...}` or `1.2.3.4:6881`.
+pub fn parse_peer_line(line: &[u8]) -> Option<SocketAddr> {
+    let text = std::str::from_utf8(line).ok()?.trim();
+    if text.starts_with('{') {
+        let v: serde_json::Value = serde_json::from_str(text).ok()?;
+        let ip: std::net::IpAddr = v.get("ip")?.as_str()?.parse().ok()?;
+        let port = u16::try_from(v.get("port")?.as_u64()?).ok()?;
+        return (port != 0).then(|| SocketAddr::new(ip, port));
+    }
+    text.parse().ok()
+}
+
+/// Peers from the torrent's trackers: what the announcer thread reports.
+pub struct TrackerPeers {
+    pub reports: std::sync::mpsc::Receiver<crate::announcer::Report>,
+}
+
+impl PeerSource for TrackerPeers {
+    fn origin(&self) -> Origin {
+        Origin::Tracker
+    }
+
+    fn poll(&mut self, out: &mut Vec<Learnt>) {
+        use crate::announcer::Report;
+        while let Ok(r) = self.reports.try_recv() {
+            match r {
+                Report::Peers {
+                    tracker,
+                    peers,
+                    interval,
+                } => {
+                    out.push(Learnt::Announced {
+                        tracker,
+                        peers: peers.len(),
+                        interval,
+                    });
+                    out.extend(peers.into_iter().map(Learnt::Peer));
+                }
+                Report::Failed { error } => out.push(Learnt::TrackerError { error }),
+            }
+        }
+    }
+}

@@ -1,0 +1,195 @@
+//! The addresses a torrent knows of: those waiting to be tried, those
+//! waiting for a retry after a failure (with exponential back-off), the
+//! banned ones and the hash-failure strikes that lead to a ban. Ordered
+//! containers only, so that which peer is tried next never depends on a
+//! hasher's seed.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use super::peer::CloseReason;
+use crate::backoff::Backoff;
+use crate::peer_source::Origin;
+
+/// Peer addresses remembered (connected, queued or waiting for a retry).
+const MAX_KNOWN_PEERS: usize = 5000;
+/// Retries of an outgoing connection that failed or dropped.
+const MAX_CONNECT_ATTEMPTS: u32 = 5;
+/// Waits between retries: 4 s after the first failure, doubling to 64 s.
+const RETRY: Backoff = Backoff::new(Duration::from_secs(2), Duration::from_secs(64));
+/// Hash-failure strikes after which a peer is banned.
+const BAN_STRIKES: u32 = 3;
+
+#[derive(Default)]
+pub struct Candidates {
+    queue: VecDeque<SocketAddr>,
+    /// Addresses connected, connecting, queued or waiting for a retry, and
+    /// how we learnt of each.
+    known: BTreeMap<SocketAddr, Origin>,
+    banned: BTreeSet<SocketAddr>,
+    attempts: BTreeMap<SocketAddr, u32>,
+    /// Retries by due time (several may share one instant).
+    retry: BTreeMap<(Instant, SocketAddr), ()>,
+    strikes: BTreeMap<SocketAddr, u32>,
+}
+
+impl Candidates {
+    /// A new address to try; false when it is known, banned, unusable or
+    /// the table is full (bounded whatever a tracker or stdin hands out).
+    pub fn add(&mut self, addr: SocketAddr, origin: Origin) -> bool {
+        if addr.port() == 0
+            || self.known.len() >= MAX_KNOWN_PEERS
+            || self.banned.contains(&addr)
+            || self.known.contains_key(&addr)
+        {
+            return false;
+        }
+        self.known.insert(addr, origin);
+        self.queue.push_back(addr);
+        true
+    }
+
+    /// Marks an address as known without queueing it (a peer connected to
+    /// us, or told us its listen address).
+    pub fn note(&mut self, addr: SocketAddr, origin: Origin) {
+        if self.known.len() < MAX_KNOWN_PEERS {
+            self.known.entry(addr).or_insert(origin);
+        }
+    }
+
+    pub fn origin(&self, addr: &SocketAddr) -> Option<Origin> {
+        self.known.get(addr).copied()
+    }
+
+    pub fn is_banned(&self, addr: &SocketAddr) -> bool {
+        self.banned.contains(addr)
+    }
+
+    pub fn ban(&mut self, addr: SocketAddr) -> bool {
+        self.banned.insert(addr)
+    }
+
+    /// Adds hash-failure strikes; true when the address is banned by them
+    /// (for the first time).
+    pub fn strike(&mut self, addr: SocketAddr, strikes: u32) -> bool {
+        let s = self.strikes.entry(addr).or_insert(0);
+        *s += strikes;
+        *s >= BAN_STRIKES && self.banned.insert(addr)
+    }
+
+    /// An outgoing connection failed or ended: retry it later, unless that
+    /// is pointless or it failed too often.
+    pub fn outgoing_ended(&mut self, addr: SocketAddr, reason: &CloseReason, now: Instant) {
+        if self.banned.contains(&addr) {
+            return;
+        }
+        let tries = self.attempts.entry(addr).or_insert(0);
+        *tries += 1;
+        if reason.final_for_address() {
+            return;
+        }
+        if *tries < MAX_CONNECT_ATTEMPTS {
+            self.retry.insert((now + RETRY.delay(*tries), addr), ());
+        } else {
+            self.known.remove(&addr);
+        }
+    }
+
+    /// An incoming connection ended: the address may come again.
+    pub fn incoming_ended(&mut self, addr: &SocketAddr) {
+        self.known.remove(addr);
+    }
+
+    /// Moves the retries due by `now` to the queue.
+    pub fn release_due(&mut self, now: Instant) {
+        while let Some((&(at, addr), _)) = self.retry.first_key_value() {
+            if at > now {
+                break;
+            }
+            self.retry.pop_first();
+            if !self.banned.contains(&addr) {
+                self.queue.push_back(addr);
+            }
+        }
+    }
+
+    /// The next address to try, if any.
+    pub fn pop(&mut self) -> Option<SocketAddr> {
+        self.queue.pop_front()
+    }
+
+    pub fn has_queued(&self) -> bool {
+        !self.queue.is_empty()
+    }
+
+    /// When the next retry is due.
+    pub fn next_retry(&self) -> Option<Instant> {
+        self.retry.first_key_value().map(|(&(at, _), _)| at)
+    }
+
+    /// Forgets every queued address and retry (at exit).
+    pub fn clear_pending(&mut self) {
+        self.queue.clear();
+        self.retry.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn a(port: u16) -> SocketAddr {
+        SocketAddr::from(([10, 0, 0, 1], port))
+    }
+
+    #[test]
+    fn known_banned_and_port_zero_are_not_queued() {
+        let mut c = Candidates::default();
+        assert!(c.add(a(1), Origin::Stdin));
+        assert!(!c.add(a(1), Origin::Tracker), "known");
+        assert!(!c.add(a(0), Origin::Stdin), "port 0");
+        c.ban(a(2));
+        assert!(!c.add(a(2), Origin::Stdin), "banned");
+        assert_eq!(c.origin(&a(1)), Some(Origin::Stdin));
+        assert_eq!(c.pop(), Some(a(1)));
+        assert_eq!(c.pop(), None);
+    }
+
+    #[test]
+    fn retries_back_off_then_give_up() {
+        let mut c = Candidates::default();
+        let t0 = Instant::now();
+        c.add(a(1), Origin::Tracker);
+        c.pop();
+        let mut now = t0;
+        let mut waits = Vec::new();
+        for _ in 0..MAX_CONNECT_ATTEMPTS {
+            c.outgoing_ended(a(1), &CloseReason::ClosedByPeer, now);
+            let Some(at) = c.next_retry() else { break };
+            waits.push((at - now).as_secs());
+            c.release_due(at - Duration::from_millis(1));
+            assert!(!c.has_queued(), "not before it is due");
+            c.release_due(at);
+            assert_eq!(c.pop(), Some(a(1)));
+            now = at;
+        }
+        assert_eq!(waits, [4, 8, 16, 32]);
+        assert_eq!(c.origin(&a(1)), None, "forgotten after the last attempt");
+        // A pointless retry is not scheduled, and the address stays known.
+        c.add(a(3), Origin::Tracker);
+        c.pop();
+        c.outgoing_ended(a(3), &CloseReason::Duplicate, now);
+        assert_eq!(c.next_retry(), None);
+        assert!(!c.add(a(3), Origin::Tracker));
+    }
+
+    #[test]
+    fn strikes_ban_once() {
+        let mut c = Candidates::default();
+        assert!(!c.strike(a(1), 2));
+        assert!(c.strike(a(1), 1));
+        assert!(!c.strike(a(1), 1), "already banned");
+        assert!(c.is_banned(&a(1)));
+    }
+}

@@ -1,0 +1,196 @@
+//! The upload side of the torrent: choking (running the [`Choker`] each
+//! round and applying its decision), checking the requests peers make of
+//! us, turning them into disk reads through the upload scheduler, and
+//! sending the blocks read back as piece messages.
+//!
+//! [`Choker`]: crate::choker::Choker
+
+use std::time::Instant;
+
+use super::peer::{BlockRequest, CloseReason, Token};
+use super::upload::UploadRead;
+use super::{Action, Session, MAX_QUEUED_REQUESTS};
+use crate::choker::{ChokeRound, PeerView};
+use crate::wire::{self, Message, MAX_REQUEST_LEN};
+
+impl Session {
+    pub(super) fn unchoked_count(&self) -> usize {
+        self.peers.values().filter(|p| !p.am_choking).count()
+    }
+
+    /// A peer became interested: the choker may let it in before the next
+    /// round.
+    pub(super) fn maybe_unchoke_now(&mut self, token: Token, now: Instant) {
+        if self
+            .choker
+            .unchoke_on_interest(self.unchoked_count(), self.cfg.upload_slots)
+        {
+            self.set_choke(token, false, now);
+        }
+    }
+
+    pub(super) fn set_choke(&mut self, token: Token, choke: bool, now: Instant) {
+        let Some(p) = self.peers.get_mut(&token) else {
+            return;
+        };
+        if p.am_choking == choke {
+            return;
+        }
+        p.am_choking = choke;
+        if !choke {
+            p.send(&Message::Unchoke, now);
+            return;
+        }
+        p.send(&Message::Choke, now);
+        // Queued requests are void; with the fast extension each is
+        // rejected explicitly.
+        let fast = p.fast();
+        let queued: Vec<BlockRequest> = p.requests_in.drain(..).collect();
+        if fast {
+            for r in queued {
+                p.send(
+                    &Message::Reject {
+                        index: r.piece,
+                        begin: r.begin,
+                        length: r.length,
+                    },
+                    now,
+                );
+            }
+        }
+    }
+
+    /// A choke round: the choker sees every established peer with its
+    /// counters for the round that ends (`secs` long), then the round's
+    /// counters restart.
+    pub(super) fn run_choker(&mut self, rotate: bool, secs: f64, now: Instant) {
+        let seeding = self.picker.is_complete();
+        let views: Vec<PeerView> = self
+            .peers
+            .iter()
+            .filter(|(_, p)| p.is_established())
+            .map(|(t, p)| PeerView {
+                token: *t,
+                interested: p.peer_interested,
+                snubbed: p.snubbed,
+                is_seed: p.have.is_full(),
+                am_choking: p.am_choking,
+                connected_at: p.connected_at,
+                down_rate: p.down.get(),
+                up_rate: p.up.get(),
+                counters: p.counters,
+            })
+            .collect();
+        let round_uploaded: u64 = views.iter().map(|v| v.counters.round_uploaded).sum();
+        let round = ChokeRound {
+            now,
+            seeding,
+            slots: self.cfg.upload_slots,
+            rotate_optimistic: rotate,
+            upload_capacity: self.cfg.max_upload_rate,
+            upload_rate: if secs > 0.0 {
+                round_uploaded as f64 / secs
+            } else {
+                0.0
+            },
+            peers: &views,
+        };
+        let decision = self.choker.round(&round, &mut self.rng);
+        for v in &views {
+            let unchoke = decision.unchoke.contains(&v.token);
+            self.set_choke(v.token, !unchoke, now);
+        }
+        self.uploads.set_peer_rates(&decision.rates);
+        for p in self.peers.values_mut() {
+            p.counters.round_downloaded = 0;
+            p.counters.round_uploaded = 0;
+            p.counters.round_haves = 0;
+        }
+    }
+
+    pub(super) fn on_request(&mut self, token: Token, r: BlockRequest, now: Instant) {
+        let n = self.picker.piece_count();
+        let valid = (r.piece as usize) < n
+            && (1..=MAX_REQUEST_LEN).contains(&r.length)
+            && u64::from(r.begin) + u64::from(r.length) <= self.picker.piece_size(r.piece as usize);
+        if !valid {
+            let what = format!(
+                "invalid request (piece {}, offset {}, length {})",
+                r.piece, r.begin, r.length
+            );
+            self.fail(token, CloseReason::Protocol(what), now);
+            return;
+        }
+        let have = self.picker.has(r.piece as usize);
+        let p = self.peers.get_mut(&token).expect("peer");
+        let fast = p.fast();
+        let full = p.requests_in.len() >= MAX_QUEUED_REQUESTS;
+        if p.am_choking || !have || full {
+            if fast {
+                p.send(
+                    &Message::Reject {
+                        index: r.piece,
+                        begin: r.begin,
+                        length: r.length,
+                    },
+                    now,
+                );
+                return;
+            }
+            if !have {
+                let what = format!("request for piece {} we do not have", r.piece);
+                self.fail(token, CloseReason::Protocol(what), now);
+            } else if full {
+                let what = "too many queued requests".to_string();
+                self.fail(token, CloseReason::Protocol(what), now);
+            }
+            // Requests while choked are ignored (BEP 3).
+            return;
+        }
+        p.requests_in.push_back(r);
+        self.pump_uploads(token);
+    }
+
+    /// Issues disk reads for a peer's queued requests as far as the upload
+    /// scheduler allows.
+    pub(super) fn pump_uploads(&mut self, token: Token) {
+        let Some(p) = self.peers.get_mut(&token) else {
+            return;
+        };
+        let mut reads = std::mem::take(&mut self.reads);
+        self.uploads.pump(token, p, &mut reads);
+        self.actions.extend(reads.drain(..).map(Action::Read));
+        self.reads = reads;
+    }
+
+    /// The driver wrote some of a peer's output: uploads may continue.
+    pub fn on_sent(&mut self, token: Token) {
+        self.pump_uploads(token);
+    }
+
+    /// Blocks read for an upload (an empty `data` means the read failed).
+    pub fn on_read(&mut self, read: &UploadRead, data: &[u8], now: Instant) {
+        let Some(p) = self.peers.get_mut(&read.token) else {
+            return;
+        };
+        if p.uid != read.uid {
+            return;
+        }
+        p.reads_in_flight = p.reads_in_flight.saturating_sub(1);
+        p.read_bytes_in_flight = p.read_bytes_in_flight.saturating_sub(read.length as usize);
+        if data.len() != read.length as usize || p.am_choking {
+            return;
+        }
+        let out = p.out.vec();
+        let mut off = 0usize;
+        for &len in &read.blocks {
+            let chunk = &data[off..off + len as usize];
+            wire::piece_header(read.piece, read.begin + off as u32, len, out);
+            out.extend_from_slice(chunk);
+            off += len as usize;
+        }
+        p.count_upload(u64::from(read.length), now);
+        self.totals.uploaded += u64::from(read.length);
+        self.pump_uploads(read.token);
+    }
+}

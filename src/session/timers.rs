@@ -1,0 +1,140 @@
+//! What the clock drives: when the session next needs the clock
+//! ([`Session::poll_timeout`]), and what each [`Session::tick`] does —
+//! budget refills, the per-second work (rates, handshake and idle
+//! time-outs, keep-alives, snubbing, choke rounds, extensions), retries
+//! and new connections.
+
+use std::time::Instant;
+
+use super::peer::{self, CloseReason, Token};
+use super::{Action, Session, MAX_CONNECTING, MAX_CONNECTS_PER_TICK, SECOND};
+use super::{HANDSHAKE_TIMEOUT, IDLE_TIMEOUT, KEEPALIVE_INTERVAL, SNUB_TIMEOUT};
+use crate::choker;
+use crate::wire;
+
+impl Session {
+    /// When the session next needs [`Session::tick`]: at once when
+    /// connections can be started, else at the next per-second round,
+    /// budget refill or retry.
+    pub fn poll_timeout(&self, now: Instant) -> Instant {
+        let can_connect = self.candidates.has_queued()
+            && self.peers.len() < self.cfg.max_peers
+            && self.connecting < MAX_CONNECTING;
+        if can_connect || self.last_second.is_none() {
+            return now;
+        }
+        let mut at = self.last_second.map_or(now, |t| t + SECOND);
+        if let Some(t) = self.candidates.next_retry() {
+            at = at.min(t);
+        }
+        let uploads_waiting = self.peers.values().any(|p| !p.requests_in.is_empty());
+        if uploads_waiting {
+            if let Some(t) = self.uploads.next_refill(now) {
+                at = at.min(t);
+            }
+        }
+        at
+    }
+
+    /// The clock: timeouts, rates, choking, retries and new connections.
+    /// Call it when [`Session::poll_timeout`] says (calling it more often
+    /// does no harm).
+    pub fn tick(&mut self, now: Instant) {
+        if self.uploads.refill(now) {
+            let tokens: Vec<Token> = self.peers.keys().copied().collect();
+            for t in tokens {
+                self.pump_uploads(t);
+            }
+        }
+        let second = self
+            .last_second
+            .is_none_or(|t| now.saturating_duration_since(t) >= SECOND);
+        if second {
+            let secs = self
+                .last_second
+                .map_or(1.0, |t| now.saturating_duration_since(t).as_secs_f64());
+            self.last_second = Some(now);
+            self.every_second(now, secs);
+        }
+        self.candidates.release_due(now);
+        // New connections, a few per tick, a bounded number in progress.
+        let mut started = 0;
+        while self.peers.len() < self.cfg.max_peers
+            && started < MAX_CONNECTS_PER_TICK
+            && self.connecting < MAX_CONNECTING
+        {
+            let Some(a) = self.candidates.pop() else {
+                break;
+            };
+            if self.candidates.is_banned(&a) || self.peers.values().any(|p| p.addr == a) {
+                continue;
+            }
+            self.actions.push_back(Action::Connect(a));
+            started += 1;
+            self.connecting += 1;
+        }
+    }
+
+    fn every_second(&mut self, now: Instant, secs: f64) {
+        let mut drop = Vec::new();
+        let complete = self.picker.is_complete();
+        for (t, p) in self.peers.iter_mut() {
+            p.down.update(secs);
+            p.up.update(secs);
+            if !p.is_established() {
+                if now.saturating_duration_since(p.connected_at) > HANDSHAKE_TIMEOUT {
+                    drop.push((*t, CloseReason::NoHandshake));
+                }
+                continue;
+            }
+            if now.saturating_duration_since(p.last_recv) > IDLE_TIMEOUT {
+                drop.push((*t, CloseReason::Idle));
+                continue;
+            }
+            if now.saturating_duration_since(p.last_send) > KEEPALIVE_INTERVAL {
+                p.send(&wire::Message::KeepAlive, now);
+            }
+            // Snubbing: requests unanswered for too long go elsewhere.
+            if !p.outstanding.is_empty()
+                && now.saturating_duration_since(p.last_block) > SNUB_TIMEOUT
+                && p.outstanding
+                    .iter()
+                    .all(|o| now.saturating_duration_since(o.sent) > SNUB_TIMEOUT)
+            {
+                log::info!("{}: snubbed us, its requests go elsewhere", p.addr);
+                p.snubbed = true;
+                p.slow_start_queue = peer::MIN_QUEUE;
+                p.withdraw_requests(&mut self.picker);
+            }
+            // Interest can end as our pieces fill in.
+            if p.am_interested && !complete && !self.picker.interesting(&p.have) {
+                p.am_interested = false;
+                p.send(&wire::Message::NotInterested, now);
+            }
+        }
+        for (t, why) in drop {
+            self.remove_peer(t, why, true, now);
+        }
+        self.endgame_rebalance(now);
+        let round = self
+            .last_choke
+            .is_none_or(|t| now.saturating_duration_since(t) >= choker::ROUND);
+        if round {
+            let secs = self
+                .last_choke
+                .map_or(0.0, |t| now.saturating_duration_since(t).as_secs_f64());
+            self.last_choke = Some(now);
+            let rotate = self
+                .last_optimistic
+                .is_none_or(|t| now.saturating_duration_since(t) >= choker::OPTIMISTIC_ROUND);
+            if rotate {
+                self.last_optimistic = Some(now);
+            }
+            self.run_choker(rotate, secs, now);
+        }
+        self.extensions_tick(now);
+        for t in self.tokens_fastest_first() {
+            self.fill_requests(t, now);
+        }
+    }
+}
