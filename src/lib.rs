@@ -5,6 +5,7 @@
 //! and return actions, so that they can be tested deterministically.
 
 pub mod announcer;
+pub mod backoff;
 pub mod bencode;
 pub mod choker;
 pub mod cli;
