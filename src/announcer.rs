@@ -1,6 +1,8 @@
 //! `bt-fetch --announce`: a thread that announces to the torrent's
-//! trackers (started, then at the tracker's interval, completed, stopped)
-//! and hands the peers it learns to the event loop.
+//! trackers and hands the peers it learns to the event loop. When to
+//! announce what is decided by [`AnnounceSchedule`] (shared with
+//! `bt-announce --follow`); this thread only does the blocking IO and
+//! waits for its messages in between.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -9,6 +11,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use crate::tracker::schedule::{AnnounceSchedule, ScheduleConfig};
 use crate::tracker::{AnnounceRequest, Event, TrackerOptions, Trackers};
 
 /// Figures the event loop keeps up to date for the announces.
@@ -29,6 +32,7 @@ pub enum Report {
     Peers {
         tracker: String,
         peers: Vec<SocketAddr>,
+        /// Until the next announce (the tracker's interval as scheduled).
         interval: Duration,
     },
     Failed {
@@ -39,11 +43,6 @@ pub enum Report {
 pub struct Announcer {
     tx: Sender<Msg>,
     thread: Option<JoinHandle<()>>,
-}
-
-/// Retry delays after failures: 15 s doubling to 5 minutes.
-fn backoff(failures: u32) -> Duration {
-    Duration::from_secs((15u64 << failures.min(5)).min(300))
 }
 
 impl Announcer {
@@ -79,72 +78,50 @@ impl Announcer {
                     numwant: Some(50),
                     key,
                 };
-                let mut event = Event::Started;
-                let mut started_ok = false;
-                let mut failures = 0u32;
-                let mut completed_pending = false;
-                let mut last_url: Option<String> = None;
+                let mut schedule = AnnounceSchedule::new(ScheduleConfig::default(), Instant::now());
                 loop {
-                    let wait = match trackers.announce(&request(event), &opts) {
-                        Ok((url, answer)) => {
-                            failures = 0;
-                            if event == Event::Started {
-                                started_ok = true;
+                    if let Some(event) = schedule.poll_announce(Instant::now()) {
+                        match trackers.announce(&request(event), &opts) {
+                            Ok((url, answer)) => {
+                                let interval = schedule.on_success(
+                                    Instant::now(),
+                                    &url,
+                                    answer.interval,
+                                    answer.min_interval,
+                                );
+                                let _ = report.send(Report::Peers {
+                                    tracker: url,
+                                    peers: answer.peers.iter().map(|p| p.addr).collect(),
+                                    interval,
+                                });
                             }
-                            if event == Event::Completed {
-                                completed_pending = false;
+                            Err(e) => {
+                                schedule.on_failure(Instant::now());
+                                let _ = report.send(Report::Failed {
+                                    error: e.to_string(),
+                                });
                             }
-                            event = Event::None;
-                            let interval = answer
-                                .interval
-                                .max(answer.min_interval.unwrap_or_default())
-                                .clamp(Duration::from_secs(30), Duration::from_secs(3600));
-                            let _ = report.send(Report::Peers {
-                                tracker: url.clone(),
-                                peers: answer.peers.iter().map(|p| p.addr).collect(),
-                                interval,
-                            });
-                            wake();
-                            last_url = Some(url);
-                            interval
                         }
-                        Err(e) => {
-                            let _ = report.send(Report::Failed {
-                                error: e.to_string(),
-                            });
-                            wake();
-                            failures += 1;
-                            backoff(failures - 1)
-                        }
-                    };
-                    if completed_pending && started_ok {
-                        event = Event::Completed;
+                        wake();
                     }
-                    let until = Instant::now() + wait;
-                    loop {
-                        let left = until.saturating_duration_since(Instant::now());
-                        match rx.recv_timeout(left) {
-                            Ok(Msg::Completed) => {
-                                if started_ok {
-                                    event = Event::Completed;
-                                    break;
-                                }
-                                completed_pending = true;
+                    let Some(at) = schedule.poll_timeout() else {
+                        return;
+                    };
+                    let msg = rx.recv_timeout(at.saturating_duration_since(Instant::now()));
+                    match msg {
+                        Ok(Msg::Completed) => schedule.completed(Instant::now()),
+                        Ok(Msg::Stop) | Err(RecvTimeoutError::Disconnected) => {
+                            if let Some(stop) = schedule.stop() {
+                                let quick = opts.clone().with_timeout(Duration::from_secs(5));
+                                let _ = trackers.announce_to(
+                                    &stop.urls,
+                                    &request(Event::Stopped),
+                                    &quick,
+                                );
                             }
-                            Ok(Msg::Stop) | Err(RecvTimeoutError::Disconnected) => {
-                                if started_ok {
-                                    let quick = opts.clone().with_timeout(Duration::from_secs(5));
-                                    let urls: Vec<String> = last_url.iter().cloned().collect();
-                                    let _ = trackers.announce_to(
-                                        &urls,
-                                        &request(Event::Stopped),
-                                        &quick,
-                                    );
-                                }
-                                return;
-                            }
-                            Err(RecvTimeoutError::Timeout) => break,
+                            return;
                         }
+                        Err(RecvTimeoutError::Timeout) => {}
                     }
                 }
             })
@@ -155,7 +132,8 @@ impl Announcer {
         }
     }
 
-    /// The download completed: announce `completed` now.
+    /// The download completed: announce `completed` now (or once a tracker
+    /// acknowledged `started`).
     pub fn completed(&self) {
         let _ = self.tx.send(Msg::Completed);
     }
