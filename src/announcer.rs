@@ -160,3 +160,83 @@ impl Drop for Announcer {
         self.stop();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+    use std::net::TcpListener;
+    use std::sync::Mutex;
+
+    /// A tracker on loopback that records each request line and answers
+    /// with a long interval and no peers.
+    fn recording_tracker() -> (String, Arc<Mutex<Vec<String>>>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/announce", listener.local_addr().unwrap());
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let s = seen.clone();
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(mut conn) = conn else { return };
+                let mut head = Vec::new();
+                let mut byte = [0u8];
+                while !head.ends_with(b"\r\n\r\n") && conn.read(&mut byte).unwrap_or(0) == 1 {
+                    head.push(byte[0]);
+                }
+                let head = String::from_utf8_lossy(&head).into_owned();
+                s.lock()
+                    .unwrap()
+                    .push(head.lines().next().unwrap_or("").to_string());
+                let body = b"d8:intervali1800e5:peers0:e";
+                let _ = write!(
+                    conn,
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n",
+                    body.len()
+                );
+                let _ = conn.write_all(body);
+            }
+        });
+        (url, seen)
+    }
+
+    #[test]
+    fn started_then_completed_then_stopped() {
+        let (url, seen) = recording_tracker();
+        let (report_tx, report_rx) = mpsc::channel();
+        let mut a = Announcer::start(
+            vec![vec![url.clone()]],
+            [1; 20],
+            *b"-BT0100-abcdefghijkl",
+            6881,
+            Arc::new(Stats::default()),
+            report_tx,
+            Arc::new(|| {}),
+            7,
+        );
+        // Told at once, maybe before `started` is answered: still after it.
+        a.completed();
+        for _ in 0..2 {
+            match report_rx.recv_timeout(Duration::from_secs(20)).unwrap() {
+                Report::Peers {
+                    tracker, interval, ..
+                } => {
+                    assert_eq!(tracker, url);
+                    assert_eq!(interval, Duration::from_secs(1800));
+                }
+                Report::Failed { error } => panic!("{error}"),
+            }
+        }
+        a.stop();
+        let seen = seen.lock().unwrap().clone();
+        let events: Vec<&str> = seen
+            .iter()
+            .map(|line| {
+                ["started", "completed", "stopped"]
+                    .into_iter()
+                    .find(|e| line.contains(&format!("event={e}")))
+                    .unwrap_or("none")
+            })
+            .collect();
+        assert_eq!(events, ["started", "completed", "stopped"], "{seen:?}");
+    }
+}
