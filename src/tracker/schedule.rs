@@ -205,7 +205,7 @@ impl AnnounceSchedule {
             self.known.push(url.to_string());
         }
         self.failures = 0;
-        let mut at = now + wait;
+        let mut at = later(now, wait);
         match &mut self.round {
             Some(r) if r.answered => {
                 at = at.min(self.next_at.unwrap_or(at));
@@ -236,7 +236,7 @@ impl AnnounceSchedule {
         self.round = None;
         self.failures = self.failures.saturating_add(1);
         let wait = self.config.retry.delay(self.failures);
-        self.next_at = Some(now + wait);
+        self.next_at = Some(later(now, wait));
         wait
     }
 
@@ -297,6 +297,14 @@ impl AnnounceSchedule {
         let min = min_interval.unwrap_or_default().min(INTERVAL_CEILING);
         wanted.max(min)
     }
+}
+
+/// `now + wait`, or a year on when that does not fit an `Instant` (an
+/// absurd `--interval` must not panic; nobody waits that long anyway).
+fn later(now: Instant, wait: Duration) -> Instant {
+    now.checked_add(wait)
+        .or_else(|| now.checked_add(Duration::from_secs(365 * 86400)))
+        .unwrap_or(now)
 }
 
 #[cfg(test)]
@@ -408,6 +416,22 @@ mod tests {
         now += secs(1800);
         assert_eq!(s.poll_announce(now), Some(Event::None));
         assert_eq!(s.on_failure(now), secs(15));
+    }
+
+    #[test]
+    fn absurd_waits_do_not_overflow() {
+        let (mut s, t0) = schedule(Some(u64::MAX));
+        s.poll_announce(t0).unwrap();
+        assert_eq!(s.on_success(t0, A, secs(1800), None), secs(u64::MAX));
+        assert!(s.poll_timeout().unwrap() > t0 + secs(86400));
+        let config = ScheduleConfig {
+            retry: Backoff::new(Duration::MAX, Duration::MAX),
+            ..ScheduleConfig::default()
+        };
+        let mut s = AnnounceSchedule::new(config, t0);
+        s.poll_announce(t0).unwrap();
+        assert_eq!(s.on_failure(t0), Duration::MAX);
+        assert!(s.poll_timeout().unwrap() > t0 + secs(86400));
     }
 
     #[test]
