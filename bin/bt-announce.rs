@@ -441,65 +441,57 @@ fn wait_until(until: Instant) -> bool {
     }
 }
 
-/// When to announce next after these answers.
-fn next_wait(cli: &Cli, answers: &[(String, AnnounceResponse)]) -> Duration {
-    let floor = Duration::from_secs(30);
-    let waits = answers.iter().map(|(url, a)| {
-        let wanted = match cli.interval {
-            Some(s) => Duration::from_secs(s),
-            None => a.interval.max(floor),
-        };
-        match a.min_interval {
-            Some(min) if min > wanted => {
-                if cli.interval.is_some() {
-                    log::info!("{url}: waiting its min interval of {} s", min.as_secs());
-                }
-                min
-            }
-            _ => wanted,
-        }
-    });
-    waits.min().unwrap_or_else(|| {
-        // Nobody answered: try again later.
-        cli.interval
-            .map_or(Duration::from_secs(60), Duration::from_secs)
-    })
-}
-
 fn follow(
     cli: &Cli,
     trackers: &mut Trackers,
     mut req: AnnounceRequest,
     opts: &TrackerOptions,
 ) -> i32 {
+    use bt::tracker::schedule::{AnnounceSchedule, ScheduleConfig};
     bt::signals::install_stop_handlers();
     let mut out = Output::default();
-    // Trackers that know us, to be told `stopped`.
-    let mut known: Vec<String> = Vec::new();
-    loop {
+    // Which event, when, retries and who hears `stopped`: the shared schedule decides.
+    let config = ScheduleConfig {
+        first_event: req.event,
+        interval: cli.interval.map(Duration::from_secs),
+        ..Default::default()
+    };
+    let mut schedule = AnnounceSchedule::new(config, Instant::now());
+    while let Some(at) = schedule.poll_timeout() {
+        if !wait_until(at) {
+            break;
+        }
+        let Some(event) = schedule.poll_announce(Instant::now()) else {
+            continue;
+        };
+        req.event = event;
         let answers = announce_round(cli, trackers, &req, opts);
-        for (url, _) in &answers {
-            if !known.contains(url) {
-                known.push(url.clone());
+        let now = Instant::now();
+        for (url, a) in &answers {
+            schedule.on_success(now, url, a.interval, a.min_interval);
+            if let (Some(every), Some(min)) = (cli.interval, a.min_interval) {
+                if min > Duration::from_secs(every) {
+                    log::info!("{url}: waiting its min interval of {} s", min.as_secs());
+                }
             }
         }
-        if !answers.is_empty() {
-            // The first announce carried the event; the next ones are regular.
-            req.event = Event::None;
+        if answers.is_empty() {
+            schedule.on_failure(now);
         }
         if out.print_answers(cli, &answers).is_err() {
             log::info!("stdout closed; stopping");
             break;
         }
-        let wait = next_wait(cli, &answers);
-        log::debug!("next announce in {} s", wait.as_secs_f64());
-        if !wait_until(Instant::now() + wait) {
-            break;
+        if let Some(at) = schedule.poll_timeout() {
+            log::debug!(
+                "next announce in {} s",
+                at.saturating_duration_since(now).as_secs_f64()
+            );
         }
     }
-    if !known.is_empty() {
+    if let Some(stop) = schedule.stop() {
         req.event = Event::Stopped;
-        for (url, r) in trackers.announce_to(&known, &req, opts) {
+        for (url, r) in trackers.announce_to(&stop.urls, &req, opts) {
             match r {
                 Ok(_) => log::info!("{url}: announced stopped"),
                 Err(e) => log::warn!("{e}"),

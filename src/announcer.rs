@@ -1,6 +1,8 @@
 //! `bt-fetch --announce`: a thread that announces to the torrent's
-//! trackers (started, then at the tracker's interval, completed, stopped)
-//! and hands the peers it learns to the event loop.
+//! trackers and hands the peers it learns to the event loop. When to
+//! announce what is decided by [`AnnounceSchedule`] (shared with
+//! `bt-announce --follow`); this thread only does the blocking IO and
+//! waits for its messages in between.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -9,6 +11,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use crate::tracker::schedule::{AnnounceSchedule, ScheduleConfig};
 use crate::tracker::{AnnounceRequest, Event, TrackerOptions, Trackers};
 
 /// Figures the event loop keeps up to date for the announces.
@@ -29,6 +32,7 @@ pub enum Report {
     Peers {
         tracker: String,
         peers: Vec<SocketAddr>,
+        /// Until the next announce (the tracker's interval as scheduled).
         interval: Duration,
     },
     Failed {
@@ -39,11 +43,6 @@ pub enum Report {
 pub struct Announcer {
     tx: Sender<Msg>,
     thread: Option<JoinHandle<()>>,
-}
-
-/// Retry delays after failures: 15 s doubling to 5 minutes.
-fn backoff(failures: u32) -> Duration {
-    Duration::from_secs((15u64 << failures.min(5)).min(300))
 }
 
 impl Announcer {
@@ -79,72 +78,50 @@ impl Announcer {
                     numwant: Some(50),
                     key,
                 };
-                let mut event = Event::Started;
-                let mut started_ok = false;
-                let mut failures = 0u32;
-                let mut completed_pending = false;
-                let mut last_url: Option<String> = None;
+                let mut schedule = AnnounceSchedule::new(ScheduleConfig::default(), Instant::now());
                 loop {
-                    let wait = match trackers.announce(&request(event), &opts) {
-                        Ok((url, answer)) => {
-                            failures = 0;
-                            if event == Event::Started {
-                                started_ok = true;
+                    if let Some(event) = schedule.poll_announce(Instant::now()) {
+                        match trackers.announce(&request(event), &opts) {
+                            Ok((url, answer)) => {
+                                let interval = schedule.on_success(
+                                    Instant::now(),
+                                    &url,
+                                    answer.interval,
+                                    answer.min_interval,
+                                );
+                                let _ = report.send(Report::Peers {
+                                    tracker: url,
+                                    peers: answer.peers.iter().map(|p| p.addr).collect(),
+                                    interval,
+                                });
                             }
-                            if event == Event::Completed {
-                                completed_pending = false;
+                            Err(e) => {
+                                schedule.on_failure(Instant::now());
+                                let _ = report.send(Report::Failed {
+                                    error: e.to_string(),
+                                });
                             }
-                            event = Event::None;
-                            let interval = answer
-                                .interval
-                                .max(answer.min_interval.unwrap_or_default())
-                                .clamp(Duration::from_secs(30), Duration::from_secs(3600));
-                            let _ = report.send(Report::Peers {
-                                tracker: url.clone(),
-                                peers: answer.peers.iter().map(|p| p.addr).collect(),
-                                interval,
-                            });
-                            wake();
-                            last_url = Some(url);
-                            interval
                         }
-                        Err(e) => {
-                            let _ = report.send(Report::Failed {
-                                error: e.to_string(),
-                            });
-                            wake();
-                            failures += 1;
-                            backoff(failures - 1)
-                        }
-                    };
-                    if completed_pending && started_ok {
-                        event = Event::Completed;
+                        wake();
                     }
-                    let until = Instant::now() + wait;
-                    loop {
-                        let left = until.saturating_duration_since(Instant::now());
-                        match rx.recv_timeout(left) {
-                            Ok(Msg::Completed) => {
-                                if started_ok {
-                                    event = Event::Completed;
-                                    break;
-                                }
-                                completed_pending = true;
+                    let Some(at) = schedule.poll_timeout() else {
+                        return;
+                    };
+                    let msg = rx.recv_timeout(at.saturating_duration_since(Instant::now()));
+                    match msg {
+                        Ok(Msg::Completed) => schedule.completed(Instant::now()),
+                        Ok(Msg::Stop) | Err(RecvTimeoutError::Disconnected) => {
+                            if let Some(stop) = schedule.stop() {
+                                let quick = opts.clone().with_timeout(Duration::from_secs(5));
+                                let _ = trackers.announce_to(
+                                    &stop.urls,
+                                    &request(Event::Stopped),
+                                    &quick,
+                                );
                             }
-                            Ok(Msg::Stop) | Err(RecvTimeoutError::Disconnected) => {
-                                if started_ok {
-                                    let quick = opts.clone().with_timeout(Duration::from_secs(5));
-                                    let urls: Vec<String> = last_url.iter().cloned().collect();
-                                    let _ = trackers.announce_to(
-                                        &urls,
-                                        &request(Event::Stopped),
-                                        &quick,
-                                    );
-                                }
-                                return;
-                            }
-                            Err(RecvTimeoutError::Timeout) => break,
+                            return;
                         }
+                        Err(RecvTimeoutError::Timeout) => {}
                     }
                 }
             })
@@ -155,7 +132,8 @@ impl Announcer {
         }
     }
 
-    /// The download completed: announce `completed` now.
+    /// The download completed: announce `completed` now (or once a tracker
+    /// acknowledged `started`).
     pub fn completed(&self) {
         let _ = self.tx.send(Msg::Completed);
     }
@@ -180,5 +158,85 @@ impl Announcer {
 impl Drop for Announcer {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+    use std::net::TcpListener;
+    use std::sync::Mutex;
+
+    /// A tracker on loopback that records each request line and answers
+    /// with a long interval and no peers.
+    fn recording_tracker() -> (String, Arc<Mutex<Vec<String>>>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/announce", listener.local_addr().unwrap());
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let s = seen.clone();
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(mut conn) = conn else { return };
+                let mut head = Vec::new();
+                let mut byte = [0u8];
+                while !head.ends_with(b"\r\n\r\n") && conn.read(&mut byte).unwrap_or(0) == 1 {
+                    head.push(byte[0]);
+                }
+                let head = String::from_utf8_lossy(&head).into_owned();
+                s.lock()
+                    .unwrap()
+                    .push(head.lines().next().unwrap_or("").to_string());
+                let body = b"d8:intervali1800e5:peers0:e";
+                let _ = write!(
+                    conn,
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n",
+                    body.len()
+                );
+                let _ = conn.write_all(body);
+            }
+        });
+        (url, seen)
+    }
+
+    #[test]
+    fn started_then_completed_then_stopped() {
+        let (url, seen) = recording_tracker();
+        let (report_tx, report_rx) = mpsc::channel();
+        let mut a = Announcer::start(
+            vec![vec![url.clone()]],
+            [1; 20],
+            *b"-BT0100-abcdefghijkl",
+            6881,
+            Arc::new(Stats::default()),
+            report_tx,
+            Arc::new(|| {}),
+            7,
+        );
+        // Told at once, maybe before `started` is answered: still after it.
+        a.completed();
+        for _ in 0..2 {
+            match report_rx.recv_timeout(Duration::from_secs(20)).unwrap() {
+                Report::Peers {
+                    tracker, interval, ..
+                } => {
+                    assert_eq!(tracker, url);
+                    assert_eq!(interval, Duration::from_secs(1800));
+                }
+                Report::Failed { error } => panic!("{error}"),
+            }
+        }
+        a.stop();
+        let seen = seen.lock().unwrap().clone();
+        let events: Vec<&str> = seen
+            .iter()
+            .map(|line| {
+                ["started", "completed", "stopped"]
+                    .into_iter()
+                    .find(|e| line.contains(&format!("event={e}")))
+                    .unwrap_or("none")
+            })
+            .collect();
+        assert_eq!(events, ["started", "completed", "stopped"], "{seen:?}");
     }
 }

@@ -17,7 +17,7 @@ const MAX_KNOWN_PEERS: usize = 5000;
 /// Retries of an outgoing connection that failed or dropped.
 const MAX_CONNECT_ATTEMPTS: u32 = 5;
 /// Waits between retries: 4 s after the first failure, doubling to 64 s.
-const RETRY: Backoff = Backoff::new(Duration::from_secs(2), Duration::from_secs(64));
+const RETRY: Backoff = Backoff::new(Duration::from_secs(4), Duration::from_secs(64));
 /// Hash-failure strikes after which a peer is banned.
 const BAN_STRIKES: u32 = 3;
 

@@ -6,9 +6,11 @@
 //! ([`url`]), HTTP request and response framing with chunked decoding
 //! ([`http::ResponseParser`], [`http::ChunkedDecoder`]), bencoded answers
 //! ([`response`]), the UDP packet codec and its retransmission state machine
-//! ([`udp::UdpExchange`]) and tier ordering ([`tiers::Tiers`]). Thin blocking
-//! drivers do the IO with `std::net` sockets, bounded by the timeouts of
-//! [`TrackerOptions`]; they never panic on what a tracker sends.
+//! ([`udp::UdpExchange`]), tier ordering ([`tiers::Tiers`]) and the announce
+//! life cycle ([`schedule::AnnounceSchedule`]: events, intervals, back-off,
+//! who gets `stopped`). Thin blocking drivers do the IO with `std::net`
+//! sockets, bounded by the timeouts of [`TrackerOptions`]; they never panic
+//! on what a tracker sends.
 //!
 //! The entry point for programs is [`Trackers`]:
 //!
@@ -36,6 +38,7 @@
 
 pub mod http;
 pub mod response;
+pub mod schedule;
 pub mod tiers;
 pub mod tls;
 pub mod udp;
