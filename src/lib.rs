@@ -15,6 +15,7 @@ pub mod hashing;
 pub mod hex;
 pub mod logging;
 pub mod metainfo;
+pub mod mse;
 pub mod picker;
 pub mod piecebuf;
 pub mod progress;
