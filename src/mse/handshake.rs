@@ -64,10 +64,12 @@ enum State {
     Failed,
 }
 
-/// Receiver fields that exist once the peer's key arrived.
+/// What the peer's public key yields.
 struct Secrets {
+    /// S, 96 bytes.
     secret: [u8; KEY_LEN],
-    /// Receiver: HASH('req1', S), the marker ending PadA.
+    /// HASH('req1', S): sent by the initiator, the marker ending PadA for
+    /// the receiver.
     req1: [u8; HASH_LEN],
     /// Initiator: ENCRYPT(VC), the marker ending PadB.
     encrypted_vc: [u8; 8],
