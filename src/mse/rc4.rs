@@ -40,9 +40,20 @@ impl Rc4 {
 
     /// XORs the keystream into `buf` (encrypting and decrypting are the same).
     pub fn apply(&mut self, buf: &mut [u8]) {
+        // The indices in locals: this loop carries the whole encrypted stream.
+        let (mut i, mut j) = (self.i, self.j);
+        let s = &mut self.s;
         for b in buf {
-            *b ^= self.next_byte();
+            i = i.wrapping_add(1);
+            let si = s[i as usize];
+            j = j.wrapping_add(si);
+            let sj = s[j as usize];
+            s[i as usize] = sj;
+            s[j as usize] = si;
+            *b ^= s[si.wrapping_add(sj) as usize];
         }
+        self.i = i;
+        self.j = j;
     }
 
     /// Skips `n` keystream bytes.
