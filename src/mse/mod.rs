@@ -24,6 +24,33 @@
 //! HASH('keyB', S, SKEY) from B, the first 1024 keystream bytes dropped;
 //! ENCRYPT2 is that same stream when RC4 was selected, nothing when
 //! plaintext was.
+//!
+//! How a connection uses it (the bytes would go through a socket):
+//!
+//! ```
+//! use bt::mse::{classify_first_bytes, FirstBytes, Handshake, Policy, Progress};
+//! use rand::SeedableRng;
+//!
+//! let mut rng = rand::rngs::StdRng::seed_from_u64(1);
+//! let info_hash = [0x11; 20];
+//! let bt_handshake = b"\x13BitTorrent protocol...".to_vec();
+//! let mut a = Handshake::initiator(Policy::REQUIRE_RC4, info_hash, bt_handshake.clone(), &mut rng)?;
+//! let mut b = Handshake::receiver(Policy::ALLOW, &[info_hash], &mut rng);
+//!
+//! let first = a.take_output(); // Ya, PadA
+//! assert_eq!(classify_first_bytes(&first), FirstBytes::Encrypted);
+//! let Progress::Pending = b.receive(&first)? else { unreachable!() };
+//! let Progress::Pending = a.receive(&b.take_output())? else { unreachable!() };
+//! let Progress::Done(mut at_b) = b.receive(&a.take_output())? else { unreachable!() };
+//! let Progress::Done(mut at_a) = a.receive(&b.take_output())? else { unreachable!() };
+//!
+//! assert_eq!(at_b.received, bt_handshake); // IA, decrypted
+//! let mut message = *b"interested";
+//! at_a.cipher.encrypt(&mut message);
+//! at_b.cipher.decrypt(&mut message);
+//! assert_eq!(&message, b"interested");
+//! # Ok::<(), bt::mse::MseError>(())
+//! ```
 
 pub mod bignum;
 pub mod dh;
