@@ -412,3 +412,8 @@ fn receiver_accepts_libtorrent_over_rc4() {
 fn receiver_selects_plaintext_when_libtorrent_offers_both() {
     libtorrent_connects_to_receiver("both", Policy::ALLOW, Method::Plaintext);
 }
+
+#[test]
+fn receiver_selects_rc4_when_libtorrent_offers_both() {
+    libtorrent_connects_to_receiver("both", Policy::PREFER_RC4, Method::Rc4);
+}
