@@ -16,6 +16,7 @@ pub mod hashing;
 pub mod hex;
 pub mod logging;
 pub mod metainfo;
+pub mod mse;
 pub mod peer_source;
 pub mod picker;
 pub mod piecebuf;
