@@ -265,6 +265,8 @@ pub fn run(opts: Options) -> i32 {
         read_buf: vec![0u8; READ_BUFFER],
         buf_pool: Vec::new(),
         fatal: None,
+        reason: None,
+        storage: storage.clone(),
         completed_at: None,
         done_rx,
         stdin_peers: 0,
@@ -281,11 +283,12 @@ pub fn run(opts: Options) -> i32 {
         a.stop();
     }
     let totals = driver.session.totals();
+    let reason = driver.reason.take();
     drop(driver);
     disk.shutdown();
     storage.close_all();
     let seconds = started.elapsed().as_secs_f64();
-    out.emit(json!({
+    let mut done = json!({
         "event": "done",
         "status": match code { 0 => "ok", _ => "failed" },
         "size": info.total_length,
@@ -294,7 +297,11 @@ pub fn run(opts: Options) -> i32 {
         "wasted": totals.wasted,
         "hash_failures": totals.hash_failures,
         "seconds": (seconds * 1000.0).round() / 1000.0,
-    }));
+    });
+    if let Some(why) = reason {
+        done["reason"] = why.into();
+    }
+    out.emit(done);
     if code == exit::OK && opts.progress {
         let rate = totals.downloaded as f64 / seconds.max(1e-3);
         crate::progress::with_line_cleared(|| {
@@ -326,7 +333,11 @@ struct Driver<'a> {
     out: &'a Output,
     read_buf: Vec<u8>,
     buf_pool: Vec<Vec<u8>>,
-    fatal: Option<String>,
+    /// A reason to stop at once, with the exit code.
+    fatal: Option<(i32, String)>,
+    /// Why the run ended, when it did not succeed (the `done` event's `reason`).
+    reason: Option<String>,
+    storage: Arc<Storage>,
     completed_at: Option<Instant>,
     done_rx: Receiver<Done>,
     stdin_peers: usize,
@@ -424,19 +435,24 @@ impl Driver<'_> {
                     "no peers: stdin ended without any; pipe peers in (bt-announce --follow \
                      x.torrent | bt-fetch x.torrent), give --peer IP:PORT, or use --announce"
                 );
+                self.reason = Some("no peers: stdin ended without any".into());
                 return exit::USAGE;
             }
-            if let Some(f) = self.fatal.take() {
-                log::error!("{f}");
-                return exit::FAILURE;
+            if let Some((code, why)) = self.fatal.take() {
+                line.clear();
+                log::error!(
+                    "{why}; stopping (nothing already written is lost: run again to resume)"
+                );
+                self.reason = Some(why);
+                return code;
             }
             if crate::signals::stop_requested() {
                 log::info!("stopping on signal");
-                return if self.session.is_complete() || opts.seed {
-                    exit::OK
-                } else {
-                    exit::FAILURE
-                };
+                if self.session.is_complete() || opts.seed {
+                    return exit::OK;
+                }
+                self.reason = Some("interrupted by a signal".into());
+                return exit::FAILURE;
             }
             let totals = self.session.totals();
             let have = self.session.picker().bytes_verified();
@@ -451,6 +467,13 @@ impl Driver<'_> {
                 .store(self.total.saturating_sub(have), Ordering::Relaxed);
             if now >= next_report {
                 next_report = now + Duration::from_secs(1);
+                if let Some(path) = self.storage.vanished_file() {
+                    let why = format!(
+                        "{} was deleted or replaced during the download",
+                        path.display()
+                    );
+                    self.fatal = Some((exit::LOCAL_IO, why));
+                }
                 let (down, up) = self.session.rates();
                 let peers = self.session.peer_count();
                 self.out.emit(json!({
@@ -504,12 +527,14 @@ impl Driver<'_> {
                 }
             } else if opts.timeout.is_some_and(|t| started.elapsed() >= t) {
                 line.clear();
-                log::error!(
+                let why = format!(
                     "timed out after {} s with {} of {} (no peer could supply the rest)",
                     opts.timeout.unwrap_or_default().as_secs(),
                     progress::bytes(have.min(total)),
                     progress::bytes(total)
                 );
+                log::error!("{why}");
+                self.reason = Some(why);
                 return exit::FAILURE;
             }
         }
@@ -608,10 +633,15 @@ impl Driver<'_> {
                     buf,
                     error,
                 }) => {
-                    if let Some(e) = error {
-                        self.fatal = Some(format!("cannot write piece {piece}: {e}"));
+                    match error {
+                        // Our disk's fault, not the peers': no strike, no ban.
+                        Some(e) => {
+                            self.session.on_write_failed(piece, buf);
+                            let why = format!("cannot write piece {piece}: {e}");
+                            self.fatal.get_or_insert((exit::LOCAL_IO, why));
+                        }
+                        None => self.session.on_verified(piece, good, buf, now),
                     }
-                    self.session.on_verified(piece, good, buf, now);
                 }
                 Ok(Done::Read { read, data, error }) => {
                     if let Some(e) = error {

@@ -299,6 +299,28 @@ impl Storage {
         }
     }
 
+    /// The first file we have open that was deleted (or replaced) under
+    /// us: writes to it still succeed but land in a file nobody can see.
+    pub fn vanished_file(&self) -> Option<PathBuf> {
+        use std::os::unix::fs::MetadataExt;
+        let handles = self.handles.lock().unwrap_or_else(|e| e.into_inner());
+        for (i, h) in handles.iter().enumerate() {
+            let Some(h) = h else { continue };
+            let path = self.files[i].path_under(&self.root);
+            let gone = match (h.file.metadata(), std::fs::symlink_metadata(&path)) {
+                (Ok(open), Ok(named)) => {
+                    open.nlink() == 0 || open.ino() != named.ino() || open.dev() != named.dev()
+                }
+                (Ok(_), Err(_)) => true,
+                (Err(_), _) => false,
+            };
+            if gone {
+                return Some(path);
+            }
+        }
+        None
+    }
+
     pub fn expected_hash(&self, piece: u32) -> [u8; 20] {
         self.pieces[piece as usize]
     }
