@@ -4,5 +4,6 @@
 
 pub mod krpc;
 pub mod lookup;
+pub mod node;
 pub mod routing;
 pub mod storage;
