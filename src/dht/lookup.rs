@@ -22,6 +22,8 @@ pub const MAX_CANDIDATES: usize = 64;
 pub const MAX_QUERIES: usize = 256;
 /// Peers collected per lookup.
 pub const MAX_PEERS: usize = 1000;
+/// Tries of a bootstrap address (a lost datagram must not end a bootstrap).
+pub const SEED_TRIES: u8 = 2;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct LookupId(pub u64);
@@ -71,7 +73,12 @@ pub enum QueryKind {
 enum State {
     Pending,
     InFlight,
-    Responded { token: Option<Vec<u8>> },
+    /// Sent but slow: it no longer holds one of the α slots, yet may
+    /// still answer (as libtorrent does, so that dead nodes cost little).
+    Stalled,
+    Responded {
+        token: Option<Vec<u8>>,
+    },
     Failed,
 }
 
@@ -95,6 +102,7 @@ pub struct Lookup {
     pub kind: LookupKind,
     own: Id,
     seeds: Vec<(SocketAddrV4, State)>,
+    seed_tries: Vec<u8>,
     known: BTreeMap<[u8; 20], Candidate>,
     addrs: BTreeSet<SocketAddrV4>,
     peers: BTreeSet<SocketAddrV4>,
@@ -146,6 +154,7 @@ impl Lookup {
             kind,
             own,
             seeds: Vec::new(),
+            seed_tries: Vec::new(),
             known: BTreeMap::new(),
             addrs: BTreeSet::new(),
             peers: BTreeSet::new(),
@@ -161,6 +170,7 @@ impl Lookup {
         for s in seeds.iter().filter(|s| usable(s)).take(MAX_CANDIDATES) {
             if !l.addrs.contains(s) && !l.seeds.iter().any(|(a, _)| a == s) {
                 l.seeds.push((*s, State::Pending));
+                l.seed_tries.push(0);
             }
         }
         l
@@ -180,7 +190,7 @@ impl Lookup {
                 .known
                 .iter()
                 .rev()
-                .find(|(_, c)| c.state != State::InFlight)
+                .find(|(_, c)| !matches!(c.state, State::InFlight | State::Stalled))
                 .map(|(k, _)| *k)
             else {
                 return;
@@ -220,6 +230,7 @@ impl Lookup {
             // Bootstrap addresses first: they are all we may have.
             if let Some(i) = self.seeds.iter().position(|(_, s)| *s == State::Pending) {
                 self.seeds[i].1 = State::InFlight;
+                self.seed_tries[i] += 1;
                 self.in_flight += 1;
                 self.queries += 1;
                 out.push(Outgoing {
@@ -262,7 +273,11 @@ impl Lookup {
         if self.queries >= MAX_QUERIES {
             return true;
         }
-        if self.seeds.iter().any(|(_, s)| *s == State::Pending) {
+        if self
+            .seeds
+            .iter()
+            .any(|(_, s)| matches!(s, State::Pending | State::InFlight | State::Stalled))
+        {
             return false;
         }
         self.known
@@ -327,11 +342,12 @@ impl Lookup {
                 return Vec::new();
             }
             Slot::Seed(i) => {
-                if self.seeds.get(i).map(|s| &s.1) != Some(&State::InFlight) {
-                    return Vec::new();
+                match self.seeds.get(i).map(|s| &s.1) {
+                    Some(State::InFlight) => self.in_flight -= 1,
+                    Some(State::Stalled) => {}
+                    _ => return Vec::new(),
                 }
                 self.seeds[i].1 = State::Responded { token: None };
-                self.in_flight -= 1;
                 // Known now by its id.
                 self.add_candidate(from);
                 if let Some(c) = self.known.get_mut(&from.id.distance(&self.target)) {
@@ -344,10 +360,11 @@ impl Lookup {
                 let Some(c) = self.known.get_mut(&d) else {
                     return Vec::new();
                 };
-                if c.state != State::InFlight {
-                    return Vec::new();
+                match c.state {
+                    State::InFlight => self.in_flight -= 1,
+                    State::Stalled => {}
+                    _ => return Vec::new(),
                 }
-                self.in_flight -= 1;
                 // The node at that address now has another id: forget it.
                 c.state = if c.info.id == from.id {
                     State::Responded { token }
@@ -379,18 +396,42 @@ impl Lookup {
             Slot::Seed(i) => {
                 if let Some(s) = self.seeds.get_mut(i) {
                     if s.1 == State::InFlight {
-                        s.1 = State::Failed;
                         self.in_flight -= 1;
+                    }
+                    if matches!(s.1, State::InFlight | State::Stalled) {
+                        s.1 = if self.seed_tries[i] < SEED_TRIES {
+                            State::Pending
+                        } else {
+                            State::Failed
+                        };
                     }
                 }
             }
             Slot::Known(d) => {
                 if let Some(c) = self.known.get_mut(&d) {
                     if c.state == State::InFlight {
-                        c.state = State::Failed;
                         self.in_flight -= 1;
                     }
+                    if matches!(c.state, State::InFlight | State::Stalled) {
+                        c.state = State::Failed;
+                    }
                 }
+            }
+        }
+    }
+
+    /// The query of `slot` is slow: free its α slot for another query
+    /// while still accepting its answer.
+    pub fn on_stall(&mut self, slot: Slot) {
+        let state = match slot {
+            Slot::Announce(_) => return,
+            Slot::Seed(i) => self.seeds.get_mut(i).map(|s| &mut s.1),
+            Slot::Known(d) => self.known.get_mut(&d).map(|c| &mut c.state),
+        };
+        if let Some(s) = state {
+            if *s == State::InFlight {
+                *s = State::Stalled;
+                self.in_flight -= 1;
             }
         }
     }

@@ -35,6 +35,9 @@ pub struct Config {
     pub id: Option<Id>,
     /// How long to wait for an answer.
     pub query_timeout: Duration,
+    /// After this long without an answer a lookup query stops holding one
+    /// of the lookup's α slots (it may still answer until `query_timeout`).
+    pub stall_timeout: Duration,
     /// Queries awaiting an answer, at most.
     pub max_outstanding: usize,
     /// Datagrams waiting in [`Node::poll_transmit`], at most (more are dropped).
@@ -60,6 +63,7 @@ impl Default for Config {
         Config {
             id: None,
             query_timeout: Duration::from_secs(3),
+            stall_timeout: Duration::from_secs(1),
             max_outstanding: 64,
             max_transmit_queue: 256,
             max_events: 256,
@@ -122,6 +126,8 @@ struct Outstanding {
     addr: SocketAddrV4,
     id: Option<Id>,
     deadline: Instant,
+    /// When a lookup query stalls (`None` once it has).
+    stall: Option<Instant>,
     purpose: Purpose,
 }
 
@@ -333,6 +339,9 @@ impl Node {
         let mut t = self.next_rotation.min(self.next_maintenance);
         for o in self.outstanding.values() {
             t = t.min(o.deadline);
+            if let Some(s) = o.stall {
+                t = t.min(s);
+            }
         }
         for r in self.lookups.values() {
             t = t.min(r.deadline);
@@ -341,6 +350,16 @@ impl Node {
     }
 
     pub fn handle_timeout(&mut self, now: Instant) {
+        for o in self.outstanding.values_mut() {
+            if o.stall.is_some_and(|s| s <= now) {
+                o.stall = None;
+                if let Purpose::Lookup(lid, slot) = o.purpose {
+                    if let Some(r) = self.lookups.get_mut(&lid) {
+                        r.lookup.on_stall(slot);
+                    }
+                }
+            }
+        }
         let expired: Vec<u16> = self
             .outstanding
             .iter()
@@ -696,6 +715,10 @@ impl Node {
                 addr,
                 id,
                 deadline: now + self.config.query_timeout,
+                stall: match purpose {
+                    Purpose::Lookup(..) => Some(now + self.config.stall_timeout),
+                    Purpose::Ping => None,
+                },
                 purpose,
             },
         );
