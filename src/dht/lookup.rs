@@ -352,6 +352,11 @@ impl Lookup {
                 self.add_candidate(from);
                 if let Some(c) = self.known.get_mut(&from.id.distance(&self.target)) {
                     if c.info.addr == from.addr {
+                        // It may also have been asked as a candidate: that
+                        // query no longer holds a slot.
+                        if c.state == State::InFlight {
+                            self.in_flight -= 1;
+                        }
                         c.state = State::Responded { token };
                     }
                 }
@@ -546,6 +551,34 @@ mod tests {
         assert_eq!(r.closest, closer);
         assert_eq!(r.peers, vec![p]);
         assert_eq!(r.announced, 8);
+    }
+
+    #[test]
+    fn a_seed_also_referred_to_does_not_leak_a_slot() {
+        let target = Id([0; 20]);
+        let (a, b) = (n(1), n(2));
+        let mut l = Lookup::new(
+            LookupId(1),
+            Id([0xff; 20]),
+            target,
+            LookupKind::FindNode,
+            &[],
+            &[a.addr, b.addr],
+        );
+        let q = l.next_queries(10);
+        assert_eq!(q.len(), 2);
+        // a answers first and refers to b, which is then asked again.
+        l.on_response(q[0].slot, a, &[b], &[], None);
+        let q2 = l.next_queries(10);
+        assert_eq!(q2.len(), 1);
+        assert_eq!(q2[0].addr, b.addr);
+        // b's answer to the bootstrap query comes first, then the other.
+        l.on_response(q[1].slot, b, &[a], &[], None);
+        l.on_response(q2[0].slot, b, &[], &[], None);
+        assert_eq!(l.in_flight(), 0);
+        assert!(l.next_queries(10).is_empty());
+        assert!(l.is_done());
+        assert_eq!(l.result().closest, vec![a, b]);
     }
 
     #[test]

@@ -214,7 +214,7 @@ impl RoutingTable {
             .filter(|e| e.state(now) != NodeState::Bad)
             .map(|e| (e, e.info.id.distance(target)))
             .collect();
-        all.sort_by(|a, b| a.1.cmp(&b.1));
+        all.sort_by_key(|a| a.1);
         all.into_iter().take(n).map(|(e, _)| e.info).collect()
     }
 
