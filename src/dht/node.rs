@@ -567,9 +567,7 @@ impl Node {
         }
         if r.id != self.id {
             match self.table.heard_response(info, now) {
-                Insert::PingFirst(victim, Some(_)) => {
-                    self.send_ping(now, victim.addr, Some(victim.id))
-                }
+                Insert::PingFirst(victim) => self.send_ping(now, victim.addr, Some(victim.id)),
                 Insert::Added | Insert::Replaced(_) => {
                     log::trace!("dht: {} at {} joins the table", r.id, from)
                 }

@@ -97,9 +97,13 @@ pub enum Insert {
     Added,
     /// It replaced a bad node.
     Replaced(NodeInfo),
-    /// The bucket is full of nodes; it waits as a replacement. Ping the
-    /// questionable node given (least recently seen) and report the outcome.
-    PingFirst(NodeInfo, Option<NodeInfo>),
+    /// The bucket is full; the node waits as a replacement. Ping the
+    /// questionable node given (least recently seen): if it fails, the
+    /// waiting node takes its place.
+    PingFirst(NodeInfo),
+    /// The bucket is full of good nodes (or of nodes already being pinged);
+    /// the node waits as a replacement.
+    Waiting,
     /// The table already holds as many nodes as allowed, or the id is ours,
     /// or a known id came from another address.
     Rejected,
@@ -295,9 +299,9 @@ impl RoutingTable {
             return match victim {
                 Some(v) => {
                     v.eviction_ping = true;
-                    Insert::PingFirst(v.info, Some(node))
+                    Insert::PingFirst(v.info)
                 }
-                None => Insert::PingFirst(node, None),
+                None => Insert::Waiting,
             };
         }
         Insert::Rejected
@@ -471,10 +475,7 @@ mod tests {
         assert_eq!(t.stats(t0).buckets, 2);
         // Another far node: bucket 0 is full of good nodes, it cannot split.
         let r = t.heard_response(node(id_with_prefix(own, 0, 50), 200), t0);
-        assert_eq!(
-            r,
-            Insert::PingFirst(node(id_with_prefix(own, 0, 50), 200), None)
-        );
+        assert_eq!(r, Insert::Waiting);
         assert_eq!(t.len(), 9);
         // Near nodes keep splitting the last bucket.
         for i in 0..20u8 {
@@ -544,10 +545,9 @@ mod tests {
         let far1 = node(id_with_prefix(own, 0, 1), 1);
         t.heard_query(far1, t0 + Duration::from_secs(1)); // seen later than the others
         let late = node(id_with_prefix(own, 0, 88), 88);
-        let Insert::PingFirst(victim, Some(waiting)) = t.heard_response(late, t1) else {
+        let Insert::PingFirst(victim) = t.heard_response(late, t1) else {
             panic!()
         };
-        assert_eq!(waiting, late);
         assert_ne!(victim, far1);
         // The victim answers: it stays good, the newcomer keeps waiting.
         assert_eq!(t.heard_response(victim, t1), Insert::Updated);
@@ -555,7 +555,7 @@ mod tests {
         assert!(t.get(&late.id).is_none());
         // Another newcomer: another victim, which fails twice and is evicted.
         let late2 = node(id_with_prefix(own, 0, 99), 199);
-        let Insert::PingFirst(victim2, _) = t.heard_response(late2, t1) else {
+        let Insert::PingFirst(victim2) = t.heard_response(late2, t1) else {
             panic!()
         };
         assert_eq!(
