@@ -6,9 +6,11 @@
 //! `get_peers` (optionally announcing), peers back, within a time limit.
 //!
 //! An event loop with its own poll (e.g. bt-fetch's mio loop) need not use
-//! [`Driver`]: it gives the node the datagrams it reads, writes out
-//! [`Node::poll_transmit`], and calls [`Node::handle_timeout`] at
-//! [`Node::poll_timeout`] — the node itself does no I/O.
+//! [`Driver`]: it registers its own (mio) UDP socket, passes what it reads
+//! to [`route_datagram`], writes out [`Node::poll_transmit`] after every
+//! call into the node, caps its poll timeout at [`Node::poll_timeout`] and
+//! then calls [`Node::handle_timeout`], and reads [`Node::poll_event`] —
+//! the node itself does no I/O.
 
 use std::collections::BTreeSet;
 use std::io;
@@ -34,6 +36,19 @@ pub enum Routed {
 /// Whether a datagram looks like KRPC (a bencoded dictionary).
 pub fn is_krpc(bytes: &[u8]) -> bool {
     bytes.first() == Some(&b'd')
+}
+
+/// The dispatch of a socket shared by the DHT and (later) uTP: KRPC goes
+/// to `node`, anything else is left to the caller. For event loops that own
+/// their socket (e.g. a mio loop) as well as for [`Driver`].
+pub fn route_datagram(node: &mut Node, now: Instant, from: SocketAddr, bytes: &[u8]) -> Routed {
+    if is_krpc(bytes) {
+        node.handle_packet(now, from, bytes);
+        Routed::Krpc
+    } else {
+        log::trace!("dht: {} bytes from {from} are not KRPC", bytes.len());
+        Routed::Other
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -69,13 +84,7 @@ impl Driver {
 
     /// Routes one received datagram.
     pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) -> Routed {
-        if is_krpc(bytes) {
-            self.node.handle_packet(now, from, bytes);
-            Routed::Krpc
-        } else {
-            log::trace!("dht: {} bytes from {from} are not KRPC", bytes.len());
-            Routed::Other
-        }
+        route_datagram(&mut self.node, now, from, bytes)
     }
 
     /// Sends every datagram the node has queued.
@@ -266,4 +275,61 @@ pub fn find_peers(opts: &FindPeers) -> Result<Vec<SocketAddrV4>, DhtError> {
         }
     }
     Ok(peers.into_iter().collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_krpc_reaches_the_node() {
+        let now = Instant::now();
+        let mut node = Node::new(Config::default(), 1, now);
+        let from: SocketAddr = "127.0.0.1:1".parse().unwrap();
+        // A uTP header starts with type and version nibbles, never 'd'.
+        assert_eq!(
+            route_datagram(&mut node, now, from, &[0x41, 0, 0, 0]),
+            Routed::Other
+        );
+        assert_eq!(node.stats(now).packets_in, 0);
+        let ping = b"d1:ad2:id20:abcdefghij0123456789e1:q4:ping1:t2:aa1:y1:qe";
+        assert_eq!(route_datagram(&mut node, now, from, ping), Routed::Krpc);
+        assert_eq!(node.stats(now).queries_answered, 1);
+    }
+
+    #[test]
+    fn two_drivers_on_loopback() {
+        // B joins through A and finds the peer A stores.
+        let now = Instant::now();
+        let ih = Id([0x33; 20]);
+        let peer = SocketAddrV4::new(std::net::Ipv4Addr::new(10, 0, 0, 9), 9);
+        let mut a = Driver::bind(
+            "127.0.0.1:0".parse().unwrap(),
+            Node::new(Config::default(), 1, now),
+        )
+        .unwrap();
+        a.node.store_peer(now, ih, peer);
+        let a_addr = a.local_addr().unwrap();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stop2 = stop.clone();
+        let runner = std::thread::spawn(move || {
+            let end = Instant::now() + Duration::from_secs(20);
+            while !stop2.load(std::sync::atomic::Ordering::Relaxed) && Instant::now() < end {
+                a.run_until(Instant::now() + Duration::from_millis(50), |_, _| true)
+                    .unwrap();
+            }
+        });
+        let found = find_peers(&FindPeers {
+            bootstrap: vec![a_addr.to_string()],
+            info_hash: ih.0,
+            announce: Some(Some(7000)),
+            timeout: Duration::from_secs(10),
+            bind: "127.0.0.1:0".parse().unwrap(),
+            table_file: None,
+            seed: 2,
+        });
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        runner.join().unwrap();
+        assert_eq!(found.unwrap(), vec![peer]);
+    }
 }

@@ -932,6 +932,46 @@ mod tests {
     }
 
     #[test]
+    fn stale_buckets_are_refreshed() {
+        let t0 = Instant::now();
+        let mut node = Node::new(Config::default(), 3, t0);
+        // One node in the table, by answering a ping.
+        node.ping(t0, addr(1));
+        let (_, bytes) = node.poll_transmit().unwrap();
+        let tid = Message::decode(&bytes).unwrap().tid;
+        let pong = Message {
+            tid,
+            version: None,
+            read_only: false,
+            body: Body::Response(Response {
+                id: Id([5; 20]),
+                ..Response::default()
+            }),
+        };
+        node.handle_packet(t0, SocketAddr::V4(addr(1)), &pong.encode());
+        assert_eq!(node.table().len(), 1);
+        // Nothing for 15 minutes: the bucket is refreshed with a find_node.
+        let mut now = t0;
+        let mut refreshed = false;
+        for _ in 0..100 {
+            now = node.poll_timeout().unwrap();
+            node.handle_timeout(now);
+            while let Some((_, bytes)) = node.poll_transmit() {
+                if let Body::Query(Query::FindNode { .. }) = Message::decode(&bytes).unwrap().body {
+                    refreshed = true;
+                }
+            }
+            if refreshed {
+                break;
+            }
+        }
+        assert!(refreshed);
+        let waited = now - t0;
+        assert!(waited >= super::super::routing::REFRESH_AFTER, "{waited:?}");
+        assert!(waited <= super::super::routing::REFRESH_AFTER + MAINTENANCE_EVERY);
+    }
+
+    #[test]
     fn hostile_packets_are_dropped() {
         let t0 = Instant::now();
         let mut node = Node::new(Config::default(), 1, t0);
