@@ -39,7 +39,11 @@ impl PeerStore {
     /// Records `peer` for `info_hash`. A full info-hash drops its oldest
     /// peer; when the store is full, new peers are refused (false).
     pub fn add(&mut self, info_hash: Id, peer: SocketAddrV4, now: Instant) -> bool {
-        self.expire(now);
+        // Expiry walks the whole store: only when it is needed to make room
+        // (the node also expires peers once a minute).
+        if self.total >= self.max_total {
+            self.expire(now);
+        }
         if let Some(set) = self.peers.get_mut(&info_hash) {
             if let Some(t) = set.get_mut(&peer) {
                 *t = now;
@@ -129,6 +133,10 @@ mod tests {
         assert_eq!(s.len(), 5);
         // Re-announcing a known peer refreshes it even when full.
         assert!(s.add(h2, peer(101), now));
+        // Once peers expire there is room again.
+        let later = now + PEER_TTL;
+        assert!(s.add(h2, peer(103), later));
+        assert_eq!(s.len(), 1, "all the others expired");
     }
 
     #[test]
