@@ -589,6 +589,34 @@ mod tests {
     }
 
     #[test]
+    fn mutated_messages_never_panic() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(5);
+        let samples: Vec<Vec<u8>> = vec![
+            b"d1:ad2:id20:abcdefghij012345678912:implied_porti1e9:info_hash20:mnopqrstuvwxyz1234564:porti6881e5:token8:aoeusnthe1:q13:announce_peer1:t2:aa1:y1:qe".to_vec(),
+            b"d1:rd2:id20:abcdefghij01234567895:token8:aoeusnth6:valuesl6:axje.u6:idhtnmee1:t2:aa1:y1:re".to_vec(),
+            b"d1:eli201e23:A Generic Error Ocurrede1:t2:aa1:y1:ee".to_vec(),
+        ];
+        for _ in 0..20_000 {
+            let mut m = samples[rng.gen_range(0..samples.len())].clone();
+            for _ in 0..rng.gen_range(1..4) {
+                let i = rng.gen_range(0..m.len());
+                match rng.gen_range(0..3) {
+                    0 => m[i] = rng.gen(),
+                    1 => {
+                        m.remove(i);
+                    }
+                    _ => m.insert(i, rng.gen()),
+                }
+            }
+            if let Ok(msg) = Message::decode(&m) {
+                // Whatever decodes re-encodes to something that decodes alike.
+                assert_eq!(Message::decode(&msg.encode()).unwrap(), msg);
+            }
+        }
+    }
+
+    #[test]
     fn nodes_and_values_are_capped() {
         // 50 nodes fit in the packet limit; only MAX_NODES are kept.
         let nodes: Vec<NodeInfo> = (0..50u8)
