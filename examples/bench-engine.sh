@@ -11,10 +11,11 @@
 #   --piece LEN    piece length for bt-meta create (default 1M)
 #   --runs N       timed runs per build (default 10), after one warm-up each
 #   --out DIR      results (default target/bench/engine-<timestamp>)
+#   --extra ARGS   more bt-fetch options for both builds (one word each, space-separated)
 # Needs: python3-libtorrent (/usr/bin/python3), GNU time (package `time`).
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-base= new= size=1024 piece=1M runs=10 out=
+base= new= size=1024 piece=1M runs=10 out= extra=
 while (($#)); do
     case $1 in
     --base) base=$2; shift ;;
@@ -23,6 +24,7 @@ while (($#)); do
     --piece) piece=$2; shift ;;
     --runs) runs=$2; shift ;;
     --out) out=$2; shift ;;
+    --extra) extra=$2; shift ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
     esac
     shift
@@ -42,7 +44,7 @@ if [[ ! -s $data ]]; then
     head -c "$((size << 20))" /dev/urandom >"$data.tmp" && mv "$data.tmp" "$data"
 fi
 torrent=$work/file-$size-$piece.torrent
-"$BT_META" create "$data" -l "$piece" --no-date -o "$torrent" >/dev/null
+"$BT_META" create "$data" -l "$piece" --no-date --force -o "$torrent" >/dev/null
 
 port=$((20000 + RANDOM % 20000))
 /usr/bin/python3 "$ROOT/examples/bench/seed_libtorrent.py" --torrent "$torrent" --dir "$work/data" \
@@ -60,7 +62,7 @@ one_run() {
     local build=$1 bin=$2 rep=$3 status=ok
     rm -rf "$work/dl"
     if ! /usr/bin/time -f '%e %U %S %M' -o "$work/time" \
-        timeout 300 "$bin" "$torrent" -o "$work/dl" --peer "127.0.0.1:$port" -q </dev/null; then
+        timeout 300 "$bin" "$torrent" -o "$work/dl" --peer "127.0.0.1:$port" -q $extra </dev/null; then
         status=failed
     fi
     read -r wall user sys rss <"$work/time" || true
@@ -87,7 +89,7 @@ cat >"$out/meta.json" <<EOF
   "base_binary": "$base",
   "new_binary": "$new",
   "base_version": "$("$base" --version 2>/dev/null | head -1)",
-  "command": "examples/bench-engine.sh --base $base --new $new --size $size --piece $piece --runs $runs",
+  "command": "examples/bench-engine.sh --base $base --new $new --size $size --piece $piece --runs $runs${extra:+ --extra '$extra'}",
   "size_mib": $size,
   "piece_length": "$piece",
   "runs_per_build": $runs,
