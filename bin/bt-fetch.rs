@@ -29,6 +29,16 @@ struct Cli {
     /// Announce to the torrent's trackers for peers.
     #[arg(long)]
     announce: bool,
+    /// Also download from this HTTP(S) web seed (BEP 19; repeatable).
+    #[arg(long = "web-seed", value_name = "URL")]
+    web_seeds: Vec<String>,
+    /// Ignore web seeds (the torrent's url-list and --web-seed).
+    #[arg(long)]
+    no_web_seeds: bool,
+    /// Also trust the certificate authorities in this PEM file for https
+    /// web seeds (repeatable; besides the system's).
+    #[arg(long = "ca-file", value_name = "PEM")]
+    ca_files: Vec<PathBuf>,
     /// Port to accept peers on (0: any free port).
     #[arg(long, value_name = "PORT", default_value_t = 0)]
     listen: u16,
@@ -100,9 +110,32 @@ fn run(cli: Cli) -> i32 {
             return exit::USAGE;
         }
     }
+    let mut web_seeds = Vec::new();
+    if !cli.no_web_seeds {
+        for url in meta.url_list.iter().chain(&cli.web_seeds) {
+            match bt::tracker::url::Url::parse(url) {
+                Ok(u) if u.scheme != bt::tracker::url::Scheme::Udp => {
+                    if !web_seeds.contains(url) {
+                        web_seeds.push(url.clone());
+                    }
+                }
+                _ if cli.web_seeds.contains(url) => {
+                    log::error!("--web-seed {url}: not an http:// or https:// URL");
+                    return exit::USAGE;
+                }
+                _ => log::warn!("web seed {url}: not an http:// or https:// URL (ignored)"),
+            }
+        }
+    }
     let stdin_tty = bt::fetch::stdin_is_tty();
     let stdin_peers = !stdin_tty;
-    if cli.peers.is_empty() && !cli.announce && stdin_tty && !cli.seed && cli.seed_ratio.is_none() {
+    if cli.peers.is_empty()
+        && !cli.announce
+        && stdin_tty
+        && web_seeds.is_empty()
+        && !cli.seed
+        && cli.seed_ratio.is_none()
+    {
         log::error!(
             "no peers: pipe them on stdin (bt-announce --follow {t} | bt-fetch {t}), \
              give --peer IP:PORT, or use --announce",
@@ -131,5 +164,7 @@ fn run(cli: Cli) -> i32 {
         announce: cli.announce,
         max_upload_rate: cli.max_upload_rate.filter(|&r| r > 0),
         direct_io: !cli.buffered_writes,
+        web_seeds,
+        ca_files: cli.ca_files,
     })
 }

@@ -21,7 +21,7 @@ use crate::hex;
 use crate::metainfo::Metainfo;
 use crate::peer_source::{Learnt, Origin, PeerSource, StdinPeers, TrackerPeers};
 use crate::progress::{self, ProgressLine};
-use crate::session::{Action, CloseReason, Config, Event, Session, MAX_READ};
+use crate::session::{Action, CloseReason, Config, Event, Session, WebSeedEvent, MAX_READ};
 use crate::storage::{DiskPool, Done, Job, Storage};
 use crate::verify::{self, PieceState};
 
@@ -62,6 +62,12 @@ pub struct Options {
     pub max_upload_rate: Option<u64>,
     /// Write pieces with `O_DIRECT` where the filesystem allows it.
     pub direct_io: bool,
+    /// Web seeds (BEP 19) to download from: the torrent's `url-list` and
+    /// `--web-seed`s, unless `--no-web-seeds`.
+    pub web_seeds: Vec<String>,
+    /// Certificate authorities trusted for https web seeds besides the
+    /// system's.
+    pub ca_files: Vec<PathBuf>,
 }
 
 struct Conn {
@@ -249,7 +255,25 @@ pub fn run(opts: Options) -> i32 {
     } else {
         None
     };
+    let web = {
+        let w = waker.clone();
+        crate::webseed::WebSeedDriver::new(
+            &opts.web_seeds,
+            Arc::new(info.clone()),
+            &mut session,
+            {
+                let mut o = crate::webseed::http::FetchOptions::default();
+                o.tracker.ca_files = opts.ca_files.clone();
+                o
+            },
+            opts.max_buffer,
+            Arc::new(move || {
+                let _ = w.wake();
+            }),
+        )
+    };
     let mut driver = Driver {
+        web,
         announcer,
         sources,
         learnt: Vec::new(),
@@ -277,12 +301,15 @@ pub fn run(opts: Options) -> i32 {
         driver.completed_at = Some(Instant::now());
     }
     let code = driver.run_loop(&opts, started);
+    driver.web.stop();
+    driver.session.shutdown_web_seeds();
     driver.session.shutdown(Instant::now());
     driver.do_actions(Instant::now());
     if let Some(mut a) = driver.announcer.take() {
         a.stop();
     }
     let totals = driver.session.totals();
+    let web_stats = driver.session.web_seed_stats();
     let reason = driver.reason.take();
     drop(driver);
     disk.shutdown();
@@ -301,6 +328,19 @@ pub fn run(opts: Options) -> i32 {
     if let Some(why) = reason {
         done["reason"] = why.into();
     }
+    if !web_stats.is_empty() {
+        done["web_seeds"] = web_stats
+            .iter()
+            .map(|w| {
+                json!({
+                    "url": w.url,
+                    "downloaded": w.downloaded,
+                    "failures": w.failures,
+                    "bad_pieces": w.bad_pieces,
+                })
+            })
+            .collect();
+    }
     out.emit(done);
     if code == exit::OK && opts.progress {
         let rate = totals.downloaded as f64 / seconds.max(1e-3);
@@ -313,12 +353,21 @@ pub fn run(opts: Options) -> i32 {
                 progress::bytes(totals.uploaded),
                 progress::bytes(totals.wasted)
             );
+            for w in &web_stats {
+                eprintln!(
+                    "bt-fetch: web seed {}: {} downloaded, {} failures",
+                    w.url,
+                    progress::bytes(w.downloaded),
+                    w.failures
+                );
+            }
         });
     }
     code
 }
 
 struct Driver<'a> {
+    web: crate::webseed::WebSeedDriver,
     announcer: Option<Announcer>,
     sources: Vec<Box<dyn PeerSource>>,
     learnt: Vec<Learnt>,
@@ -415,6 +464,7 @@ impl Driver<'_> {
                 }
             }
             self.drain_channels(now);
+            self.web.pump(&mut self.session, now);
             self.read_pass(now);
             if now >= self.session.poll_timeout(now) {
                 self.session.tick(now);
@@ -428,6 +478,7 @@ impl Driver<'_> {
                 && !opts.announce
                 && !opts.seed
                 && opts.seed_ratio.is_none()
+                && !self.session.web_seeds_active()
                 && !self.session.is_complete();
             if no_source {
                 line.clear();
@@ -475,6 +526,7 @@ impl Driver<'_> {
                     self.fatal = Some((exit::LOCAL_IO, why));
                 }
                 let (down, up) = self.session.rates();
+                let down = down + self.session.web_seed_rate();
                 let peers = self.session.peer_count();
                 self.out.emit(json!({
                     "event": "progress",
@@ -490,6 +542,7 @@ impl Driver<'_> {
             }
             if line.enabled() {
                 let (down, up) = self.session.rates();
+                let down = down + self.session.web_seed_rate();
                 let pct = if total == 0 {
                     100.0
                 } else {
@@ -837,12 +890,69 @@ impl Driver<'_> {
                 self.out
                     .emit(json!({"event": "peer_banned", "addr": addr.to_string()}));
             }
+            Event::WebSeed(e) => self.web_seed_event(e),
             Event::Complete => {
                 if let Some(a) = &self.announcer {
                     a.completed();
                 }
                 log::info!("download complete");
                 self.out.emit(json!({"event": "complete"}));
+            }
+        }
+    }
+
+    fn web_seed_event(&mut self, e: WebSeedEvent) {
+        match e {
+            WebSeedEvent::Added { url } => {
+                log::info!("web seed {url}: added");
+                self.out.emit(json!({
+                    "event": "peer_connected",
+                    "addr": url,
+                    "url": url,
+                    "client": "web seed",
+                    "source": Origin::WebSeed.as_str(),
+                }));
+            }
+            WebSeedEvent::Failed { url, why, retry_in } => {
+                log::warn!(
+                    "web seed {url}: {why}; trying it again in {} s",
+                    retry_in.as_secs()
+                );
+                self.out.emit(json!({
+                    "event": "web_seed_error",
+                    "url": url,
+                    "error": why,
+                    "retry_in": retry_in.as_secs(),
+                }));
+            }
+            WebSeedEvent::HashFailed { url, piece } => {
+                log::warn!("web seed {url}: sent piece {piece}, which failed its hash check");
+                self.out.emit(json!({
+                    "event": "hash_failed",
+                    "index": piece,
+                    "peers": [],
+                    "web_seeds": [url],
+                }));
+            }
+            WebSeedEvent::Dropped {
+                url,
+                why,
+                downloaded,
+            } => {
+                if why == "shutting down" {
+                    log::info!("web seed {url}: {why}");
+                } else {
+                    log::warn!("web seed {url}: {why}");
+                }
+                self.out.emit(json!({
+                    "event": "peer_disconnected",
+                    "addr": url,
+                    "url": url,
+                    "source": Origin::WebSeed.as_str(),
+                    "reason": why,
+                    "downloaded": downloaded,
+                    "uploaded": 0,
+                }));
             }
         }
     }

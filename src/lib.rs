@@ -30,4 +30,5 @@ pub mod storage;
 pub mod time;
 pub mod tracker;
 pub mod verify;
+pub mod webseed;
 pub mod wire;

@@ -24,6 +24,9 @@ pub enum Origin {
     Incoming,
     /// Given by a program using the library (tests, the simulator).
     Api,
+    /// An HTTP(S) server from the torrent's `url-list` or `--web-seed`
+    /// (BEP 19).
+    WebSeed,
 }
 
 impl Origin {
@@ -37,6 +40,7 @@ impl Origin {
             Origin::Dht => "dht",
             Origin::Incoming => "incoming",
             Origin::Api => "api",
+            Origin::WebSeed => "web_seed",
         }
     }
 }

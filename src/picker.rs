@@ -538,6 +538,127 @@ impl Picker {
     pub fn partial_count(&self) -> usize {
         self.partials.len()
     }
+
+    /// Picks a run of blocks that are consecutive in the torrent's byte
+    /// stream, at most `max_bytes` long, for a source that fetches byte
+    /// ranges (a web seed). In order of preference: free blocks of a
+    /// started piece; a new piece (rarest first, like [`Picker::pick`])
+    /// extended by the missing pieces that follow it while buffers last;
+    /// in endgame, blocks already requested elsewhere. `avoid` leaves out
+    /// pieces this source must not be asked for; `requested_by_source`
+    /// tells which blocks it already has on request.
+    pub fn pick_span(
+        &mut self,
+        max_bytes: u64,
+        rng: &mut impl Rng,
+        avoid: &dyn Fn(usize) -> bool,
+        requested_by_source: impl Fn(BlockRef) -> bool,
+        out: &mut Vec<BlockRef>,
+    ) {
+        out.clear();
+        // 1. Free blocks of started pieces (abandoned by peers, or left
+        //    over from a failed range).
+        if self.span_in_partials(max_bytes, avoid, &requested_by_source, false, out) {
+            return;
+        }
+        // 2. A new run of whole pieces.
+        let all = Bitfield::full(self.piece_count());
+        let scope_leave = |i: usize| avoid(i);
+        let scope = Scope {
+            only: None,
+            leave: Some(&scope_leave),
+        };
+        if let Some(first) = self.choose_new(&all, rng, &scope) {
+            let mut piece = first;
+            let mut bytes = 0u64;
+            while piece < self.piece_count()
+                && self.state[piece] == PieceState::Missing
+                && !avoid(piece)
+                && (bytes == 0 || bytes + self.piece_size(piece) <= max_bytes)
+            {
+                let size = self.piece_size(piece);
+                let Some(buf) = self.take_buffer(size as usize) else {
+                    break;
+                };
+                let blocks = self.blocks_in(piece);
+                self.partials.push(Partial {
+                    piece: piece as u32,
+                    blocks: vec![Blk::Requested(1); blocks as usize],
+                    received: 0,
+                    buf,
+                    contributors: Vec::new(),
+                });
+                self.state[piece] = PieceState::Partial;
+                out.extend((0..blocks).map(|b| BlockRef {
+                    piece: piece as u32,
+                    block: b,
+                }));
+                bytes += size;
+                piece += 1;
+            }
+            if !out.is_empty() {
+                return;
+            }
+        }
+        // 3. Endgame: blocks others are fetching.
+        if self.in_endgame() {
+            self.span_in_partials(max_bytes, avoid, &requested_by_source, true, out);
+        }
+    }
+
+    /// The first run of consecutive takeable blocks inside one started
+    /// piece (free ones; in `endgame` also ones requested fewer than the
+    /// duplicate bound); marks them requested. Returns whether any.
+    fn span_in_partials(
+        &mut self,
+        max_bytes: u64,
+        avoid: &dyn Fn(usize) -> bool,
+        requested_by_source: &dyn Fn(BlockRef) -> bool,
+        endgame: bool,
+        out: &mut Vec<BlockRef>,
+    ) -> bool {
+        let dups = self.endgame_dups;
+        let piece_length = self.piece_length;
+        let total = self.total;
+        for p in &mut self.partials {
+            if avoid(p.piece as usize) {
+                continue;
+            }
+            let mut bytes = 0u64;
+            for (b, state) in p.blocks.iter_mut().enumerate() {
+                let r = BlockRef {
+                    piece: p.piece,
+                    block: b as u32,
+                };
+                let takeable = match *state {
+                    Blk::Free => true,
+                    Blk::Requested(c) => endgame && c < dups && !requested_by_source(r),
+                    Blk::Got => false,
+                };
+                if !takeable {
+                    if out.is_empty() {
+                        continue;
+                    }
+                    break;
+                }
+                let size = crate::metainfo::piece_size(piece_length, total, p.piece as usize);
+                let len = (size - u64::from(r.begin())).min(u64::from(BLOCK_LEN));
+                if !out.is_empty() && bytes + len > max_bytes {
+                    break;
+                }
+                *state = match *state {
+                    Blk::Requested(c) => Blk::Requested(c + 1),
+                    _ => Blk::Requested(1),
+                };
+                bytes += len;
+                out.push(r);
+            }
+            if !out.is_empty() {
+                return true;
+            }
+        }
+        false
+    }
 }
 
 #[cfg(test)]
@@ -688,6 +809,48 @@ mod tests {
         out.clear();
         pick(&mut p, &all, 1, &mut out);
         assert_eq!(out.len(), 1);
+    }
+
+    #[test]
+    fn span_takes_consecutive_whole_pieces_then_leftovers() {
+        // 6 pieces of 2 blocks; buffers for 4.
+        let mut p = Picker::new(32768, 6 * 32768, 6, 4);
+        p.random_first = 0;
+        let mut out = Vec::new();
+        let none = |_: usize| false;
+        p.pick_span(3 * 32768, &mut rng(), &none, |_| false, &mut out);
+        assert!(!out.is_empty() && out.len() <= 6);
+        for w in out.windows(2) {
+            let a = w[0].piece as u64 * 32768 + u64::from(w[0].begin());
+            let b = w[1].piece as u64 * 32768 + u64::from(w[1].begin());
+            assert_eq!(b, a + 16384, "consecutive in the stream: {out:?}");
+        }
+        // Withdraw all but the first block: the untouched pieces go back,
+        // and the next span is the free rest of the first piece.
+        let first = out.clone();
+        for b in &first[1..] {
+            p.cancel_request(*b);
+        }
+        p.pick_span(1 << 20, &mut rng(), &none, |_| false, &mut out);
+        assert_eq!(out, vec![first[1]]);
+        // Avoided pieces are never given.
+        let mut q = Picker::new(16384, 4 * 16384, 4, 4);
+        let not_two = |i: usize| i != 2;
+        q.pick_span(1 << 20, &mut rng(), &not_two, |_| false, &mut out);
+        assert_eq!(out, vec![BlockRef { piece: 2, block: 0 }]);
+        // In endgame, a block on request elsewhere is shared, once.
+        for _ in 0..4 {
+            if q.in_endgame() {
+                break;
+            }
+            q.pick_span(1 << 20, &mut rng(), &none, |_| false, &mut out);
+            assert!(!out.is_empty());
+        }
+        assert!(q.in_endgame());
+        let mut dup = Vec::new();
+        q.pick_span(1 << 20, &mut rng(), &none, |b| b.piece == 0, &mut dup);
+        assert_eq!(dup.len(), 1, "{dup:?}");
+        assert_ne!(dup[0].piece, 0);
     }
 
     #[test]

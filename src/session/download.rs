@@ -132,7 +132,7 @@ impl Session {
     }
 
     /// A block arrived: withdraw the duplicate requests other peers hold.
-    fn cancel_elsewhere(&mut self, except: Token, block: BlockRef, now: Instant) {
+    pub(super) fn cancel_elsewhere(&mut self, except: Token, block: BlockRef, now: Instant) {
         let len = self.picker.block_len(block);
         for (t, p) in self.peers.iter_mut() {
             if *t == except {
@@ -314,7 +314,14 @@ impl Session {
                 piece,
                 peers: addrs.clone(),
             }));
-            let strike = if addrs.len() == 1 { 2 } else { 1 };
+            // A piece from one source alone is its fault for sure; web
+            // seeds count among the sources but are judged apart.
+            let sources = addrs.len()
+                + contributors
+                    .iter()
+                    .filter(|u| self.is_web_seed_uid(**u))
+                    .count();
+            let strike = if sources == 1 { 2 } else { 1 };
             for a in addrs {
                 if self.candidates.strike(a, strike) {
                     self.actions
@@ -331,6 +338,7 @@ impl Session {
                 }
             }
         }
+        self.web_seeds_verified(piece, good, &contributors, now);
         self.forget_departed(contributors);
         for t in self.tokens_fastest_first() {
             self.fill_requests(t, now);

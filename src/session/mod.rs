@@ -27,6 +27,7 @@ mod serve;
 mod split;
 mod timers;
 pub mod upload;
+pub mod webseed;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
@@ -47,6 +48,7 @@ pub use crate::peer_source::Origin;
 pub use extension::{ExtContext, Extension};
 pub use peer::{BlockRequest, CloseReason, Counters, OutBuf, PeerState, Token};
 pub use upload::{UploadRead, MAX_READ};
+pub use webseed::{WebSeedEvent, WebSeedId, WebSeedRequest, WebSeedStats};
 
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(150);
@@ -162,6 +164,8 @@ pub enum Event {
         addr: SocketAddr,
     },
     Complete,
+    /// About a web seed (BEP 19).
+    WebSeed(WebSeedEvent),
 }
 
 /// Counters over the whole run.
@@ -205,6 +209,7 @@ pub struct Session {
     /// Piece contributors, by peer uid, of pieces being verified.
     verifying: BTreeMap<u32, Vec<u64>>,
     uid_addr: BTreeMap<u64, SocketAddr>,
+    web_seeds: webseed::WebSeeds,
 }
 
 impl Session {
@@ -238,6 +243,7 @@ impl Session {
             reads: Vec::new(),
             verifying: BTreeMap::new(),
             uid_addr: BTreeMap::new(),
+            web_seeds: webseed::WebSeeds::default(),
         }
     }
 

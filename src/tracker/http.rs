@@ -195,11 +195,13 @@ enum Framing {
     Close,
 }
 
+/// A parsed status line and header section.
 #[derive(Debug, Clone)]
-struct Head {
-    status: u16,
-    reason: String,
-    headers: Vec<(String, String)>,
+pub(crate) struct Head {
+    pub(crate) status: u16,
+    pub(crate) reason: String,
+    /// Names in lower case, values trimmed, in order.
+    pub(crate) headers: Vec<(String, String)>,
 }
 
 /// Parses a response fed in pieces, bounded: a header section of at most
@@ -384,7 +386,7 @@ impl ResponseParser {
 }
 
 /// The end of the header section (after the blank line), if present.
-fn find_head_end(buf: &[u8], from: usize) -> Option<usize> {
+pub(crate) fn find_head_end(buf: &[u8], from: usize) -> Option<usize> {
     let mut i = from;
     while i < buf.len() {
         if buf[i] == b'\n' {
@@ -400,7 +402,7 @@ fn find_head_end(buf: &[u8], from: usize) -> Option<usize> {
     None
 }
 
-fn parse_head(bytes: &[u8]) -> Result<Head, HttpError> {
+pub(crate) fn parse_head(bytes: &[u8]) -> Result<Head, HttpError> {
     let text = String::from_utf8_lossy(bytes);
     let mut lines = text.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l));
     let status_line = lines.next().unwrap_or("");
