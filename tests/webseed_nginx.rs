@@ -221,6 +221,7 @@ fn with_a_bad_server(
     label: &str,
     bad: impl FnOnce(&Path, &Path) -> Site,
     corrupt_last_piece: bool,
+    extra: &[&str],
 ) -> (serde_json::Value, String, String, Fetch) {
     let tmp = temp(label);
     let www = tmp.join("www");
@@ -234,7 +235,11 @@ fn with_a_bad_server(
         bytes[n - 10] ^= 0xff;
         std::fs::write(bad_root.join("data.bin"), bytes).unwrap();
     }
-    let ng = Nginx::start(tmp.path(), &[bad(&www, &bad_root), Site::plain(&www)]);
+    // The honest server is slowed down so that the bad one gets its turn.
+    let ng = Nginx::start(
+        tmp.path(),
+        &[bad(&www, &bad_root), Site::with(&www, "limit_rate 1m;")],
+    );
     let bad_url = ng.url(0, "data.bin");
     let good_url = ng.url(1, "data.bin");
     let torrent = torrent_with_seeds(
@@ -244,7 +249,9 @@ fn with_a_bad_server(
         &[bad_url.clone(), good_url],
     );
     let out = tmp.join("out");
-    let mut f = fetch(label, &torrent, &out, &["-v"]);
+    let mut args = vec!["-v"];
+    args.extend_from_slice(extra);
+    let mut f = fetch(label, &torrent, &out, &args);
     let done = f.finish(LIMIT);
     assert_same(&data, &out.join("data.bin"));
     let log = f.stderr_text();
@@ -259,6 +266,8 @@ fn a_server_ignoring_range_is_named_and_the_download_completes() {
         "ws-norange",
         |www, _| Site::with(www, "max_ranges 0;"),
         false,
+        // Small ranges: most do not start the file.
+        &["--max-memory", "1M"],
     );
     assert!(
         log.contains(&bad) && log.contains("ignores Range"),
@@ -268,7 +277,7 @@ fn a_server_ignoring_range_is_named_and_the_download_completes() {
 
 #[test]
 fn a_server_serving_a_corrupted_piece_is_named_and_not_asked_again() {
-    let (done, log, bad, f) = with_a_bad_server("ws-corrupt", |_, b| Site::plain(b), true);
+    let (done, log, bad, f) = with_a_bad_server("ws-corrupt", |_, b| Site::plain(b), true, &[]);
     assert!(done["hash_failures"].as_u64().unwrap() >= 1, "{done}");
     let hf = f.events_named("hash_failed");
     assert!(
@@ -361,14 +370,14 @@ fn a_server_truncating_bodies_is_named_and_the_download_completes() {
     let tmp = temp("ws-trunc");
     let www = tmp.join("www");
     let data = single_file(&www, "data.bin", 2_000_000, 5);
-    let ng = Nginx::start(tmp.path(), &[Site::plain(&www)]);
+    let ng = Nginx::start(tmp.path(), &[Site::with(&www, "limit_rate 1m;")]);
     let stop = Arc::new(AtomicBool::new(false));
     let (port, h) = truncating_server(data.clone(), stop.clone());
     let bad = format!("http://127.0.0.1:{port}/data.bin");
     let good = ng.url(0, "data.bin");
     let torrent = torrent_with_seeds(&data, &tmp.join("t.torrent"), "128K", &[bad.clone(), good]);
     let out = tmp.join("out");
-    let mut f = fetch("ws-trunc", &torrent, &out, &[]);
+    let mut f = fetch("ws-trunc", &torrent, &out, &["--max-memory", "1M"]);
     let done = f.finish(LIMIT);
     stop.store(true, Ordering::Relaxed);
     h.join().unwrap();
