@@ -24,7 +24,8 @@ const LIMIT: Duration = Duration::from_secs(120);
 
 /// One nginx serving several `server` blocks, each on its own port.
 struct Nginx {
-    proc: Proc,
+    /// Killed by its PID when dropped.
+    _proc: Proc,
     ports: Vec<u16>,
 }
 
@@ -108,7 +109,7 @@ impl Nginx {
         for &p in &ports {
             common::clients::wait_port(p, Duration::from_secs(20));
         }
-        Nginx { proc, ports }
+        Nginx { _proc: proc, ports }
     }
 
     fn url(&self, i: usize, path: &str) -> String {
@@ -158,7 +159,12 @@ fn single_file_from_the_web_seed_alone() {
     let ng = Nginx::start(tmp.path(), &[Site::plain(&root)]);
     // A URL ending in '/' gets the name appended.
     let base = ng.url(0, "");
-    let torrent = torrent_with_seeds(&data, &tmp.join("s.torrent"), "256K", &[base.clone()]);
+    let torrent = torrent_with_seeds(
+        &data,
+        &tmp.join("s.torrent"),
+        "256K",
+        std::slice::from_ref(&base),
+    );
     let out = tmp.join("out");
     let mut f = fetch("single", &torrent, &out, &[]);
     let done = f.finish(LIMIT);
@@ -200,7 +206,12 @@ fn multi_file_over_https_from_the_web_seed_alone() {
         }],
     );
     let base = format!("https://localhost:{}", ng.ports[0]);
-    let torrent = torrent_with_seeds(&tree, &tmp.join("m.torrent"), "64K", &[base.clone()]);
+    let torrent = torrent_with_seeds(
+        &tree,
+        &tmp.join("m.torrent"),
+        "64K",
+        std::slice::from_ref(&base),
+    );
     let out = tmp.join("out");
     let mut f = fetch(
         "multi",
@@ -398,7 +409,12 @@ fn libtorrent_seeder_and_web_seed_both_contribute() {
     // The web seed is rate-limited so that the peer has its share.
     let ng = Nginx::start(tmp.path(), &[Site::with(&www, "limit_rate 4m;")]);
     let url = ng.url(0, "both.bin");
-    let torrent = torrent_with_seeds(&data, &tmp.join("t.torrent"), "1M", &[url.clone()]);
+    let torrent = torrent_with_seeds(
+        &data,
+        &tmp.join("t.torrent"),
+        "1M",
+        std::slice::from_ref(&url),
+    );
     let lt = LtPeer::start("seed", &torrent, &www, &[]);
     let out = tmp.join("out");
     let peer = format!("127.0.0.1:{}", lt.port);

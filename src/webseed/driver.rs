@@ -182,11 +182,7 @@ impl WebSeedDriver {
                     Some(tx) => tx.send(job).map_err(|e| e.0),
                     None => Err(job),
                 };
-                let job = match sent {
-                    Ok(()) => None,
-                    Err(job) => Some(job),
-                };
-                if let Some(job) = job {
+                if let Err(job) = sent {
                     let tx = self.spawn(i, w);
                     let _ = tx.send(job);
                     self.seeds[i].workers[w].jobs = Some(tx);
