@@ -875,9 +875,13 @@ impl Driver<'_> {
             }
             Event::HashFailed { piece, peers } => {
                 let peers: Vec<String> = peers.iter().map(|a| a.to_string()).collect();
-                log::warn!(
-                    "piece {piece} failed its hash check (data from {}); downloading it again",
+                let from = if peers.is_empty() {
+                    "web seeds only".to_string()
+                } else {
                     peers.join(", ")
+                };
+                log::warn!(
+                    "piece {piece} failed its hash check (data from {from}); downloading it again"
                 );
                 self.out.emit(json!({
                     "event": "hash_failed",
@@ -928,10 +932,9 @@ impl Driver<'_> {
             WebSeedEvent::HashFailed { url, piece } => {
                 log::warn!("web seed {url}: sent piece {piece}, which failed its hash check");
                 self.out.emit(json!({
-                    "event": "hash_failed",
+                    "event": "web_seed_hash_failed",
                     "index": piece,
-                    "peers": [],
-                    "web_seeds": [url],
+                    "url": url,
                 }));
             }
             WebSeedEvent::Dropped {

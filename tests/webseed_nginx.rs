@@ -233,6 +233,7 @@ fn with_a_bad_server(
     bad: impl FnOnce(&Path, &Path) -> Site,
     corrupt_last_piece: bool,
     extra: &[&str],
+    honest_rate: &str,
 ) -> (serde_json::Value, String, String, Fetch) {
     let tmp = temp(label);
     let www = tmp.join("www");
@@ -249,7 +250,10 @@ fn with_a_bad_server(
     // The honest server is slowed down so that the bad one gets its turn.
     let ng = Nginx::start(
         tmp.path(),
-        &[bad(&www, &bad_root), Site::with(&www, "limit_rate 1m;")],
+        &[
+            bad(&www, &bad_root),
+            Site::with(&www, &format!("limit_rate {honest_rate};")),
+        ],
     );
     let bad_url = ng.url(0, "data.bin");
     let good_url = ng.url(1, "data.bin");
@@ -279,6 +283,7 @@ fn a_server_ignoring_range_is_named_and_the_download_completes() {
         false,
         // Small ranges: most do not start the file.
         &["--max-memory", "1M"],
+        "1m",
     );
     assert!(
         log.contains(&bad) && log.contains("ignores Range"),
@@ -288,13 +293,19 @@ fn a_server_ignoring_range_is_named_and_the_download_completes() {
 
 #[test]
 fn a_server_serving_a_corrupted_piece_is_named_and_not_asked_again() {
-    let (done, log, bad, f) = with_a_bad_server("ws-corrupt", |_, b| Site::plain(b), true, &[]);
-    assert!(done["hash_failures"].as_u64().unwrap() >= 1, "{done}");
-    let hf = f.events_named("hash_failed");
-    assert!(
-        hf.iter().any(|e| e["web_seeds"][0] == bad.as_str()),
-        "{hf:?}"
+    let (done, log, bad, f) = with_a_bad_server(
+        "ws-corrupt",
+        |_, b| Site::plain(b),
+        true,
+        &[],
+        // Slow enough that the bad copy of the last piece always comes first.
+        "64k",
     );
+    assert!(done["hash_failures"].as_u64().unwrap() >= 1, "{done}");
+    let hf = f.events_named("web_seed_hash_failed");
+    assert!(hf.iter().any(|e| e["url"] == bad.as_str()), "{hf:?}");
+    // Never blamed on a peer.
+    assert!(f.events_named("peer_banned").is_empty());
     assert!(
         log.contains(&bad) && log.contains("failed its hash check"),
         "{log}"

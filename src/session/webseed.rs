@@ -560,6 +560,24 @@ mod tests {
     }
 
     #[test]
+    fn throttled_web_seeds_ask_one_piece_at_a_time() {
+        let mut s = session(8);
+        let now = Instant::now();
+        // Peers (none here, rate 0) count as "enough" at a zero threshold.
+        s.set_web_seed_enough_rate(0.0);
+        let id = s.add_web_seed("http://127.0.0.1/x", 4);
+        let r = s.web_seed_wants(id, 1 << 20, now).unwrap();
+        assert_eq!(r.len, 32768, "one piece");
+        assert!(
+            s.web_seed_wants(id, 1 << 20, now).is_none(),
+            "one at a time"
+        );
+        s.set_web_seed_enough_rate(DEFAULT_ENOUGH_RATE);
+        let r = s.web_seed_wants(id, 1 << 20, now).unwrap();
+        assert!(r.len > 32768, "a run again once peers are not enough");
+    }
+
+    #[test]
     fn bad_piece_counts_against_the_server_and_is_not_asked_again() {
         let mut s = session(1);
         let now = Instant::now();
