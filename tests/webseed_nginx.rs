@@ -391,8 +391,10 @@ fn truncating_server(file: PathBuf, stop: Arc<AtomicBool>) -> (u16, std::thread:
 fn a_server_truncating_bodies_is_named_and_the_download_completes() {
     let tmp = temp("ws-trunc");
     let www = tmp.join("www");
-    let data = single_file(&www, "data.bin", 2_000_000, 5);
-    let ng = Nginx::start(tmp.path(), &[Site::with(&www, "limit_rate 1m;")]);
+    let data = single_file(&www, "data.bin", 1_000_000, 5);
+    // nginx lets a second's worth through at once: 64k keeps the honest
+    // server slower than the bad one.
+    let ng = Nginx::start(tmp.path(), &[Site::with(&www, "limit_rate 64k;")]);
     let stop = Arc::new(AtomicBool::new(false));
     let (port, h) = truncating_server(data.clone(), stop.clone());
     let bad = format!("http://127.0.0.1:{port}/data.bin");
