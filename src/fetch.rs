@@ -20,9 +20,11 @@ use crate::exit;
 use crate::hex;
 use crate::metainfo::Metainfo;
 use crate::peer_source::{Learnt, Origin, PeerSource, StdinPeers, TrackerPeers};
+use crate::pex::Pex;
 use crate::progress::{self, ProgressLine};
-use crate::session::{Action, CloseReason, Config, Event, Session, MAX_READ};
+use crate::session::{Action, CloseReason, Config, Event, Extension, Session, MAX_READ};
 use crate::storage::{DiskPool, Done, Job, Storage};
+use crate::ut_metadata::UtMetadata;
 use crate::verify::{self, PieceState};
 
 const LISTENER: Token = Token(usize::MAX - 1);
@@ -87,6 +89,18 @@ impl Output {
 }
 
 pub use crate::peer_source::parse_peer_line;
+
+/// The BEP 10 extensions a session for a torrent with metadata runs:
+/// `ut_metadata` serving its info dictionary, and `ut_pex` unless the
+/// torrent is private (BEP 27).
+pub fn torrent_extensions(meta: &Metainfo) -> Vec<Box<dyn Extension>> {
+    let info = Arc::new(meta.info_bytes.clone());
+    let mut v: Vec<Box<dyn Extension>> = vec![Box::new(UtMetadata::serving(meta.info_hash, info))];
+    if !meta.info.private {
+        v.push(Box::new(Pex::new()));
+    }
+    v
+}
 
 /// Whether stdin is a terminal (then it is not read for peers).
 pub fn stdin_is_tty() -> bool {

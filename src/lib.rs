@@ -19,6 +19,7 @@ pub mod magnet;
 pub mod metainfo;
 pub mod mse;
 pub mod peer_source;
+pub mod pex;
 pub mod picker;
 pub mod piecebuf;
 pub mod progress;
