@@ -155,7 +155,8 @@ struct Attempt {
     buf: Vec<u8>,
     got: Vec<bool>,
     requested: Vec<bool>,
-    contributors: BTreeSet<Token>,
+    /// Which peer sent each piece received.
+    from: Vec<Option<Token>>,
     /// In single-source mode, the one peer asked for every piece.
     source: Option<Token>,
 }
@@ -168,7 +169,7 @@ impl Attempt {
             buf: vec![0; size],
             got: vec![false; n],
             requested: vec![false; n],
-            contributors: BTreeSet::new(),
+            from: vec![None; n],
             source: None,
         }
     }
@@ -215,6 +216,15 @@ impl UtMetadata {
         log::info!("ut_metadata: dropping a peer: {why}");
         ctx.close(peer, why);
         self.forget(peer);
+        // What a misbehaving peer sent is not trusted either.
+        if let Some(a) = &mut self.attempt {
+            for i in 0..a.got.len() {
+                if a.from[i] == Some(peer) {
+                    a.got[i] = false;
+                    a.from[i] = None;
+                }
+            }
+        }
     }
 
     /// Forgets a peer's requests (they go to others).
@@ -248,6 +258,10 @@ impl UtMetadata {
         let Some(a) = self.attempt.as_mut() else {
             return;
         };
+        // Answered (well or not): the piece may be asked again.
+        if let Some(r) = a.requested.get_mut(piece as usize) {
+            *r = false;
+        }
         if total != a.size as u64 {
             let why = format!("metadata total_size {total}, expected {}", a.size);
             return self.drop_peer(peer, why, ctx);
@@ -263,12 +277,12 @@ impl UtMetadata {
         }
         a.buf[i * PIECE..i * PIECE + want].copy_from_slice(data);
         a.got[i] = true;
-        a.requested[i] = false;
-        a.contributors.insert(peer);
+        a.from[i] = Some(peer);
         if !a.got.iter().all(|&g| g) {
             return;
         }
         let a = self.attempt.take().expect("attempt");
+        let contributors: BTreeSet<Token> = a.from.iter().flatten().copied().collect();
         if crate::sha1::sha1(&a.buf) == self.info_hash {
             log::info!("ut_metadata: info dictionary of {} bytes verified", a.size);
             self.slot.put(a.buf.clone());
@@ -276,14 +290,14 @@ impl UtMetadata {
             return;
         }
         self.failures += 1;
-        if a.contributors.len() == 1 {
-            let liar = *a.contributors.first().expect("one");
+        if contributors.len() == 1 {
+            let liar = *contributors.first().expect("one");
             self.drop_peer(liar, "metadata does not match the info-hash".into(), ctx);
         } else {
             log::info!(
                 "ut_metadata: metadata from {} peers does not match the info-hash; \
                  fetching from one peer at a time",
-                a.contributors.len()
+                contributors.len()
             );
             self.single_source = true;
         }
@@ -674,6 +688,39 @@ mod tests {
             .close
             .iter()
             .any(|(t, w)| *t == 2 && w.contains("unrequested")));
+    }
+
+    #[test]
+    fn a_dropped_peer_leaves_no_piece_behind() {
+        let info = info_dict(PIECE + 100);
+        let hash = crate::sha1::sha1(&info);
+        let slot = MetadataSlot::default();
+        let mut f = UtMetadata::fetching(hash, slot.clone());
+        let t0 = Instant::now();
+        let size = Some(info.len() as u64);
+        let mut ctx = ExtContext::default();
+        f.on_handshake(1, &hs(size), true, t0, &mut ctx);
+        f.on_handshake(2, &hs(size), true, t0, &mut ctx);
+        assert_eq!(requests(&ctx), [(1, 0), (1, 1)]);
+        // Peer 1 sends a bad piece 0, then a piece 1 of the wrong length.
+        let mut ctx = ExtContext::default();
+        let junk = vec![b'y'; PIECE];
+        for piece in [0, 1] {
+            let m = encode(&Msg::Data {
+                piece,
+                total_size: info.len() as u64,
+                data: &junk,
+            });
+            f.on_message(1, &m, t0, &mut ctx);
+        }
+        assert_eq!(ctx.close.len(), 1);
+        // Both pieces go to peer 2, and the result is right.
+        assert_eq!(requests(&ctx), [(2, 0), (2, 1)]);
+        let mut ctx = ExtContext::default();
+        f.on_message(2, &data(&info, 0), t0, &mut ctx);
+        f.on_message(2, &data(&info, 1), t0, &mut ctx);
+        assert_eq!(f.failures, 0);
+        assert_eq!(slot.take().unwrap(), info);
     }
 
     #[test]

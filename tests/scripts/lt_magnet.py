@@ -2,7 +2,7 @@
 """A libtorrent peer for the magnet and PEX tests, in libtorrent's default
 settings (ut_metadata and ut_pex on) except what loopback tests need.
 
-usage: lt_magnet.py seed TORRENT DIR PORT UPLOAD_LIMIT [IP:PORT ...]
+usage: lt_magnet.py seed|leech TORRENT DIR PORT UPLOAD_LIMIT [IP:PORT ...]
        lt_magnet.py magnet LINK DIR PORT 0 [IP:PORT ...]
 UPLOAD_LIMIT is bytes/s (0: none). Prints "listening PORT" once listening,
 "metadata" when a magnet's metadata arrived, "done" when the download is
@@ -24,7 +24,7 @@ settings = {
 if limit > 0:
     settings["upload_rate_limit"] = limit
 ses = lt.session(settings)
-if mode == "seed":
+if mode in ("seed", "leech"):
     params = lt.add_torrent_params()
     params.ti = lt.torrent_info(what)
 else:
@@ -35,11 +35,14 @@ for _ in range(100):
     if ses.is_listening():
         break
     time.sleep(0.05)
-if mode == "seed":
-    for _ in range(1200):
-        if h.status().is_seeding:
-            break
-        time.sleep(0.05)
+# Wait until checked (and, for a seed, seeding): peers added while
+# checking are ignored.
+for _ in range(1200):
+    st = h.status()
+    if st.is_seeding or (mode != "seed" and st.state not in (
+            lt.torrent_status.checking_files, lt.torrent_status.checking_resume_data)):
+        break
+    time.sleep(0.05)
 print("listening %d" % ses.listen_port(), flush=True)
 for p in peers:
     ip, pt = p.rsplit(":", 1)
@@ -59,7 +62,7 @@ while True:
     if not meta and s.has_metadata:
         print("metadata %.3f" % (time.time() - start), flush=True)
         meta = True
-    if mode == "magnet" and not done and s.is_seeding:
+    if mode != "seed" and not done and s.is_seeding:
         print("done %.3f" % (time.time() - start), flush=True)
         done = True
     if time.time() - last >= 1:
