@@ -186,6 +186,8 @@ fn pex_leads_bt_fetch_to_a_peer_only_its_first_peer_knew() {
     let t = torrent.to_str().unwrap();
     // B seeds slowly (so that A is still downloading, and connected to
     // it, when bt-fetch arrives); A knows B; bt-fetch knows only A.
+    // bt-fetch listens on 127.0.0.2, where B (told of it by A) cannot
+    // reach it first: the connection to B is ours, from PEX.
     let b = Lt::start("seed", t, &tmp.join("b"), 100_000, &[]);
     let mut a = Lt::start("leech", t, &tmp.join("a"), 0, &[b.addr()]);
     let b_addr = b.addr();
@@ -193,11 +195,19 @@ fn pex_leads_bt_fetch_to_a_peer_only_its_first_peer_knew() {
         |l| l.starts_with("peers") && l.contains(&b_addr),
         Duration::from_secs(60),
     );
-    let mut leech = Fetch::local(
+    let dir = tmp.join("leech");
+    let a_addr = a.addr();
+    let mut leech = Fetch::start(
         "pex leecher",
-        t,
-        tmp.join("leech").to_str().unwrap(),
-        &["--peer", &a.addr()],
+        &[
+            t,
+            "-o",
+            dir.to_str().unwrap(),
+            "--bind",
+            "127.0.0.2",
+            "--peer",
+            &a_addr,
+        ],
     );
     let end = Instant::now() + Duration::from_secs(150);
     let found = loop {

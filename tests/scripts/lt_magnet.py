@@ -24,6 +24,12 @@ settings = {
 if limit > 0:
     settings["upload_rate_limit"] = limit
 ses = lt.session(settings)
+if limit > 0:
+    # Loopback peers are exempt from rate limits unless they are put in
+    # the global peer class.
+    f = lt.ip_filter()
+    f.add_rule("0.0.0.0", "255.255.255.255", 1 << lt.session.global_peer_class_id)
+    ses.set_peer_class_filter(f)
 if mode in ("seed", "leech"):
     params = lt.add_torrent_params()
     params.ti = lt.torrent_info(what)
@@ -53,7 +59,7 @@ def watch_stdin():
     os._exit(0)
 threading.Thread(target=watch_stdin, daemon=True).start()
 
-meta = mode == "seed"
+meta = mode != "magnet"
 done = False
 start = time.time()
 last = 0
