@@ -3,6 +3,8 @@
 //! needs) and against hostile raw-socket peers.
 
 mod common;
+#[path = "common/tracker.rs"]
+mod tracker;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -497,4 +499,53 @@ fn bt_meta_prints_a_magnet_link() {
     let bad = common::run(common::bt_meta().args(["info", "magnet:?xt=urn:btih:12"]));
     assert_eq!(bad.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("xt:"));
+}
+
+#[test]
+fn magnet_trackers_are_announced_by_bt_announce_and_bt_fetch() {
+    let tmp = temp("magnet-tracker");
+    let data = single_file(&tmp.join("seed"), "t.bin", 3_000_000, 95);
+    let plain = make_torrent(&data, &tmp.join("plain.torrent"), "64K");
+    let hash = info_hash_of(&plain);
+    let ot = tracker::Opentracker::start(&[&hash]);
+    let url = ot.udp();
+    let torrent = tmp.join("t.torrent");
+    common::run_ok(
+        common::bt_meta()
+            .args(["create", "-q", "--no-date", "-l", "64K", "-a", &url, "-o"])
+            .arg(&torrent)
+            .arg(&data),
+    );
+    let mut seeder = Fetch::local(
+        "seeder",
+        torrent.to_str().unwrap(),
+        tmp.join("seed").to_str().unwrap(),
+        &["--seed", "--announce"],
+    );
+    let port = seeder.port();
+    seeder.wait_event("announce", Duration::from_secs(30));
+    let link = format!(
+        "magnet:?xt=urn:btih:{hash}&dn=t.bin&tr={}",
+        url.replace(':', "%3A").replace('/', "%2F")
+    );
+    // bt-announce: the magnet's tracker knows the seeder.
+    let out = tracker::announce(&[&link, "--port", "1"]);
+    assert!(out.status.success(), "{}", tracker::stderr(&out));
+    let peers = tracker::peer_addrs(&out.stdout);
+    assert!(peers.contains(&format!("127.0.0.1:{port}")), "{peers:?}");
+    // bt-fetch: peers from the magnet's tracker only (no --announce).
+    let dir = tmp.join("leech");
+    let mut leech = Fetch::local(
+        "magnet leecher",
+        &link,
+        dir.to_str().unwrap(),
+        &["--timeout", "60"],
+    );
+    leech.close_stdin();
+    leech.finish(Duration::from_secs(70));
+    assert_same(&data, &dir.join("t.bin"));
+    let c = leech.events_named("peer_connected");
+    assert!(c.iter().any(|e| e["source"] == "tracker"), "{c:?}");
+    seeder.proc.signal(libc::SIGTERM);
+    seeder.finish(Duration::from_secs(15));
 }
