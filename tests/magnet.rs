@@ -549,3 +549,41 @@ fn magnet_trackers_are_announced_by_bt_announce_and_bt_fetch() {
     seeder.proc.signal(libc::SIGTERM);
     seeder.finish(Duration::from_secs(15));
 }
+
+#[test]
+fn libtorrent_peers_meet_through_bt_fetch_pex() {
+    let tmp = temp("magnet-pex-send");
+    let data = single_file(&tmp.join("seed"), "s.bin", 16 << 20, 96);
+    let torrent = make_torrent(&data, &tmp.join("s.torrent"), "256K");
+    let t = torrent.to_str().unwrap();
+    // A slow bt-fetch seeder, so that the two libtorrent leechers stay
+    // leechers (and connected) for a while; they know only the seeder.
+    let mut seeder = Fetch::local(
+        "seeder",
+        t,
+        tmp.join("seed").to_str().unwrap(),
+        &["--seed", "--max-upload-rate", "200K"],
+    );
+    let s = format!("127.0.0.1:{}", seeder.port());
+    let mut p = Lt::start("leech", t, &tmp.join("p"), 0, &[s.clone()]);
+    p.wait_line(
+        |l| l.starts_with("peers") && l.contains(&s),
+        Duration::from_secs(60),
+    );
+    let mut l = Lt::start("leech", t, &tmp.join("l"), 0, &[s.clone()]);
+    // The seeder's first PEX message to l (5 s after its handshake) names
+    // p, and the other way round a minute later at most: one of them
+    // dials the other.
+    let (lp, pp) = (format!(":{}", l.port), format!(":{}", p.port));
+    let end = Instant::now() + Duration::from_secs(100);
+    loop {
+        assert!(Instant::now() < end, "the libtorrent peers never met");
+        let line = |x: &mut Lt| x.lines.recv_timeout(Duration::from_millis(200)).ok();
+        if line(&mut l).is_some_and(|x| x.starts_with("peers") && x.contains(&pp))
+            || line(&mut p).is_some_and(|x| x.starts_with("peers") && x.contains(&lp))
+        {
+            break;
+        }
+    }
+    seeder.proc.signal(libc::SIGTERM);
+}
