@@ -565,12 +565,12 @@ fn libtorrent_peers_meet_through_bt_fetch_pex() {
         &["--seed", "--max-upload-rate", "200K"],
     );
     let s = format!("127.0.0.1:{}", seeder.port());
-    let mut p = Lt::start("leech", t, &tmp.join("p"), 0, &[s.clone()]);
+    let mut p = Lt::start("leech", t, &tmp.join("p"), 0, std::slice::from_ref(&s));
     p.wait_line(
         |l| l.starts_with("peers") && l.contains(&s),
         Duration::from_secs(60),
     );
-    let mut l = Lt::start("leech", t, &tmp.join("l"), 0, &[s.clone()]);
+    let mut l = Lt::start("leech", t, &tmp.join("l"), 0, std::slice::from_ref(&s));
     // The seeder's first PEX message to l (5 s after its handshake) names
     // p, and the other way round a minute later at most: one of them
     // dials the other.
