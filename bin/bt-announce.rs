@@ -28,13 +28,8 @@ struct Cli {
     /// The torrent file (`-` reads it from stdin), or a magnet link (its tr= trackers).
     #[arg(required_unless_present = "info_hash")]
     torrent: Option<String>,
-    /// Announce this info-hash (40 hex digits) instead of a torrent's; needs --tracker.
-    #[arg(
-        long,
-        value_name = "HEX",
-        conflicts_with = "torrent",
-        requires = "trackers"
-    )]
+    /// Announce this info-hash (40 hex digits) instead of a torrent's; needs --tracker or --dht.
+    #[arg(long, value_name = "HEX", conflicts_with = "torrent")]
     info_hash: Option<String>,
     /// Tracker URL to use instead of the torrent's (repeatable; tried in the order given).
     #[arg(short = 't', long = "tracker", value_name = "URL")]
@@ -89,6 +84,12 @@ struct Cli {
     /// First UDP retransmission delay in milliseconds (BEP 15: 15000); for tests.
     #[arg(long, value_name = "MS", hide = true)]
     udp_retransmit_base: Option<u64>,
+    /// Also ask the DHT (BEP 5) for peers, and announce --port there.
+    #[arg(long, conflicts_with_all = ["follow", "scrape", "response"])]
+    dht: bool,
+    /// A DHT node to join through (repeatable; default: public routers).
+    #[arg(long, value_name = "HOST:PORT", requires = "dht")]
+    dht_bootstrap: Vec<String>,
     #[command(flatten)]
     verbosity: Verbosity,
 }
@@ -142,6 +143,9 @@ fn run(cli: &Cli) -> i32 {
         },
         (None, None) => return usage("give a torrent file or --info-hash"),
     };
+    if cli.info_hash.is_some() && cli.trackers.is_empty() && !cli.dht {
+        return usage("--info-hash needs --tracker or --dht");
+    }
     for url in &cli.trackers {
         if let Err(e) = bt::tracker::Url::parse(url) {
             return usage(&format!("--tracker {url}: {e}"));
@@ -152,7 +156,7 @@ fn run(cli: &Cli) -> i32 {
     } else {
         Trackers::in_order(cli.trackers.iter().map(|u| vec![u.clone()]).collect())
     };
-    if trackers.is_empty() {
+    if trackers.is_empty() && !cli.dht {
         log::error!("{}", TrackerError::NoTrackers);
         return exit::FAILURE;
     }
@@ -191,12 +195,23 @@ fn run(cli: &Cli) -> i32 {
     if cli.follow {
         follow(cli, &mut trackers, req, &opts)
     } else {
+        let dht = cli.dht.then(|| dht_start(cli, info_hash, rng.gen()));
         let mut out = Output::default();
-        let answers = announce_round(cli, &mut trackers, &req, &opts);
-        let ok = !answers.is_empty();
+        let answers = if trackers.is_empty() {
+            Vec::new()
+        } else {
+            announce_round(cli, &mut trackers, &req, &opts)
+        };
+        let mut ok = !answers.is_empty();
         if out.print_answers(cli, &answers).is_err() {
             // The reader went away (e.g. `| head -1`): not our failure.
             return exit::OK;
+        }
+        if let Some(dht) = dht {
+            match dht_print(dht, &mut out) {
+                Ok(answered) => ok |= answered,
+                Err(_) => return exit::OK,
+            }
         }
         if ok {
             exit::OK
@@ -506,6 +521,74 @@ fn follow(
         }
     }
     exit::OK
+}
+
+// ---- --dht ---------------------------------------------------------------
+
+/// Starts the DHT lookup (and announce) in a thread, alongside the trackers.
+fn dht_start(
+    cli: &Cli,
+    info_hash: [u8; 20],
+    seed: u64,
+) -> std::thread::JoinHandle<Result<Vec<std::net::SocketAddrV4>, bt::dht::DhtError>> {
+    let opts = bt::dht::FindPeers {
+        bootstrap: if cli.dht_bootstrap.is_empty() {
+            bt::dht::DEFAULT_BOOTSTRAP
+                .iter()
+                .map(|s| s.to_string())
+                .collect()
+        } else {
+            cli.dht_bootstrap.clone()
+        },
+        info_hash,
+        announce: (cli.event != Event::Stopped).then_some(Some(cli.port)),
+        timeout: Duration::from_secs_f64(cli.timeout),
+        bind: SocketAddr::from(([0, 0, 0, 0], 0)),
+        table_file: bt::dht::persist::default_path(),
+        seed,
+    };
+    std::thread::spawn(move || bt::dht::find_peers(&opts))
+}
+
+#[derive(serde::Serialize)]
+struct DhtPeerLine {
+    ip: String,
+    port: u16,
+    source: &'static str,
+}
+
+/// Waits for the DHT lookup and prints its peers not printed yet. `Ok(true)`
+/// when the DHT answered, `Err` when stdout is closed.
+fn dht_print(
+    dht: std::thread::JoinHandle<Result<Vec<std::net::SocketAddrV4>, bt::dht::DhtError>>,
+    out: &mut Output,
+) -> std::io::Result<bool> {
+    let peers = match dht.join() {
+        Ok(Ok(peers)) => peers,
+        Ok(Err(e)) => {
+            log::error!("dht: {e}");
+            return Ok(false);
+        }
+        Err(_) => {
+            log::error!("dht: the lookup failed");
+            return Ok(false);
+        }
+    };
+    log::info!("dht: {} peers", peers.len());
+    let mut stdout = std::io::stdout().lock();
+    for p in peers {
+        if out.printed.insert(SocketAddr::V4(p)) {
+            let line = DhtPeerLine {
+                ip: p.ip().to_string(),
+                port: p.port(),
+                source: "dht",
+            };
+            let line = serde_json::to_string(&line).map_err(std::io::Error::other)?;
+            writeln!(stdout, "{line}")?;
+        }
+    }
+    stdout.flush()?;
+    Ok(true)
 }
 
 #[cfg(test)]

@@ -12,3 +12,7 @@ pub const INVALID_INPUT: i32 = 3;
 pub const INCOMPLETE: i32 = 4;
 /// `bt-verify`: at least one piece is present but does not match its hash.
 pub const CORRUPT: i32 = 5;
+/// `bt-fetch`: a local file could not be written or vanished (disk full,
+/// a read-only folder, a file deleted during the download). Peers are not
+/// blamed; a rerun after fixing it resumes.
+pub const LOCAL_IO: i32 = 6;

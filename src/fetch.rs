@@ -389,7 +389,15 @@ pub fn run(mut opts: Options) -> i32 {
     for (a, o) in std::mem::take(&mut net.known) {
         session.add_candidate(a, o);
     }
-    let mut driver = Driver::new(net, session, Some(&disk), &out, done_rx, info.total_length);
+    let mut driver = Driver::new(
+        net,
+        session,
+        Some(&disk),
+        Some(storage.clone()),
+        &out,
+        done_rx,
+        info.total_length,
+    );
     if driver.session.is_complete() {
         driver.completed_at = Some(Instant::now());
     }
@@ -400,11 +408,12 @@ pub fn run(mut opts: Options) -> i32 {
         a.stop();
     }
     let totals = driver.session.totals();
+    let reason = driver.reason.take();
     drop(driver);
     disk.shutdown();
     storage.close_all();
     let seconds = started.elapsed().as_secs_f64();
-    out.emit(json!({
+    let mut done = json!({
         "event": "done",
         "status": match code { 0 => "ok", _ => "failed" },
         "size": info.total_length,
@@ -413,7 +422,11 @@ pub fn run(mut opts: Options) -> i32 {
         "wasted": totals.wasted,
         "hash_failures": totals.hash_failures,
         "seconds": (seconds * 1000.0).round() / 1000.0,
-    }));
+    });
+    if let Some(why) = reason {
+        done["reason"] = why.into();
+    }
+    out.emit(done);
     if code == exit::OK && opts.progress {
         let rate = totals.downloaded as f64 / seconds.max(1e-3);
         crate::progress::with_line_cleared(|| {
@@ -475,9 +488,10 @@ fn fetch_metadata(
     }
     // No disk work in this phase: the channel stays empty.
     let (_done_tx, done_rx) = mpsc::channel::<Done>();
-    let mut driver = Driver::new(net, session, None, out, done_rx, 0);
+    let mut driver = Driver::new(net, session, None, None, out, done_rx, 0);
     driver.metadata = Some(slot.clone());
     let code = driver.run_loop(opts, started);
+    let reason = driver.reason.take();
     let now = Instant::now();
     let known: Vec<(SocketAddr, Origin)> = driver
         .session
@@ -493,7 +507,11 @@ fn fetch_metadata(
         if let Some(mut a) = net.announcer.take() {
             a.stop();
         }
-        out.emit(json!({"event": "done", "status": "failed", "metadata": false}));
+        let mut done = json!({"event": "done", "status": "failed", "metadata": false});
+        if let Some(why) = reason {
+            done["reason"] = why.into();
+        }
+        out.emit(done);
         return Err(if code == exit::OK {
             exit::FAILURE
         } else {
@@ -542,7 +560,12 @@ struct Driver<'a> {
     out: &'a Output,
     read_buf: Vec<u8>,
     buf_pool: Vec<Vec<u8>>,
-    fatal: Option<String>,
+    /// A reason to stop at once, with the exit code.
+    fatal: Option<(i32, String)>,
+    /// Why the run ended, when it did not succeed (the `done` event's `reason`).
+    reason: Option<String>,
+    /// None while fetching the metadata.
+    storage: Option<Arc<Storage>>,
     completed_at: Option<Instant>,
     done_rx: Receiver<Done>,
     stdin_peers: usize,
@@ -551,10 +574,12 @@ struct Driver<'a> {
 }
 
 impl<'a> Driver<'a> {
+    #[allow(clippy::too_many_arguments)]
     fn new(
         net: Net,
         session: Session,
         disk: Option<&'a DiskPool>,
+        storage: Option<Arc<Storage>>,
         out: &'a Output,
         done_rx: Receiver<Done>,
         total: u64,
@@ -576,6 +601,8 @@ impl<'a> Driver<'a> {
             read_buf: vec![0u8; READ_BUFFER],
             buf_pool: Vec::new(),
             fatal: None,
+            reason: None,
+            storage,
             completed_at: None,
             done_rx,
             stdin_peers: net.stdin_peers,
@@ -691,19 +718,24 @@ impl<'a> Driver<'a> {
                     "no peers: stdin ended without any; pipe peers in (bt-announce --follow \
                      x.torrent | bt-fetch x.torrent), give --peer IP:PORT, or use --announce"
                 );
+                self.reason = Some("no peers: stdin ended without any".into());
                 return exit::USAGE;
             }
-            if let Some(f) = self.fatal.take() {
-                log::error!("{f}");
-                return exit::FAILURE;
+            if let Some((code, why)) = self.fatal.take() {
+                line.clear();
+                log::error!(
+                    "{why}; stopping (nothing already written is lost: run again to resume)"
+                );
+                self.reason = Some(why);
+                return code;
             }
             if crate::signals::stop_requested() {
                 log::info!("stopping on signal");
-                return if self.session.is_complete() || opts.seed {
-                    exit::OK
-                } else {
-                    exit::FAILURE
-                };
+                if self.session.is_complete() || opts.seed {
+                    return exit::OK;
+                }
+                self.reason = Some("interrupted by a signal".into());
+                return exit::FAILURE;
             }
             if self.metadata.is_some() {
                 if line.enabled() {
@@ -714,10 +746,12 @@ impl<'a> Driver<'a> {
                 }
                 if opts.timeout.is_some_and(|t| started.elapsed() >= t) {
                     line.clear();
-                    log::error!(
+                    let why = format!(
                         "timed out after {} s without the metadata (no peer sent it)",
                         opts.timeout.unwrap_or_default().as_secs()
                     );
+                    log::error!("{why}");
+                    self.reason = Some(why);
                     return exit::FAILURE;
                 }
                 continue;
@@ -735,6 +769,13 @@ impl<'a> Driver<'a> {
                 .store(self.total.saturating_sub(have), Ordering::Relaxed);
             if now >= next_report {
                 next_report = now + Duration::from_secs(1);
+                if let Some(path) = self.storage.as_ref().and_then(|s| s.vanished_file()) {
+                    let why = format!(
+                        "{} was deleted or replaced during the download",
+                        path.display()
+                    );
+                    self.fatal = Some((exit::LOCAL_IO, why));
+                }
                 let (down, up) = self.session.rates();
                 let peers = self.session.peer_count();
                 self.out.emit(json!({
@@ -788,12 +829,14 @@ impl<'a> Driver<'a> {
                 }
             } else if opts.timeout.is_some_and(|t| started.elapsed() >= t) {
                 line.clear();
-                log::error!(
+                let why = format!(
                     "timed out after {} s with {} of {} (no peer could supply the rest)",
                     opts.timeout.unwrap_or_default().as_secs(),
                     progress::bytes(have.min(total)),
                     progress::bytes(total)
                 );
+                log::error!("{why}");
+                self.reason = Some(why);
                 return exit::FAILURE;
             }
         }
@@ -892,10 +935,15 @@ impl<'a> Driver<'a> {
                     buf,
                     error,
                 }) => {
-                    if let Some(e) = error {
-                        self.fatal = Some(format!("cannot write piece {piece}: {e}"));
+                    match error {
+                        // Our disk's fault, not the peers': no strike, no ban.
+                        Some(e) => {
+                            self.session.on_write_failed(piece, buf);
+                            let why = format!("cannot write piece {piece}: {e}");
+                            self.fatal.get_or_insert((exit::LOCAL_IO, why));
+                        }
+                        None => self.session.on_verified(piece, good, buf, now),
                     }
-                    self.session.on_verified(piece, good, buf, now);
                 }
                 Ok(Done::Read { read, data, error }) => {
                     if let Some(e) = error {

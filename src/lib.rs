@@ -10,6 +10,7 @@ pub mod bencode;
 pub mod choker;
 pub mod cli;
 pub mod create;
+pub mod dht;
 pub mod exit;
 pub mod fetch;
 pub mod hashing;

@@ -109,32 +109,40 @@ pub struct Info {
 /// The slices of `files` (laid out back to back, sorted by offset) that hold
 /// the bytes `[start, start+len)` of the byte stream, in order; offsets in
 /// the slices are relative to `start`. Zero-length files never appear.
-pub fn file_slices(files: &[FileEntry], start: u64, len: u64) -> Vec<FileSlice> {
+/// The one place that maps stream offsets to files: hashing, checking and
+/// the disk threads all go through it.
+pub fn file_slices(
+    files: &[FileEntry],
+    start: u64,
+    len: u64,
+) -> impl Iterator<Item = FileSlice> + '_ {
     let total = files.last().map_or(0, |f| f.offset + f.length);
     let end = start.saturating_add(len).min(total);
-    let mut out = Vec::new();
-    if start >= end {
-        return out;
-    }
-    // Files are sorted by offset: find the first that ends after `start`.
+    // Files are sorted by offset: start at the first that ends after `start`.
     let first = files.partition_point(|f| f.offset + f.length <= start);
-    for (i, f) in files.iter().enumerate().skip(first) {
-        if f.offset >= end {
-            break;
-        }
-        if f.length == 0 {
-            continue;
-        }
-        let s = start.max(f.offset);
-        let e = end.min(f.offset + f.length);
-        out.push(FileSlice {
-            file: i,
-            file_offset: s - f.offset,
-            piece_offset: s - start,
-            length: e - s,
-        });
-    }
-    out
+    files
+        .iter()
+        .enumerate()
+        .skip(first)
+        .take_while(move |(_, f)| f.offset < end)
+        .filter(|(_, f)| f.length > 0)
+        .map(move |(i, f)| {
+            let s = start.max(f.offset);
+            let e = end.min(f.offset + f.length);
+            FileSlice {
+                file: i,
+                file_offset: s - f.offset,
+                piece_offset: s - start,
+                length: e - s,
+            }
+        })
+}
+
+/// Length of piece `index` when `total` bytes are cut into pieces of
+/// `piece_length` (the last may be shorter; past the end, 0).
+pub fn piece_size(piece_length: u64, total: u64, index: usize) -> u64 {
+    let start = (index as u64).saturating_mul(piece_length);
+    piece_length.min(total.saturating_sub(start))
 }
 
 /// A part of one file that holds some bytes of a piece.
@@ -173,9 +181,7 @@ impl Info {
 
     /// Length of piece `index` (the last one may be shorter).
     pub fn piece_size(&self, index: usize) -> u64 {
-        let start = index as u64 * self.piece_length;
-        self.piece_length
-            .min(self.total_length.saturating_sub(start))
+        piece_size(self.piece_length, self.total_length, index)
     }
 
     /// Files that a user sees: everything but pad files.
@@ -186,7 +192,7 @@ impl Info {
     /// The file slices holding the bytes `[start, start+len)` of the torrent's
     /// byte stream, in order (zero-length files never appear).
     pub fn slices(&self, start: u64, len: u64) -> Vec<FileSlice> {
-        file_slices(&self.files, start, len)
+        file_slices(&self.files, start, len).collect()
     }
 
     /// The file slices of piece `index`.

@@ -208,8 +208,7 @@ impl Picker {
     }
 
     pub fn piece_size(&self, i: usize) -> u64 {
-        self.piece_length
-            .min(self.total.saturating_sub(i as u64 * self.piece_length))
+        crate::metainfo::piece_size(self.piece_length, self.total, i)
     }
 
     pub fn blocks_in(&self, i: usize) -> u32 {

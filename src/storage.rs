@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex};
 
-use crate::metainfo::{FileEntry, Info};
+use crate::metainfo::{file_slices, FileEntry, Info};
 use crate::piecebuf::PieceBuf;
 use crate::session::UploadRead;
 use crate::sha1::Sha1;
@@ -52,7 +52,6 @@ pub struct Storage {
     root: PathBuf,
     files: Vec<FileEntry>,
     piece_length: u64,
-    total: u64,
     pieces: Vec<[u8; 20]>,
     handles: Mutex<Vec<Option<Handle>>>,
     /// Writers take turns: two threads writing one file contend on its
@@ -68,7 +67,6 @@ impl Storage {
             root: root.to_path_buf(),
             files: info.files.clone(),
             piece_length: info.piece_length,
-            total: info.total_length,
             pieces: info.pieces.clone(),
             handles: Mutex::new((0..info.files.len()).map(|_| None).collect()),
             write_lock: Mutex::new(()),
@@ -241,34 +239,18 @@ impl Storage {
         Ok(())
     }
 
-    fn slices(&self, start: u64, len: u64) -> impl Iterator<Item = (usize, u64, u64, u64)> + '_ {
-        // (file, file offset, offset into the data, length)
-        let end = (start + len).min(self.total);
-        let first = self.files.partition_point(|f| f.offset + f.length <= start);
-        self.files
-            .iter()
-            .enumerate()
-            .skip(first)
-            .take_while(move |(_, f)| f.offset < end)
-            .filter(|(_, f)| f.length > 0)
-            .map(move |(i, f)| {
-                let s = start.max(f.offset);
-                let e = end.min(f.offset + f.length);
-                (i, s - f.offset, s - start, e - s)
-            })
-    }
-
     /// Writes a whole piece; pad files are skipped.
     pub fn write_piece(&self, piece: u32, data: &[u8]) -> Result<(), StorageError> {
         let _turn = self.write_lock.lock().unwrap_or_else(|e| e.into_inner());
         let start = u64::from(piece) * self.piece_length;
-        for (i, file_off, data_off, len) in self.slices(start, data.len() as u64) {
+        for s in file_slices(&self.files, start, data.len() as u64) {
+            let i = s.file;
             if self.files[i].pad {
                 continue;
             }
             let f = self.open(i, true)?;
-            let chunk = &data[data_off as usize..(data_off + len) as usize];
-            self.write_at(i, &f, chunk, file_off)
+            let chunk = &data[s.piece_offset as usize..(s.piece_offset + s.length) as usize];
+            self.write_at(i, &f, chunk, s.file_offset)
                 .map_err(|e| self.err(&self.files[i].path_under(&self.root), e.to_string()))?;
         }
         Ok(())
@@ -285,13 +267,15 @@ impl Storage {
         let start = u64::from(piece) * self.piece_length + u64::from(begin);
         let base = out.len();
         out.resize(base + len as usize, 0);
-        for (i, file_off, data_off, l) in self.slices(start, u64::from(len)) {
+        for s in file_slices(&self.files, start, u64::from(len)) {
+            let i = s.file;
             if self.files[i].pad {
                 continue; // already zeros
             }
             let f = self.open(i, false)?;
-            let buf = &mut out[base + data_off as usize..base + (data_off + l) as usize];
-            f.read_exact_at(buf, file_off)
+            let at = base + s.piece_offset as usize;
+            let buf = &mut out[at..at + s.length as usize];
+            f.read_exact_at(buf, s.file_offset)
                 .map_err(|e| self.err(&self.files[i].path_under(&self.root), e.to_string()))?;
         }
         Ok(())
@@ -313,6 +297,28 @@ impl Storage {
         for h in handles.iter_mut() {
             *h = None;
         }
+    }
+
+    /// The first file we have open that was deleted (or replaced) under
+    /// us: writes to it still succeed but land in a file nobody can see.
+    pub fn vanished_file(&self) -> Option<PathBuf> {
+        use std::os::unix::fs::MetadataExt;
+        let handles = self.handles.lock().unwrap_or_else(|e| e.into_inner());
+        for (i, h) in handles.iter().enumerate() {
+            let Some(h) = h else { continue };
+            let path = self.files[i].path_under(&self.root);
+            let gone = match (h.file.metadata(), std::fs::symlink_metadata(&path)) {
+                (Ok(open), Ok(named)) => {
+                    open.nlink() == 0 || open.ino() != named.ino() || open.dev() != named.dev()
+                }
+                (Ok(_), Err(_)) => true,
+                (Err(_), _) => false,
+            };
+            if gone {
+                return Some(path);
+            }
+        }
+        None
     }
 
     pub fn expected_hash(&self, piece: u32) -> [u8; 20] {

@@ -47,6 +47,9 @@ fn read_some(sock: &mut TcpStream, deadline: Instant) -> Vec<u8> {
                     e.kind(),
                     std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
                 ) => {}
+            // A peer that gives up with our bytes unread resets the
+            // connection rather than closing it: the same end of stream.
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return Vec::new(),
             Err(e) => panic!("read: {e}"),
         }
     }

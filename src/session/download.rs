@@ -332,7 +332,26 @@ impl Session {
                 }
             }
         }
-        // Forget departed contributors no other piece refers to.
+        self.forget_departed(contributors);
+        for t in self.tokens_fastest_first() {
+            self.fill_requests(t, now);
+        }
+    }
+
+    /// A good piece could not be written: a fault of ours (disk full, a
+    /// read-only or vanished folder), not of the peers that sent it. The
+    /// piece is missing again and nobody is blamed; the driver decides
+    /// whether to go on.
+    pub fn on_write_failed(&mut self, piece: u32, buf: PieceBuf) {
+        let size = self.picker.piece_size(piece as usize);
+        self.picker.verified(piece, false, buf);
+        self.totals.downloaded = self.totals.downloaded.saturating_sub(size);
+        let contributors = self.verifying.remove(&piece).unwrap_or_default();
+        self.forget_departed(contributors);
+    }
+
+    /// Forgets the addresses of departed contributors no piece refers to.
+    fn forget_departed(&mut self, contributors: Vec<u64>) {
         for uid in contributors {
             let gone = !self.peers.values().any(|p| p.uid == uid);
             if gone
@@ -341,9 +360,6 @@ impl Session {
             {
                 self.uid_addr.remove(&uid);
             }
-        }
-        for t in self.tokens_fastest_first() {
-            self.fill_requests(t, now);
         }
     }
 

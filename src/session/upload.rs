@@ -167,3 +167,91 @@ impl Uploads {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::session::peer::{BlockRequest, Peer};
+    use std::net::SocketAddr;
+
+    fn peer_with_requests(uid: u64, n: u32, now: Instant) -> Peer {
+        let addr: SocketAddr = "10.0.0.1:1".parse().unwrap();
+        let mut p = Peer::new(uid, addr, false, 64, 256, now);
+        for i in 0..n {
+            p.requests_in.push_back(BlockRequest {
+                piece: i,
+                begin: 0,
+                length: 16384,
+            });
+        }
+        p
+    }
+
+    /// Bytes read for a peer over `secs` seconds of 100 ms ticks, the
+    /// driver sending everything at once.
+    fn served(u: &mut Uploads, t: Token, p: &mut Peer, t0: Instant, secs: u64) -> u64 {
+        let mut reads = Vec::new();
+        let mut bytes = 0;
+        for step in 0..=secs * 10 {
+            u.refill(t0 + REFILL * step as u32);
+            u.pump(t, p, &mut reads);
+            for r in reads.drain(..) {
+                bytes += u64::from(r.length);
+                p.reads_in_flight -= 1;
+                p.read_bytes_in_flight -= r.length as usize;
+            }
+        }
+        bytes
+    }
+
+    /// A choker can give two peers different rates; unlisted peers are
+    /// limited only by the overall budget.
+    #[test]
+    fn per_peer_rates_shape_uploads() {
+        let t0 = Instant::now();
+        let mut u = Uploads::new(None);
+        assert!(!u.is_limited());
+        u.set_peer_rates(&[(1, 32768.0), (2, 131072.0)]);
+        assert!(u.is_limited());
+        let mut slow = peer_with_requests(1, 1000, t0);
+        let mut fast = peer_with_requests(2, 1000, t0);
+        let a = served(&mut u, 1, &mut slow, t0, 10);
+        let b = served(&mut u, 2, &mut fast, t0, 10);
+        // About rate × 10 s, within a block or two of burst.
+        assert!((32768 * 10..=32768 * 10 + 2 * 16384).contains(&a), "{a}");
+        assert!((131072 * 10..=131072 * 10 + 2 * 16384).contains(&b), "{b}");
+        // Peer 3 has no rate of its own: bounded only by the reads in
+        // flight (8 per pump, 11 pumps in a second here).
+        let mut free = peer_with_requests(3, 1000, t0);
+        let c = served(&mut u, 3, &mut free, t0, 1);
+        assert_eq!(c, 11 * MAX_READS_PER_PEER as u64 * 16384);
+        // Dropping the rates lifts the limits.
+        u.set_peer_rates(&[]);
+        assert!(!u.is_limited());
+    }
+
+    #[test]
+    fn overall_rate_caps_everyone_and_coalesces_reads() {
+        let t0 = Instant::now();
+        let mut u = Uploads::new(Some(65536));
+        let addr: SocketAddr = "10.0.0.1:1".parse().unwrap();
+        let mut p = Peer::new(1, addr, false, 4, 256, t0);
+        // Eight consecutive blocks of one piece: one 128 KiB read.
+        for i in 0..8 {
+            p.requests_in.push_back(BlockRequest {
+                piece: 0,
+                begin: i * 16384,
+                length: 16384,
+            });
+        }
+        let mut reads = Vec::new();
+        u.refill(t0);
+        u.pump(1, &mut p, &mut reads);
+        assert!(reads.is_empty(), "no budget before the first refill period");
+        u.refill(t0 + REFILL);
+        u.pump(1, &mut p, &mut reads);
+        assert_eq!(reads.len(), 1);
+        assert_eq!(reads[0].length, 8 * 16384);
+        assert_eq!(reads[0].blocks, vec![16384; 8]);
+    }
+}
