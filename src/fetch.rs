@@ -222,8 +222,12 @@ pub fn run(mut opts: Options) -> i32 {
     cfg.max_upload_rate = opts.max_upload_rate;
 
     let input = std::mem::replace(&mut opts.input, Input::Magnet(empty_magnet()));
-    let (meta, mut net) = match input {
-        Input::Torrent(meta) => (*meta, net),
+    // The torrent, and its file as --save-torrent writes it.
+    let (meta, mut net, file) = match input {
+        Input::Torrent(meta) => {
+            let file = crate::magnet::torrent_file(&meta.info_bytes, &meta.trackers);
+            (*meta, net, file)
+        }
         Input::Magnet(magnet) => {
             out.emit(json!({
                 "event": "listening",
@@ -253,45 +257,28 @@ pub fn run(mut opts: Options) -> i32 {
                         "private": meta.info.private,
                         "seconds": (started.elapsed().as_secs_f64() * 1000.0).round() / 1000.0,
                     }));
-                    if let Some(path) = &opts.save_torrent {
-                        let bytes = magnet.torrent_bytes(&meta.info_bytes);
-                        if let Err(e) = std::fs::write(path, bytes) {
-                            log::error!("cannot write {}: {e}", path.display());
-                            return exit::FAILURE;
-                        }
-                        log::info!("torrent saved to {}", path.display());
-                    }
-                    if opts.metadata_only {
-                        if let Some(mut a) = net.announcer {
-                            a.stop();
-                        }
-                        out.emit(json!({"event": "done", "status": "ok", "metadata_only": true}));
-                        return exit::OK;
-                    }
-                    (meta, net)
+                    let file = magnet.torrent_bytes(&meta.info_bytes);
+                    (meta, net, file)
                 }
                 Err(code) => return code,
             }
         }
     };
-    if opts.metadata_only {
-        // A .torrent already has its metadata.
-        if let Some(path) = &opts.save_torrent {
-            let bytes = Magnet {
-                info_hash,
-                name: None,
-                trackers: meta.trackers.iter().flatten().cloned().collect(),
-                peers: Vec::new(),
+    if let Some(path) = &opts.save_torrent {
+        if let Err(e) = std::fs::write(path, file) {
+            log::error!("cannot write {}: {e}", path.display());
+            if let Some(mut a) = net.announcer.take() {
+                a.stop();
             }
-            .torrent_bytes(&meta.info_bytes);
-            if let Err(e) = std::fs::write(path, bytes) {
-                log::error!("cannot write {}: {e}", path.display());
-                return exit::FAILURE;
-            }
+            return exit::LOCAL_IO;
         }
+        log::info!("torrent saved to {}", path.display());
+    }
+    if opts.metadata_only {
         if let Some(mut a) = net.announcer.take() {
             a.stop();
         }
+        out.emit(json!({"event": "done", "status": "ok", "metadata_only": true}));
         return exit::OK;
     }
     let info = &meta.info;

@@ -217,29 +217,39 @@ impl Magnet {
 
     /// A `.torrent` file: the fetched info dictionary (its bytes kept
     /// exactly, so the info-hash stays the same) with this link's
-    /// trackers as `announce` and `announce-list`.
+    /// trackers, one tier each.
     pub fn torrent_bytes(&self, info: &[u8]) -> Vec<u8> {
-        let mut out = Vec::with_capacity(info.len() + 256);
-        out.push(b'd');
-        if let Some(first) = self.trackers.first() {
-            OwnedValue::Bytes(b"announce".to_vec()).encode_into(&mut out);
-            OwnedValue::Bytes(first.as_bytes().to_vec()).encode_into(&mut out);
-            if self.trackers.len() > 1 {
-                OwnedValue::Bytes(b"announce-list".to_vec()).encode_into(&mut out);
-                let tiers = OwnedValue::List(
-                    self.trackers
-                        .iter()
-                        .map(|t| OwnedValue::List(vec![OwnedValue::Bytes(t.as_bytes().to_vec())]))
-                        .collect(),
-                );
-                tiers.encode_into(&mut out);
-            }
-        }
-        OwnedValue::Bytes(b"info".to_vec()).encode_into(&mut out);
-        out.extend_from_slice(info);
-        out.push(b'e');
-        out
+        torrent_file(info, &self.tracker_tiers())
     }
+}
+
+/// A `.torrent` file of an info dictionary's exact bytes and tracker
+/// tiers: `announce` (the first tracker) and, with more than one tracker,
+/// `announce-list` (BEP 12).
+pub fn torrent_file(info: &[u8], tiers: &[Vec<String>]) -> Vec<u8> {
+    let bytes = |b: &[u8]| OwnedValue::Bytes(b.to_vec());
+    let mut out = Vec::with_capacity(info.len() + 256);
+    out.push(b'd');
+    let all: Vec<&String> = tiers.iter().flatten().collect();
+    if let Some(first) = all.first() {
+        bytes(b"announce").encode_into(&mut out);
+        bytes(first.as_bytes()).encode_into(&mut out);
+        if all.len() > 1 {
+            bytes(b"announce-list").encode_into(&mut out);
+            let list = OwnedValue::List(
+                tiers
+                    .iter()
+                    .filter(|t| !t.is_empty())
+                    .map(|t| OwnedValue::List(t.iter().map(|u| bytes(u.as_bytes())).collect()))
+                    .collect(),
+            );
+            list.encode_into(&mut out);
+        }
+    }
+    bytes(b"info").encode_into(&mut out);
+    out.extend_from_slice(info);
+    out.push(b'e');
+    out
 }
 
 /// Whether a command-line argument names a magnet link rather than a file.

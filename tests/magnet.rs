@@ -154,6 +154,24 @@ fn metadata_only_saves_the_torrent_and_stops() {
     m.finish(Duration::from_secs(60));
     assert_eq!(info_hash_of(&saved), hash);
     assert!(!tmp.join("out/one.bin").exists(), "nothing downloaded");
+    // With a torrent file, --save-torrent writes a copy of the same
+    // torrent (and --metadata-only does not connect at all).
+    let copy = tmp.join("copy.torrent");
+    let mut c = Fetch::local(
+        "copy",
+        torrent.to_str().unwrap(),
+        tmp.join("out").to_str().unwrap(),
+        &[
+            "--peer",
+            &peer,
+            "--save-torrent",
+            copy.to_str().unwrap(),
+            "--metadata-only",
+        ],
+    );
+    c.finish(Duration::from_secs(30));
+    assert_eq!(info_hash_of(&copy), hash);
+    assert!(c.events_named("peer_connected").is_empty());
     seeder.proc.signal(libc::SIGTERM);
 }
 
