@@ -212,6 +212,7 @@ pub fn run(mut opts: Options) -> i32 {
         stdin_peers: 0,
         stdin_ended: false,
         known: Vec::new(),
+        banned: Vec::new(),
     };
     let mut cfg = Config::new(info_hash, peer_id);
     cfg.listen_port = port;
@@ -370,6 +371,10 @@ pub fn run(mut opts: Options) -> i32 {
             let _ = w.wake();
         }),
     );
+    // Peers that lied about the metadata stay banned.
+    for a in std::mem::take(&mut net.banned) {
+        session.ban(a);
+    }
     for p in &opts.peers {
         session.add_candidate(*p, Origin::CommandLine);
     }
@@ -450,6 +455,7 @@ struct Net {
     stdin_peers: usize,
     stdin_ended: bool,
     known: Vec<(SocketAddr, Origin)>,
+    banned: Vec<SocketAddr>,
 }
 
 /// The metadata phase: a session awaiting the metadata, with
@@ -488,8 +494,10 @@ fn fetch_metadata(
         .collect();
     driver.session.shutdown(now);
     driver.do_actions(now);
+    let banned = driver.session.banned_peers();
     let mut net = driver.into_net();
     net.known = known;
+    net.banned = banned;
     let Some(bytes) = slot.take() else {
         if let Some(mut a) = net.announcer.take() {
             a.stop();
@@ -609,6 +617,7 @@ impl<'a> Driver<'a> {
             stdin_peers: self.stdin_peers,
             stdin_ended: self.stdin_ended,
             known: Vec::new(),
+            banned: Vec::new(),
         }
     }
 

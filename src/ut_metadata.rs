@@ -212,9 +212,24 @@ impl UtMetadata {
         }
     }
 
+    /// Drops a peer for something that may be an accident (a time-out,
+    /// garbage).
     fn drop_peer(&mut self, peer: Token, why: String, ctx: &mut ExtContext) {
         log::info!("ut_metadata: dropping a peer: {why}");
         ctx.close(peer, why);
+        self.discard(peer);
+    }
+
+    /// Drops and bans a peer for a deliberate lie (wrong hash, sizes or
+    /// pieces it cannot have meant).
+    fn ban_peer(&mut self, peer: Token, why: String, ctx: &mut ExtContext) {
+        log::info!("ut_metadata: banning a peer: {why}");
+        ctx.ban(peer, why);
+        self.discard(peer);
+    }
+
+    /// Forgets a dropped peer and what it sent.
+    fn discard(&mut self, peer: Token) {
         self.forget(peer);
         // What a misbehaving peer sent is not trusted either.
         if let Some(a) = &mut self.attempt {
@@ -252,7 +267,7 @@ impl UtMetadata {
             return;
         };
         let Some(pos) = p.outstanding.iter().position(|(i, _)| *i == piece) else {
-            return self.drop_peer(peer, format!("unrequested metadata piece {piece}"), ctx);
+            return self.ban_peer(peer, format!("unrequested metadata piece {piece}"), ctx);
         };
         p.outstanding.remove(pos);
         let Some(a) = self.attempt.as_mut() else {
@@ -264,7 +279,7 @@ impl UtMetadata {
         }
         if total != a.size as u64 {
             let why = format!("metadata total_size {total}, expected {}", a.size);
-            return self.drop_peer(peer, why, ctx);
+            return self.ban_peer(peer, why, ctx);
         }
         let i = piece as usize;
         let want = piece_len(a.size, i);
@@ -273,7 +288,7 @@ impl UtMetadata {
                 "metadata piece {piece} of {} bytes, expected {want}",
                 data.len()
             );
-            return self.drop_peer(peer, why, ctx);
+            return self.ban_peer(peer, why, ctx);
         }
         a.buf[i * PIECE..i * PIECE + want].copy_from_slice(data);
         a.got[i] = true;
@@ -292,7 +307,7 @@ impl UtMetadata {
         self.failures += 1;
         if contributors.len() == 1 {
             let liar = *contributors.first().expect("one");
-            self.drop_peer(liar, "metadata does not match the info-hash".into(), ctx);
+            self.ban_peer(liar, "metadata does not match the info-hash".into(), ctx);
         } else {
             log::info!(
                 "ut_metadata: metadata from {} peers does not match the info-hash; \
@@ -402,7 +417,7 @@ impl Extension for UtMetadata {
             Some(s) if s > MAX_METADATA as u64 => {
                 if self.have.is_none() {
                     let why = format!("metadata_size {s} over the {} MiB cap", MAX_METADATA >> 20);
-                    return self.drop_peer(peer, why, ctx);
+                    return self.ban_peer(peer, why, ctx);
                 }
                 None
             }
@@ -536,6 +551,11 @@ mod tests {
         assert_eq!(piece_len(PIECE + 1, 1), 1);
     }
 
+    /// Peers closed or banned.
+    fn gone(ctx: &ExtContext) -> Vec<(Token, String)> {
+        ctx.close.iter().chain(&ctx.ban).cloned().collect()
+    }
+
     fn hs(size: Option<u64>) -> ExtHandshake {
         ExtHandshake {
             extensions: vec![(NAME.into(), 3)],
@@ -615,7 +635,7 @@ mod tests {
             assert!(!slot.is_ready());
             f.on_message(t, &data(&info, p), now, &mut ctx);
         }
-        assert!(ctx.close.is_empty(), "{:?}", ctx.close);
+        assert!(gone(&ctx).is_empty(), "{:?}", gone(&ctx));
         assert_eq!(slot.take().unwrap(), info);
         // Now it serves.
         let mut d = OwnedValue::dict();
@@ -633,8 +653,8 @@ mod tests {
         let mut ctx = ExtContext::default();
         // Oversize: dropped at once.
         f.on_handshake(9, &hs(Some(MAX_METADATA as u64 + 1)), true, t0, &mut ctx);
-        assert_eq!(ctx.close.len(), 1);
-        assert!(ctx.close[0].1.contains("cap"), "{:?}", ctx.close);
+        assert_eq!(gone(&ctx).len(), 1);
+        assert!(gone(&ctx)[0].1.contains("cap"), "{:?}", gone(&ctx));
         // A liar (1) and an honest peer (2), same size: pieces spread.
         let mut ctx = ExtContext::default();
         let size = Some(info.len() as u64);
@@ -649,7 +669,7 @@ mod tests {
         f.on_message(1, &data(&bad, 1), t0, &mut ctx);
         f.on_message(2, &data(&info, 2), t0, &mut ctx);
         assert_eq!(f.failures, 1);
-        assert!(ctx.close.is_empty(), "two contributors: no one blamed yet");
+        assert!(gone(&ctx).is_empty(), "two contributors: no one blamed yet");
         // Single-source mode: everything asked of peer 1 first.
         let r = requests(&ctx);
         assert_eq!(r, [(1, 0), (1, 1)]);
@@ -660,9 +680,9 @@ mod tests {
         let mut ctx = ExtContext::default();
         f.on_message(1, &data(&bad, 2), t0, &mut ctx);
         assert_eq!(f.failures, 2);
-        assert_eq!(ctx.close.len(), 1);
-        assert_eq!(ctx.close[0].0, 1);
-        assert!(ctx.close[0].1.contains("info-hash"));
+        assert_eq!(gone(&ctx).len(), 1);
+        assert_eq!(ctx.ban[0].0, 1, "a liar is banned");
+        assert!(ctx.ban[0].1.contains("info-hash"));
         f.on_peer_gone(1);
         // Peer 2 was asked for all of it.
         let r = requests(&ctx);
@@ -677,15 +697,13 @@ mod tests {
             data: &vec![0; PIECE + 1],
         });
         g.on_message(5, &long, t0, &mut ctx);
-        assert!(ctx
-            .close
+        assert!(gone(&ctx)
             .iter()
             .any(|(t, w)| *t == 5 && w.contains("bytes")));
         // Unrequested pieces too.
         let mut ctx = ExtContext::default();
         f.on_message(2, &data(&info, 2), t0, &mut ctx);
-        assert!(ctx
-            .close
+        assert!(gone(&ctx)
             .iter()
             .any(|(t, w)| *t == 2 && w.contains("unrequested")));
     }
@@ -713,7 +731,7 @@ mod tests {
             });
             f.on_message(1, &m, t0, &mut ctx);
         }
-        assert_eq!(ctx.close.len(), 1);
+        assert_eq!(gone(&ctx).len(), 1);
         // Both pieces go to peer 2, and the result is right.
         assert_eq!(requests(&ctx), [(2, 0), (2, 1)]);
         let mut ctx = ExtContext::default();
@@ -738,9 +756,9 @@ mod tests {
         assert!(ctx.outgoing.is_empty(), "the only piece is taken");
         let mut ctx = ExtContext::default();
         f.on_tick(t0 + REQUEST_TIMEOUT - Duration::from_millis(1), &mut ctx);
-        assert!(ctx.close.is_empty());
+        assert!(gone(&ctx).is_empty());
         f.on_tick(t0 + REQUEST_TIMEOUT, &mut ctx);
-        assert_eq!(ctx.close.len(), 1);
+        assert_eq!(gone(&ctx).len(), 1);
         assert_eq!(requests(&ctx), [(2, 0)]);
         let mut ctx = ExtContext::default();
         f.on_message(2, &data(&info, 0), t0, &mut ctx);

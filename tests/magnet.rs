@@ -492,6 +492,22 @@ fn hostile_metadata_peers_are_dropped_and_the_download_completes() {
         "{r:?} in {gone:?}\n{log}"
     );
     assert!(reason_for(fakes[0].port).contains("info-hash"), "{gone:?}");
+    // Liars are banned: never dialled again, in either phase.
+    let banned: Vec<String> = leech
+        .events_named("peer_banned")
+        .iter()
+        .map(|e| e["addr"].as_str().unwrap().to_string())
+        .collect();
+    for i in [0, 1, 3] {
+        let a = format!("127.0.0.1:{}", fakes[i].port);
+        assert!(banned.contains(&a), "{i}: {banned:?}");
+        let times = leech
+            .events_named("peer_connected")
+            .iter()
+            .filter(|e| e["addr"] == a.as_str())
+            .count();
+        assert_eq!(times, 1, "{a} connected {times} times");
+    }
     // The silent peer is dropped if it was asked before the honest one
     // delivered.
     let r = reason_for(fakes[2].port);

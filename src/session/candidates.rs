@@ -94,7 +94,14 @@ impl Candidates {
     /// Every address known, with how we learnt of it (to carry them over
     /// to another session).
     pub fn known(&self) -> impl Iterator<Item = (SocketAddr, Origin)> + '_ {
-        self.known.iter().map(|(a, o)| (*a, *o))
+        self.known
+            .iter()
+            .filter(|(a, _)| !self.banned.contains(a))
+            .map(|(a, o)| (*a, *o))
+    }
+
+    pub fn banned(&self) -> impl Iterator<Item = SocketAddr> + '_ {
+        self.banned.iter().copied()
     }
 
     /// An outgoing connection failed or ended: retry it later, unless that

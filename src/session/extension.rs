@@ -27,6 +27,8 @@ pub struct ExtContext {
     /// Addresses a peer said it no longer knows (PEX `dropped`): forgotten
     /// if we learnt them through PEX and have not tried them yet.
     pub(crate) dropped: Vec<SocketAddr>,
+    /// Peers to disconnect and never dial again (they lied on purpose).
+    pub(crate) ban: Vec<(Token, String)>,
 }
 
 impl ExtContext {
@@ -41,6 +43,12 @@ impl ExtContext {
     /// An address learnt earlier (through PEX) is gone: do not try it.
     pub fn drop_candidate(&mut self, addr: SocketAddr) {
         self.dropped.push(addr);
+    }
+
+    /// Ends the connection and bans the peer's address (for input that
+    /// cannot be an accident: data that fails its hash, say).
+    pub fn ban(&mut self, peer: Token, reason: String) {
+        self.ban.push((peer, reason));
     }
 
     /// Ends the connection for a protocol violation in this extension.
@@ -178,6 +186,15 @@ impl super::Session {
         }
         for addr in ctx.dropped {
             self.candidates.forget_pex(&addr);
+        }
+        for (token, why) in ctx.ban {
+            if let Some(addr) = self.peers.get(&token).map(|p| p.addr) {
+                if self.candidates.ban(addr) {
+                    self.actions
+                        .push_back(super::Action::Event(super::Event::Banned { addr }));
+                }
+            }
+            self.fail(token, super::CloseReason::Protocol(why), now);
         }
         for (token, why) in ctx.close {
             self.fail(token, super::CloseReason::Protocol(why), now);

@@ -259,6 +259,17 @@ impl Session {
         self.candidates.known().collect()
     }
 
+    /// Addresses banned (carried to the next session with
+    /// [`Session::ban`]).
+    pub fn banned_peers(&self) -> Vec<SocketAddr> {
+        self.candidates.banned().collect()
+    }
+
+    /// Never connects to `addr` nor accepts it.
+    pub fn ban(&mut self, addr: SocketAddr) {
+        self.candidates.ban(addr);
+    }
+
     /// Replaces the choker (the classic one by default).
     pub fn set_choker(&mut self, choker: Box<dyn Choker>) {
         self.choker = choker;
