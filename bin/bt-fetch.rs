@@ -107,7 +107,10 @@ fn run(cli: Cli) -> i32 {
     };
     let (no_trackers, link_peers) = match &input {
         bt::fetch::Input::Torrent(m) => (m.trackers.is_empty(), false),
-        bt::fetch::Input::Magnet(m) => (m.trackers.is_empty(), !m.peers.is_empty()),
+        bt::fetch::Input::Magnet(m) => (
+            m.trackers.is_empty(),
+            !m.peers.is_empty() || !m.peer_hosts.is_empty(),
+        ),
     };
     if cli.metadata_only && cli.save_torrent.is_none() {
         log::error!("--metadata-only needs --save-torrent FILE");

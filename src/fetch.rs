@@ -140,9 +140,20 @@ pub fn run(mut opts: Options) -> i32 {
     let (info_hash, trackers) = match &opts.input {
         Input::Torrent(m) => (m.info_hash, m.trackers.clone()),
         Input::Magnet(m) => {
-            for p in &m.peers {
-                if !opts.peers.contains(p) {
-                    opts.peers.push(*p);
+            // x.pe= host names are resolved once, here.
+            let resolved = m.peer_hosts.iter().flat_map(|h| {
+                use std::net::ToSocketAddrs;
+                match h.to_socket_addrs() {
+                    Ok(addrs) => addrs.collect::<Vec<_>>(),
+                    Err(e) => {
+                        log::warn!("x.pe={h}: cannot resolve: {e}");
+                        Vec::new()
+                    }
+                }
+            });
+            for p in m.peers.iter().copied().chain(resolved) {
+                if !opts.peers.contains(&p) {
+                    opts.peers.push(p);
                 }
             }
             (m.info_hash, m.tracker_tiers())
@@ -441,6 +452,7 @@ fn empty_magnet() -> Magnet {
         name: None,
         trackers: Vec::new(),
         peers: Vec::new(),
+        peer_hosts: Vec::new(),
     }
 }
 

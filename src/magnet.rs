@@ -17,8 +17,11 @@ pub struct Magnet {
     pub name: Option<String>,
     /// `tr`: tracker URLs, in the order given, without repeats.
     pub trackers: Vec<String>,
-    /// `x.pe`: peer addresses.
+    /// `x.pe`: peer addresses given as IP literals.
     pub peers: Vec<SocketAddr>,
+    /// `x.pe`: peers given by host name (`host:port`), resolved by the
+    /// program that uses them.
+    pub peer_hosts: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -33,9 +36,9 @@ pub enum MagnetError {
     TwoInfoHashes(String, String),
     #[error("{key}: bad percent-encoding in {value:?}")]
     BadEncoding { key: String, value: String },
-    #[error("x.pe: {0:?} is not an IP:PORT peer address")]
+    #[error("x.pe: {0:?} is not a peer address (IP:PORT, [IPv6]:PORT or HOST:PORT)")]
     BadPeer(String),
-    #[error("tr: {0:?} is not a tracker URL (http://, https:// or udp://)")]
+    #[error("tr: {0:?} is not a tracker URL (scheme://…)")]
     BadTracker(String),
     #[error("parameter {0:?} has no '='")]
     NoValue(String),
@@ -70,6 +73,25 @@ fn percent_decode(key: &str, value: &str) -> Result<String, MagnetError> {
         }
     }
     String::from_utf8(out).map_err(|_| bad())
+}
+
+/// `host:port` with a DNS name (letters, digits, hyphens, dots) and a
+/// port from 1 to 65535.
+fn is_host_port(text: &str) -> bool {
+    let Some((host, port)) = text.rsplit_once(':') else {
+        return false;
+    };
+    let port_ok = port.parse::<u16>().is_ok_and(|p| p != 0);
+    let host_ok = !host.is_empty()
+        && host.len() <= 253
+        && host.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        })
+        && host.chars().any(|c| c.is_ascii_alphabetic());
+    port_ok && host_ok
 }
 
 /// RFC 4648 base32 (upper or lower case, no padding) of exactly 20 bytes.
@@ -135,6 +157,7 @@ impl Magnet {
         let mut name = None;
         let mut trackers: Vec<String> = Vec::new();
         let mut peers = Vec::new();
+        let mut peer_hosts = Vec::new();
         for param in query.split('&').filter(|p| !p.is_empty()) {
             let Some((key, value)) = param.split_once('=') else {
                 return Err(MagnetError::NoValue(param.to_string()));
@@ -162,10 +185,15 @@ impl Magnet {
                 "dn" => name = Some(percent_decode(key, value)?),
                 "tr" => {
                     let url = percent_decode(key, value)?;
-                    let lower = url.to_ascii_lowercase();
-                    let scheme_ok = ["http://", "https://", "udp://"]
-                        .iter()
-                        .any(|s| lower.starts_with(s) && lower.len() > s.len());
+                    // Any scheme is kept (wss:// of WebTorrent too): the
+                    // announcer says which it cannot use.
+                    let scheme_ok = url.split_once("://").is_some_and(|(scheme, rest)| {
+                        !rest.is_empty()
+                            && scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+                            && scheme
+                                .chars()
+                                .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
+                    });
                     if !scheme_ok {
                         return Err(MagnetError::BadTracker(url));
                     }
@@ -175,12 +203,19 @@ impl Magnet {
                 }
                 "x.pe" => {
                     let text = percent_decode(key, value)?;
-                    let addr: SocketAddr = text.parse().map_err(|_| MagnetError::BadPeer(text))?;
-                    if addr.port() == 0 {
-                        return Err(MagnetError::BadPeer(addr.to_string()));
-                    }
-                    if !peers.contains(&addr) {
-                        peers.push(addr);
+                    if let Ok(addr) = text.parse::<SocketAddr>() {
+                        if addr.port() == 0 {
+                            return Err(MagnetError::BadPeer(text));
+                        }
+                        if !peers.contains(&addr) {
+                            peers.push(addr);
+                        }
+                    } else if is_host_port(&text) {
+                        if !peer_hosts.contains(&text) {
+                            peer_hosts.push(text);
+                        }
+                    } else {
+                        return Err(MagnetError::BadPeer(text));
                     }
                 }
                 _ => {}
@@ -192,6 +227,7 @@ impl Magnet {
             name,
             trackers,
             peers,
+            peer_hosts,
         })
     }
 
@@ -211,7 +247,12 @@ impl Magnet {
             "info_hash": self.info_hash_hex(),
             "name": self.name,
             "trackers": self.trackers,
-            "peers": self.peers.iter().map(|p| p.to_string()).collect::<Vec<_>>(),
+            "peers": self
+                .peers
+                .iter()
+                .map(|p| p.to_string())
+                .chain(self.peer_hosts.iter().cloned())
+                .collect::<Vec<_>>(),
         })
     }
 
@@ -269,7 +310,7 @@ mod tests {
         let m = Magnet::parse(&format!(
             "magnet:?xt=urn:btih:{}&dn=Some+File%20%C3%A9&tr=http%3A%2F%2Ft.example%2Fannounce\
              &tr=udp://t2.example:80&tr=http%3A%2F%2Ft.example%2Fannounce&x.pe=10.0.0.1:6881\
-             &x.pe=[::1]:7000&ws=http://x&xl=10",
+             &x.pe=[::1]:7000&x.pe=peer.example:51413&tr=wss%3A%2F%2Fw.example&ws=http://x&xl=10",
             HEX.to_uppercase()
         ))
         .unwrap();
@@ -277,8 +318,13 @@ mod tests {
         assert_eq!(m.name.as_deref(), Some("Some File é"));
         assert_eq!(
             m.trackers,
-            ["http://t.example/announce", "udp://t2.example:80"]
+            [
+                "http://t.example/announce",
+                "udp://t2.example:80",
+                "wss://w.example"
+            ]
         );
+        assert_eq!(m.peer_hosts, ["peer.example:51413"]);
         assert_eq!(
             m.peers,
             [
@@ -289,6 +335,7 @@ mod tests {
         let j = m.to_json();
         assert_eq!(j["info_hash"], HEX);
         assert_eq!(j["peers"][1], "[::1]:7000");
+        assert_eq!(j["peers"][2], "peer.example:51413");
     }
 
     #[test]
@@ -342,15 +389,23 @@ mod tests {
             MagnetError::BadEncoding { .. }
         ));
         assert_eq!(
-            e(&format!("magnet:?xt=urn:btih:{HEX}&x.pe=host:1")),
-            MagnetError::BadPeer("host:1".into())
+            e(&format!("magnet:?xt=urn:btih:{HEX}&x.pe=bad_host:1")),
+            MagnetError::BadPeer("bad_host:1".into())
         );
+        assert!(matches!(
+            e(&format!("magnet:?xt=urn:btih:{HEX}&x.pe=host.example")),
+            MagnetError::BadPeer(_)
+        ));
+        assert!(matches!(
+            e(&format!("magnet:?xt=urn:btih:{HEX}&x.pe=1.2.3.4:99999")),
+            MagnetError::BadPeer(_)
+        ));
         assert!(matches!(
             e(&format!("magnet:?xt=urn:btih:{HEX}&x.pe=1.2.3.4:0")),
             MagnetError::BadPeer(_)
         ));
         assert!(matches!(
-            e(&format!("magnet:?xt=urn:btih:{HEX}&tr=ftp://x")),
+            e(&format!("magnet:?xt=urn:btih:{HEX}&tr=tracker.example")),
             MagnetError::BadTracker(_)
         ));
         assert!(matches!(
