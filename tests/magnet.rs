@@ -621,3 +621,32 @@ fn libtorrent_peers_meet_through_bt_fetch_pex() {
     }
     seeder.proc.signal(libc::SIGTERM);
 }
+
+#[test]
+fn every_fixture_magnet_round_trips_through_bt_meta() {
+    let dir = common::fixtures();
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&dir).unwrap().take(200) {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "torrent") {
+            continue;
+        }
+        let out = common::run(common::bt_meta().arg("info").arg(&path));
+        if !out.status.success() {
+            continue; // the invalid fixtures
+        }
+        let v = common::json(&out.stdout);
+        let link = v["magnet"].as_str().unwrap();
+        let back = common::run(common::bt_meta().args(["info", link]));
+        assert!(
+            back.status.success(),
+            "{link}: {}",
+            String::from_utf8_lossy(&back.stderr)
+        );
+        let m = common::json(&back.stdout);
+        assert_eq!(m["info_hash"], v["info_hash"], "{link}");
+        assert_eq!(m["name"], v["name"], "{link}");
+        checked += 1;
+    }
+    assert!(checked >= 5, "only {checked} fixtures");
+}
