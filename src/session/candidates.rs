@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use super::encryption::Opening;
 use super::peer::CloseReason;
 use crate::backoff::Backoff;
 use crate::peer_source::Origin;
@@ -32,6 +33,9 @@ pub struct Candidates {
     /// Retries by due time (several may share one instant).
     retry: BTreeMap<(Instant, SocketAddr), ()>,
     strikes: BTreeMap<SocketAddr, u32>,
+    /// Addresses that dropped us during the handshake and are tried with
+    /// the other opening from then on.
+    openings: BTreeMap<SocketAddr, Opening>,
 }
 
 impl Candidates {
@@ -93,12 +97,34 @@ impl Candidates {
             self.retry.insert((now + RETRY.delay(*tries), addr), ());
         } else {
             self.known.remove(&addr);
+            self.openings.remove(&addr);
         }
     }
 
     /// An incoming connection ended: the address may come again.
     pub fn incoming_ended(&mut self, addr: &SocketAddr) {
         self.known.remove(addr);
+        self.openings.remove(addr);
+    }
+
+    /// How to open connections to `addr`, if it fell back.
+    pub fn opening(&self, addr: &SocketAddr) -> Option<Opening> {
+        self.openings.get(addr).copied()
+    }
+
+    /// The peer dropped us during the handshake: try `next` at once,
+    /// and from then on. False (nothing done) when the address already
+    /// fell back once, is banned, or is no longer known.
+    pub fn fall_back(&mut self, addr: SocketAddr, next: Opening) -> bool {
+        if self.openings.contains_key(&addr)
+            || self.banned.contains(&addr)
+            || !self.known.contains_key(&addr)
+        {
+            return false;
+        }
+        self.openings.insert(addr, next);
+        self.queue.push_front(addr);
+        true
     }
 
     /// Moves the retries due by `now` to the queue.
