@@ -766,14 +766,17 @@ impl Driver<'_> {
                 client,
                 peer_id,
                 source,
+                encryption,
             } => {
-                log::info!("{addr}: connected ({client}, from {source})");
+                let encryption = crate::session::encryption::describe(encryption);
+                log::info!("{addr}: connected ({client}, from {source}, encryption {encryption})");
                 self.out.emit(json!({
                     "event": "peer_connected",
                     "addr": addr.to_string(),
                     "client": client,
                     "peer_id": hex::encode(&peer_id),
                     "source": source.as_str(),
+                    "encryption": encryption,
                 }));
             }
             Event::PeerDisconnected {

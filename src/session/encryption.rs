@@ -117,6 +117,17 @@ impl std::fmt::Display for Encryption {
     }
 }
 
+/// How a connection's stream is protected, in words for users: `none`
+/// (plaintext BitTorrent), `obfuscated` (MSE handshake, clear stream) or
+/// `rc4`.
+pub fn describe(method: Option<mse::Method>) -> &'static str {
+    match method {
+        None => "none",
+        Some(mse::Method::Plaintext) => "obfuscated",
+        Some(mse::Method::Rc4) => "rc4",
+    }
+}
+
 /// Bytes that tell a plaintext BitTorrent handshake from MSE.
 const FIRST_BYTES: usize = 20;
 

@@ -149,6 +149,8 @@ pub enum Event {
         client: String,
         peer_id: [u8; 20],
         source: Origin,
+        /// How the stream is protected: `None` without MSE.
+        encryption: Option<crate::mse::Method>,
     },
     PeerDisconnected {
         addr: SocketAddr,
@@ -638,6 +640,7 @@ impl Session {
             client: p.client_name(),
             peer_id: h.peer_id,
             source: self.candidates.origin(&p.addr).unwrap_or(Origin::Incoming),
+            encryption: p.mse_method,
         };
         self.actions.push_back(Action::Event(ev));
     }
@@ -695,6 +698,7 @@ impl Session {
                     client: p.client_name(),
                     peer_id: h.peer_id,
                     source: self.candidates.origin(&p.addr).unwrap_or(Origin::Incoming),
+                    encryption: p.mse_method,
                 }));
             }
             self.actions
