@@ -44,6 +44,15 @@ pub enum Opening {
     Mse,
 }
 
+impl Opening {
+    pub fn other(self) -> Opening {
+        match self {
+            Opening::Plaintext => Opening::Mse,
+            Opening::Mse => Opening::Plaintext,
+        }
+    }
+}
+
 impl Encryption {
     pub const NAMES: [&'static str; 4] = ["allow", "prefer", "require", "disable"];
 
@@ -64,14 +73,10 @@ impl Encryption {
         }
     }
 
-    /// The opening to retry with after `tried` was dropped during the
-    /// handshake, if this mode falls back at all.
-    pub fn fallback(self, tried: Opening) -> Option<Opening> {
-        match (self, tried) {
-            (Encryption::Allow, Opening::Plaintext) => Some(Opening::Mse),
-            (Encryption::Prefer, Opening::Mse) => Some(Opening::Plaintext),
-            _ => None,
-        }
+    /// Whether an address that drops us during the handshake is retried
+    /// with the other opening (`require` and `disable` have only one).
+    pub fn switches_opening(self) -> bool {
+        matches!(self, Encryption::Allow | Encryption::Prefer)
     }
 
     /// What we offer as MSE initiator (None: we never initiate MSE).

@@ -712,19 +712,21 @@ impl Session {
             log::debug!("{}: {reason}", p.addr);
         }
         if p.outgoing {
-            // Dropped during the handshake: the other opening may work
-            // (once per address, tried at once).
-            let fell_back = !p.is_established()
+            // Dropped during the handshake: the next attempt uses the
+            // other opening (the first time at once). Back and forth, as
+            // a peer may have dropped us for another reason (Transmission
+            // resets connections while it checks its data, and with
+            // "encryption tolerated" it refuses MSE).
+            let switch = !p.is_established()
                 && p.state != PeerState::Connecting
                 && reason.suggests_other_opening()
-                && self
-                    .cfg
-                    .encryption
-                    .fallback(p.opening)
-                    .is_some_and(|next| self.candidates.fall_back(p.addr, next));
-            if fell_back {
-                log::debug!("{}: {reason}; retrying with {:?}", p.addr, p.opening);
-            } else {
+                && self.cfg.encryption.switches_opening();
+            let next = p.opening.other();
+            let retried_at_once = switch && self.candidates.switch_opening(p.addr, next);
+            if switch {
+                log::debug!("{}: {reason}; next attempt: {next:?}", p.addr);
+            }
+            if !retried_at_once {
                 self.candidates.outgoing_ended(p.addr, &reason, now);
             }
         } else {

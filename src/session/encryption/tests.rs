@@ -126,9 +126,11 @@ fn drain(end: &mut End, other: &mut End, now: Instant) -> Vec<SocketAddr> {
 /// nothing moves any more (with fallback reconnects in between). Bounded.
 fn connect(a: &mut End, b: &mut End, seed: u64) -> bool {
     let mut rng = StdRng::seed_from_u64(seed);
-    let now = Instant::now();
+    let start = Instant::now();
     a.s.add_candidate(addr_b(), Origin::CommandLine);
-    for _round in 0..200 {
+    for round in 0..200 {
+        // A second per round: retries after back-off come due.
+        let now = start + Duration::from_secs(round);
         a.s.tick(now);
         b.s.tick(now);
         for target in drain(a, b, now) {
@@ -157,7 +159,11 @@ fn connect(a: &mut End, b: &mut End, seed: u64) -> bool {
         if !moved_ab && !moved_ba && a.token.is_some() && a.s.actions.is_empty() {
             return false;
         }
-        if a.token.is_none() && a.s.actions.is_empty() && !a.s.candidates.has_queued() {
+        if a.token.is_none()
+            && a.s.actions.is_empty()
+            && !a.s.candidates.has_queued()
+            && a.s.candidates.next_retry().is_none()
+        {
             return false;
         }
     }
@@ -217,7 +223,10 @@ fn refusals_name_their_reason() {
     ] {
         let (_a, b, ok) = pair(a_mode, b_mode, 3);
         assert!(!ok);
-        assert_eq!(b.s.closed_reasons, [(1, why)], "{a_mode} -> {b_mode}");
+        assert!(!b.s.closed_reasons.is_empty());
+        for (_, reason) in &b.s.closed_reasons {
+            assert_eq!(reason, &why, "{a_mode} -> {b_mode}");
+        }
     }
 }
 
@@ -233,6 +242,31 @@ fn allow_falls_back_to_mse_once_and_remembers() {
     );
     // The first attempt was plaintext and cost a connection: two tokens.
     assert_eq!(a.next_token, 3);
+}
+
+#[test]
+fn allow_switches_back_to_plaintext_when_mse_is_refused_too() {
+    // The first plaintext attempt is reset (the peer was busy), the MSE
+    // retry is refused (the peer tolerates encryption only outgoing, as
+    // Transmission with -et): the next retry is plaintext again.
+    let t0 = Instant::now();
+    let mut a = End::new(session(1, Allow, false));
+    let mut b = End::new(session(2, Disable, true));
+    a.s.add_candidate(addr_b(), Origin::CommandLine);
+    a.s.tick(t0);
+    assert!(matches!(a.s.next_action(), Some(Action::Connect(_))));
+    a.s.on_connection(1, addr_b(), true, t0);
+    a.s.on_connected(1);
+    a.s.on_closed(1, CloseReason::Transport("read error: reset".into()), t0);
+    assert_eq!(a.s.candidates.opening(&addr_b()), Some(Opening::Mse));
+    a.next_token = 2;
+    assert!(connect(&mut a, &mut b, 7), "a: {:?}", a.s.closed_reasons);
+    assert_eq!(a.method(), None, "plaintext in the end");
+    assert_eq!(
+        b.s.closed_reasons[0].1,
+        CloseReason::EncryptionRefused,
+        "the MSE attempt was refused"
+    );
 }
 
 #[test]
@@ -347,4 +381,68 @@ fn an_mse_error_from_the_peer_is_typed() {
         None,
         "require never falls back"
     );
+}
+
+#[test]
+fn mutated_mse_handshakes_end_or_complete_with_bounded_buffers() {
+    // A fuzz pass over the receiver: a real initiator whose bytes get one
+    // byte flipped somewhere in the handshake. Whatever the flip hits (a
+    // key, a pad, a hash, VC, crypto_provide, a length, the initial
+    // payload), the receiver completes, refuses, or waits for the time-out;
+    // it never panics nor holds more than the specification allows.
+    let now = Instant::now();
+    let limit = crate::mse::RECEIVER_MAX_HANDSHAKE_LEN + FIRST_BYTES;
+    let mut outcomes = [0usize; 3];
+    for seed in 0..400u64 {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let mut a = End::new(session(1, Require, false));
+        let mut b = End::new(session(2, Allow, true));
+        a.s.on_connection(1, addr_b(), true, now);
+        a.s.on_connected(1);
+        b.s.on_connection(1, addr_a(), false, now);
+        a.token = Some(1);
+        b.token = Some(1);
+        let flip_at = rng.gen_range(0..96 + 512 + 20 + 20 + 14 + 512 + 2 + 68);
+        let flip: u8 = rng.gen_range(1..=255);
+        let mut sent = 0usize;
+        for _round in 0..10 {
+            let mut moved = false;
+            if let Some(out) = a.s.output(1) {
+                let mut bytes = out.pending().to_vec();
+                out.consume(bytes.len());
+                if (sent..sent + bytes.len()).contains(&flip_at) {
+                    bytes[flip_at - sent] ^= flip;
+                }
+                sent += bytes.len();
+                moved |= !bytes.is_empty();
+                for chunk in bytes.chunks(rng.gen_range(1..=700)) {
+                    b.s.on_data(1, chunk, now);
+                    if let Some(p) = b.s.peers.get(&1) {
+                        let held = p.inbuf.len() + p.mse.as_ref().map_or(0, |h| h.buffered_len());
+                        assert!(held <= limit, "seed {seed}: holds {held} bytes");
+                    }
+                }
+            }
+            moved |= carry(&mut b, &mut a, &mut rng, now);
+            drain(&mut b, &mut a, now);
+            drain(&mut a, &mut b, now);
+            if !moved || b.token.is_none() || a.token.is_none() {
+                break;
+            }
+        }
+        let outcome = if b.established() {
+            0
+        } else if b.s.peers.is_empty() {
+            1
+        } else {
+            // Waiting for bytes that will not come: the time-out ends it.
+            b.s.tick(now);
+            b.s.tick(now + HANDSHAKE_TIMEOUT + Duration::from_secs(2));
+            assert!(b.s.peers.is_empty(), "seed {seed}: not timed out");
+            2
+        };
+        outcomes[outcome] += 1;
+    }
+    // Flips in the pads are harmless; most others are caught.
+    assert!(outcomes[0] > 0 && outcomes[1] > 0, "{outcomes:?}");
 }
