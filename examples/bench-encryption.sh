@@ -77,21 +77,26 @@ done
 [[ -n $port ]] || die "the libtorrent seeder did not start: $(cat "$DATA/seeder.out")"
 log "libtorrent seeder on port $port (pid $seeder_pid)"
 
+# CPU seconds (user + system) the seeder has used so far: its RC4 costs too.
+seeder_cpu() { awk -v t="$(getconf CLK_TCK)" '{ printf "%.2f", ($14 + $15) / t }' "/proc/$seeder_pid/stat"; }
+
 csv=$out/runs.csv
-echo "run,mode,seconds,user_seconds,system_seconds,encryption,status" >"$csv"
+echo "run,mode,seconds,user_seconds,system_seconds,seeder_cpu_seconds,encryption,status" >"$csv"
 IFS=, read -ra MODES <<<"$modes"
 for ((r = 1; r <= runs; r++)); do
     for m in "${MODES[@]}"; do
         rm -rf "$DATA/dl"
         sync
+        seeder_before=$(seeder_cpu)
         /usr/bin/time -f '%e %U %S' -o "$DATA/time.txt" \
             "$BT_FETCH" "$torrent" -o "$DATA/dl" --bind 127.0.0.1 --peer "127.0.0.1:$port" \
             --encryption "$m" --timeout 600 --json -q </dev/null >"$DATA/events.json" 2>"$DATA/stderr.txt"
         status=$?
+        seeder_used=$(awk -v a="$seeder_before" -v b="$(seeder_cpu)" 'BEGIN { printf "%.2f", b - a }')
         read -r secs user sys <"$DATA/time.txt"
-        enc=$(grep -o '"encryption":"[a-z]*"' "$DATA/events.json" | head -1 | cut -d'"' -f4)
-        echo "$r,$m,$secs,$user,$sys,${enc:-?},$status" >>"$csv"
-        log "run $r $m: ${secs}s wall, ${user}s user, ${sys}s sys, encryption ${enc:-?}, exit $status"
+        enc=$(grep -o '"encryption":"[a-z0-9]*"' "$DATA/events.json" | head -1 | cut -d'"' -f4)
+        echo "$r,$m,$secs,$user,$sys,$seeder_used,${enc:-?},$status" >>"$csv"
+        log "run $r $m: ${secs}s wall, ${user}s user, ${sys}s sys, seeder ${seeder_used} CPU-s, encryption ${enc:-?}, exit $status"
     done
 done
 rm -rf "$DATA/dl"
@@ -109,16 +114,17 @@ cat >"$out/meta.json" <<EOF
   "piece_length": "$piece",
   "nproc": $(nproc),
   "kernel": "$(uname -r)",
+  "load_average_at_end": "$(cut -d' ' -f1-3 /proc/loadavg)",
   "date": "$(date -u +%Y-%m-%dT%H:%M:%SZ)"
 }
 EOF
 
 # Medians per mode (and the ratio to the first mode).
-awk -F, 'NR > 1 && $7 == 0 { w[$2] = w[$2] " " $3; c[$2] = c[$2] " " ($4 + $5); e[$2] = $6; if (!($2 in seen)) { seen[$2] = 1; order[++n] = $2 } }
+awk -F, 'NR > 1 && $8 == 0 { w[$2] = w[$2] " " $3; c[$2] = c[$2] " " ($4 + $5); s[$2] = s[$2] " " $6; e[$2] = $7; if (!($2 in seen)) { seen[$2] = 1; order[++n] = $2 } }
 function median(s,   a, k, i, j, t) { k = split(s, a, " "); for (i = 2; i <= k; i++) { t = a[i] + 0; for (j = i - 1; j >= 1 && a[j] + 0 > t; j--) a[j + 1] = a[j]; a[j + 1] = t }
     return k % 2 ? a[(k + 1) / 2] : (a[k / 2] + a[k / 2 + 1]) / 2 }
 END {
-    printf "%-8s %-11s %10s %10s %12s %10s\n", "mode", "encryption", "median s", "vs first", "median CPU s", "vs first"
-    for (i = 1; i <= n; i++) { m = order[i]; mw = median(w[m]); mc = median(c[m]); if (i == 1) { w0 = mw; c0 = mc }
-        printf "%-8s %-11s %10.2f %10.2f %12.2f %10.2f\n", m, e[m], mw, mw / w0, mc, mc / c0 }
+    printf "%-8s %-11s %9s %9s %13s %9s %14s %9s\n", "mode", "encryption", "median s", "vs first", "bt-fetch CPU s", "vs first", "seeder CPU s", "vs first"
+    for (i = 1; i <= n; i++) { m = order[i]; mw = median(w[m]); mc = median(c[m]); ms = median(s[m]); if (i == 1) { w0 = mw; c0 = mc; s0 = ms }
+        printf "%-8s %-11s %9.2f %9.2f %13.2f %9.2f %14.2f %9.2f\n", m, e[m], mw, mw / w0, mc, mc / c0, ms, ms / s0 }
 }' "$csv" | tee "$out/medians.txt"
