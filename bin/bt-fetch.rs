@@ -62,7 +62,7 @@ struct Cli {
     /// Encryption (MSE/PE): allow (accept both, connect in plaintext and
     /// retry with MSE), prefer (connect with MSE, retry in plaintext),
     /// require (RC4-encrypted connections only), disable (plaintext only).
-    #[arg(long, value_name = "MODE", default_value = "allow", value_parser = ["allow", "prefer", "require", "disable"])]
+    #[arg(long, value_name = "MODE", default_value = "allow", value_parser = clap::builder::PossibleValuesParser::new(bt::session::Encryption::NAMES))]
     encryption: String,
     /// Write pieces through the page cache instead of with O_DIRECT.
     #[arg(long)]

@@ -102,7 +102,8 @@ done
 rm -rf "$DATA/dl"
 
 commit=$(git -C "$ROOT" rev-parse HEAD 2>/dev/null || echo unknown)
-dirty=$(git -C "$ROOT" status --porcelain 2>/dev/null | grep -q . && echo true || echo false)
+# Changes outside the results (which this run itself writes).
+dirty=$(git -C "$ROOT" status --porcelain -- . ":(exclude)${out#"$ROOT"/}" 2>/dev/null | grep -q . && echo true || echo false)
 cat >"$out/meta.json" <<EOF
 {
   "commit": "$commit",
