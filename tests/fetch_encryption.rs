@@ -267,3 +267,68 @@ fn require_refuses_a_plaintext_only_peer() {
     assert_eq!(done["status"], "failed");
     assert!(leech.events_named("peer_connected").is_empty());
 }
+
+#[test]
+fn seeder_drops_hostile_mse_input_quickly_and_keeps_serving() {
+    use std::io::Read;
+    let tmp = temp("enc-hostile");
+    let data = single_file(&tmp.join("seed"), "h.bin", 500_000, 65);
+    let torrent = make_torrent(&data, &tmp.join("h.torrent"), "64K");
+    let mut seeder = Fetch::local(
+        "seeder",
+        torrent.to_str().unwrap(),
+        tmp.join("seed").to_str().unwrap(),
+        &["--seed"],
+    );
+    let port = seeder.port();
+    let garbage = common::random_bytes(66, 96 + 700);
+    let mut conn = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    // A public key (not a BitTorrent handshake: first byte not 19)...
+    let mut key = garbage[..96].to_vec();
+    key[0] = 0x42;
+    conn.write_all(&key).unwrap();
+    // ...answered with the seeder's key and padding (96 to 608 bytes).
+    let mut answer = vec![0u8; 608];
+    let mut got = 0;
+    let started = Instant::now();
+    while got < 96 && started.elapsed() < Duration::from_secs(5) {
+        match conn.read(&mut answer[got..]) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => got += n,
+        }
+    }
+    assert!(got >= 96, "the seeder answered the MSE key ({got} bytes)");
+    // Then more than the 512 bytes of padding the specification allows
+    // before HASH('req1', S), which never comes: dropped at once.
+    let _ = conn.write_all(&garbage[96..]);
+    let started = Instant::now();
+    let mut buf = [0u8; 1024];
+    let closed = loop {
+        match conn.read(&mut buf) {
+            Ok(0) => break true,
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break false,
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => break false,
+            Err(_) => break true, // reset
+        }
+        if started.elapsed() > Duration::from_secs(5) {
+            break false;
+        }
+    };
+    assert!(closed, "the seeder did not drop the hostile connection");
+    assert!(started.elapsed() < Duration::from_secs(3));
+    // An honest leecher still gets everything.
+    let out = tmp.join("leech");
+    let peer = format!("127.0.0.1:{port}");
+    let mut leech = Fetch::local(
+        "leecher",
+        torrent.to_str().unwrap(),
+        out.to_str().unwrap(),
+        &["--peer", &peer, "--timeout", "60"],
+    );
+    leech.finish(Duration::from_secs(70));
+    assert_same(&data, &out.join("h.bin"));
+    seeder.proc.signal(libc::SIGTERM);
+    seeder.finish(Duration::from_secs(10));
+}
