@@ -1,7 +1,8 @@
 //! One peer connection as a state machine: its life cycle
 //! (connecting → negotiating encryption → handshaking → established), the
-//! encryption and framing of its byte stream, the choke and interest flags of both sides, the requests in
-//! flight in each direction, its rates, and what it owes us to send.
+//! encryption and framing of its byte stream, the choke and interest flags
+//! of both sides, the requests in flight in each direction, its rates, and
+//! what it owes us to send.
 //!
 //! It validates what the peer says against the protocol (message lengths,
 //! piece indexes, fast-extension rules) and turns each message into a
