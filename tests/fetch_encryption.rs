@@ -243,6 +243,27 @@ fn require_downloads_from_default_qbittorrent() {
 }
 
 #[test]
+fn require_downloads_from_default_transmission() {
+    // Our RC4 initiator against Transmission's receiver.
+    let tmp = temp("enc-tr-seed");
+    let data = single_file(&tmp.join("seed"), "t.bin", 6_000_000, 67);
+    let torrent = make_torrent(&data, &tmp.join("t.torrent"), "256K");
+    let tr = transmission_default(&tmp.join("cfg"), &torrent, &tmp.join("seed"));
+    let out = tmp.join("leech");
+    let peer = format!("127.0.0.1:{}", tr.port);
+    // Transmission checks its data before it seeds; bt-fetch retries.
+    let mut leech = Fetch::local(
+        "bt --encryption require from Transmission",
+        torrent.to_str().unwrap(),
+        out.to_str().unwrap(),
+        &["--peer", &peer, "--encryption", "require", "--timeout", "170"],
+    );
+    leech.finish(LIMIT);
+    assert_same(&data, &out.join("t.bin"));
+    assert!(encryptions(&leech).iter().all(|e| e == "rc4"));
+}
+
+#[test]
 fn require_refuses_a_plaintext_only_peer() {
     // Our own seeder with encryption disabled: a require leecher cannot
     // connect and says why when it gives up.
