@@ -256,7 +256,14 @@ fn require_downloads_from_default_transmission() {
         "bt --encryption require from Transmission",
         torrent.to_str().unwrap(),
         out.to_str().unwrap(),
-        &["--peer", &peer, "--encryption", "require", "--timeout", "170"],
+        &[
+            "--peer",
+            &peer,
+            "--encryption",
+            "require",
+            "--timeout",
+            "170",
+        ],
     );
     leech.finish(LIMIT);
     assert_same(&data, &out.join("t.bin"));
