@@ -21,7 +21,7 @@ use crate::hex;
 use crate::metainfo::Metainfo;
 use crate::peer_source::{Learnt, Origin, PeerSource, StdinPeers, TrackerPeers};
 use crate::progress::{self, ProgressLine};
-use crate::session::{Action, CloseReason, Config, Event, Session, MAX_READ};
+use crate::session::{Action, CloseReason, Config, Encryption, Event, Session, MAX_READ};
 use crate::storage::{DiskPool, Done, Job, Storage};
 use crate::verify::{self, PieceState};
 
@@ -62,6 +62,8 @@ pub struct Options {
     pub max_upload_rate: Option<u64>,
     /// Write pieces with `O_DIRECT` where the filesystem allows it.
     pub direct_io: bool,
+    /// MSE/PE: what we accept and how we connect.
+    pub encryption: Encryption,
 }
 
 struct Conn {
@@ -154,6 +156,7 @@ pub fn run(opts: Options) -> i32 {
     cfg.upload_slots = opts.upload_slots;
     cfg.seed = rng_seed;
     cfg.max_upload_rate = opts.max_upload_rate;
+    cfg.encryption = opts.encryption;
     let mut session = Session::new(
         cfg,
         info.piece_length,
@@ -715,7 +718,8 @@ impl Driver<'_> {
                     }
                     Ok(n) => {
                         budget = budget.saturating_sub(n);
-                        self.session.on_data(t, &self.read_buf[..n], now);
+                        // Decrypted in place on RC4 connections.
+                        self.session.on_data_mut(t, &mut self.read_buf[..n], now);
                         // The session may have asked to close it.
                         self.do_actions(now);
                     }
@@ -792,14 +796,17 @@ impl Driver<'_> {
                 client,
                 peer_id,
                 source,
+                encryption,
             } => {
-                log::info!("{addr}: connected ({client}, from {source})");
+                let encryption = crate::session::encryption::describe(encryption);
+                log::info!("{addr}: connected ({client}, from {source}, encryption {encryption})");
                 self.out.emit(json!({
                     "event": "peer_connected",
                     "addr": addr.to_string(),
                     "client": client,
                     "peer_id": hex::encode(&peer_id),
                     "source": source.as_str(),
+                    "encryption": encryption,
                 }));
             }
             Event::PeerDisconnected {
