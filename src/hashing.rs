@@ -127,9 +127,11 @@ fn hash_pieces_with(
     let failed = AtomicBool::new(false);
     let threads = threads.clamp(1, count.div_ceil(per_batch));
     // One message per batch, in a bounded channel: workers wait rather than
-    // pile results up.
+    // pile results up. It holds about 256 pieces' results, as when pieces
+    // went one by one, and at least two batches per worker, so that a
+    // receiver kept off the CPU a moment does not stall the workers.
     type Message = Result<Vec<(usize, PieceRead)>, ReadError>;
-    let (tx, rx) = mpsc::sync_channel::<Message>(2 * threads);
+    let (tx, rx) = mpsc::sync_channel::<Message>((256 / per_batch).max(2 * threads));
     std::thread::scope(|scope| {
         for _ in 0..threads {
             let tx = tx.clone();
