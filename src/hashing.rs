@@ -5,9 +5,8 @@
 //! sequential while all cores hash. A worker reads its batch in chunks small
 //! enough to stay in the core's cache (the copy out of the page cache is then
 //! still there when the hash reads it) into one buffer it keeps for the whole
-//! run, hashing each chunk as it arrives, and hands over the batch's results
-//! in one message. Memory is one chunk buffer per worker, whatever the
-//! torrent's size.
+//! run, hashing each chunk as it arrives. Memory is one chunk buffer per
+//! worker, whatever the torrent's size.
 
 use std::fs::File;
 use std::io;
@@ -126,12 +125,11 @@ fn hash_pieces_with(
     let next_batch = AtomicUsize::new(0);
     let failed = AtomicBool::new(false);
     let threads = threads.clamp(1, count.div_ceil(per_batch));
-    // One message per batch, in a bounded channel: workers wait rather than
-    // pile results up. It holds about 256 pieces' results, as when pieces
-    // went one by one, and at least two batches per worker, so that a
-    // receiver kept off the CPU a moment does not stall the workers.
-    type Message = Result<Vec<(usize, PieceRead)>, ReadError>;
-    let (tx, rx) = mpsc::sync_channel::<Message>((256 / per_batch).max(2 * threads));
+    // A bounded channel: workers wait rather than pile results up. Results
+    // go one piece per message: handing a batch's results over in one
+    // message looked cheaper, but made hashing two to three times slower
+    // when other programs kept the cores busy (see docs/results/hashing).
+    let (tx, rx) = mpsc::sync_channel::<Result<(usize, PieceRead), ReadError>>(256);
     std::thread::scope(|scope| {
         for _ in 0..threads {
             let tx = tx.clone();
@@ -148,13 +146,19 @@ fn hash_pieces_with(
                         return;
                     }
                     let last = (first + per_batch).min(count);
-                    let result = worker.hash_batch(first..last, progress);
-                    if result.is_err() {
-                        failed.store(true, Ordering::Relaxed);
-                    }
-                    let stop = result.is_err();
-                    if tx.send(result).is_err() || stop {
-                        return;
+                    match worker.hash_batch(first..last, progress) {
+                        Ok(results) => {
+                            for r in results {
+                                if tx.send(Ok(r)).is_err() {
+                                    return;
+                                }
+                            }
+                        }
+                        Err(e) => {
+                            failed.store(true, Ordering::Relaxed);
+                            let _ = tx.send(Err(e));
+                            return;
+                        }
                     }
                 }
             });
@@ -163,11 +167,7 @@ fn hash_pieces_with(
         let mut first_error = None;
         for message in rx {
             match message {
-                Ok(results) => {
-                    for (index, read) in results {
-                        on_piece(index, read);
-                    }
-                }
+                Ok((index, read)) => on_piece(index, read),
                 Err(e) => {
                     first_error.get_or_insert(e);
                 }
