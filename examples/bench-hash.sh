@@ -21,10 +21,11 @@
 # Writes RESULTS_DIR/runs.csv (one row per run: round, position in the
 # round, command, wall/user/system seconds, exit code, 1-minute load),
 # RESULTS_DIR/hyperfine/round-NN.json (hyperfine's own export),
-# RESULTS_DIR/summary.csv and RESULTS_DIR/meta.json (commits, command line,
-# nproc, kernel, date, load). Prints medians with 95% bootstrap intervals and
-# ratios against `mktorrent -t 2`: "faster"/"slower" only where the
-# intervals of the medians do not overlap, "tie" otherwise.
+# RESULTS_DIR/summary.csv and summary.txt (the table printed) and
+# RESULTS_DIR/meta.json (commits, command line, nproc, kernel, date, load).
+# Prints medians (wall and CPU time) with 95% bootstrap intervals and ratios
+# against `mktorrent -t 2`: "faster"/"slower" only where the intervals of
+# the medians do not overlap, "tie" otherwise.
 set -euo pipefail
 
 cmdline="$0 $*"
@@ -205,13 +206,16 @@ cpu = {n: [x["user_s"] + x["system_s"] for x in runs if x["command"] == n] for n
 boot = {n: boot_medians(wall[n]) for n in names}
 base = "mktorrent -t 2"
 summary = []
-print(f"{env['FILE']}: {int(env['BYTES']) >> 20} MiB, pieces of {int(env['PIECE']) >> 10} KiB, "
-      f"{os.cpu_count()} cores, {env['ROUNDS']} interleaved rounds, load {env['LOAD_START'].split()[0]} -> {env['LOAD_END'].split()[0]}")
-print(f"{'command':<28} {'median s':>8} {'95% CI of median':>17} {'min':>6} {'max':>6} {'cpu s':>6} "
-      f"{'ratio':>6} {'95% CI of ratio':>15}  vs {base}")
+lines = []
+lines.append(f"{env['FILE']}: {int(env['BYTES']) >> 20} MiB, pieces of {int(env['PIECE']) >> 10} KiB, "
+             f"{os.cpu_count()} cores, {env['ROUNDS']} interleaved rounds, "
+             f"load {env['LOAD_START'].split()[0]} -> {env['LOAD_END'].split()[0]}")
+lines.append(f"{'command':<24} {'median s':>8} {'95% CI':>13} {'min':>6} {'max':>6} "
+             f"{'cpu s':>6} {'95% CI':>13} {'ratio':>6} {'95% CI':>13}  vs {base}")
 for n in names:
     med = statistics.median(wall[n])
     lo, hi = ci(boot[n])
+    clo, chi = ci(boot_medians(cpu[n]))
     ratios = sorted(a / b for a, b in zip(boot[n], rng.sample(boot[base], B)))
     rlo, rhi = ci(ratios)
     blo, bhi = ci(boot[base])
@@ -224,15 +228,23 @@ for n in names:
     else:
         verdict = "tie"
     ratio = med / statistics.median(wall[base])
-    print(f"{n:<28} {med:8.3f} {lo:8.3f}-{hi:<8.3f} {min(wall[n]):6.3f} {max(wall[n]):6.3f} "
-          f"{statistics.median(cpu[n]):6.3f} {ratio:6.3f} {rlo:7.3f}-{rhi:<7.3f}  {verdict}")
+    cmed = statistics.median(cpu[n])
+    lines.append(f"{n:<24} {med:8.3f} {lo:6.3f}-{hi:<6.3f} {min(wall[n]):6.3f} {max(wall[n]):6.3f} "
+                 f"{cmed:6.3f} {clo:6.3f}-{chi:<6.3f} {ratio:6.3f} {rlo:6.3f}-{rhi:<6.3f}  {verdict}")
     summary.append(dict(command=n, runs=len(wall[n]), median_s=round(med, 4),
                         ci95_lo_s=round(lo, 4), ci95_hi_s=round(hi, 4),
                         min_s=round(min(wall[n]), 4), max_s=round(max(wall[n]), 4),
-                        median_cpu_s=round(statistics.median(cpu[n]), 4),
+                        median_cpu_s=round(cmed, 4),
+                        cpu_ci95_lo_s=round(clo, 4), cpu_ci95_hi_s=round(chi, 4),
                         ratio_vs_mktorrent_t2=round(ratio, 4),
                         ratio_ci95_lo=round(rlo, 4), ratio_ci95_hi=round(rhi, 4),
                         verdict_vs_mktorrent_t2=verdict))
+lines.append("wall seconds: median of the runs, 95% bootstrap interval of the median, min, max;")
+lines.append("cpu s: user + system seconds; ratio: median wall / median wall of " + base + ";")
+lines.append("faster/slower only where the intervals of the two medians do not overlap.")
+print("\n".join(lines))
+with open(os.path.join(results, "summary.txt"), "w") as f:
+    f.write("\n".join(lines) + "\n")
 with open(os.path.join(results, "summary.csv"), "w", newline="") as f:
     w = csv.DictWriter(f, fieldnames=list(summary[0]))
     w.writeheader()
