@@ -82,8 +82,7 @@ impl<'a> PieceSource<'a> {
     }
 
     fn piece_size(&self, index: usize) -> u64 {
-        let start = index as u64 * self.piece_length;
-        self.piece_length.min(self.total_length - start)
+        crate::metainfo::piece_size(self.piece_length, self.total_length, index)
     }
 }
 
