@@ -25,7 +25,7 @@ use rand::Rng;
     after_help = "Exit status: 0 success (also when the swarm is empty), 1 network failure or tracker refusal, 2 usage, 3 invalid torrent.\nExample: bt-announce x.torrent | bt-fetch x.torrent -o out/"
 )]
 struct Cli {
-    /// The torrent file (`-` reads it from stdin).
+    /// The torrent file (`-` reads it from stdin), or a magnet link (its tr= trackers).
     #[arg(required_unless_present = "info_hash")]
     torrent: Option<String>,
     /// Announce this info-hash (40 hex digits) instead of a torrent's; needs --tracker or --dht.
@@ -52,7 +52,7 @@ struct Cli {
     /// Bytes downloaded so far.
     #[arg(long, default_value_t = 0, value_name = "BYTES")]
     downloaded: u64,
-    /// Bytes left to download (default: the torrent's total length; 16384 with --info-hash).
+    /// Bytes left to download (default: the torrent's total length; 16384 with --info-hash or a magnet link).
     #[arg(long, value_name = "BYTES")]
     left: Option<u64>,
     /// Limit in seconds on one exchange with one tracker.
@@ -123,6 +123,13 @@ fn usage(message: &str) -> i32 {
 fn run(cli: &Cli) -> i32 {
     let mut rng = rand::thread_rng();
     let (info_hash, torrent_trackers, total_length) = match (&cli.torrent, &cli.info_hash) {
+        (Some(link), _) if bt::magnet::is_magnet(link) => match bt::magnet::Magnet::parse(link) {
+            Ok(m) => (m.info_hash, m.tracker_tiers(), None),
+            Err(e) => {
+                log::error!("magnet link: {e}");
+                return exit::INVALID_INPUT;
+            }
+        },
         (Some(path), _) => match cli::load_torrent(path, false) {
             Ok(meta) => (meta.info_hash, meta.trackers, Some(meta.info.total_length)),
             Err(e) => {

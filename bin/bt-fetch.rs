@@ -15,11 +15,19 @@ use clap::Parser;
     version,
     about = "Download a torrent from its swarm, verify every piece, and upload to others meanwhile",
     after_help = "Peers come from stdin (JSON lines as bt-announce prints them, or IP:PORT lines), \
-from --peer, or from the torrent's trackers with --announce."
+from --peer, or from the torrent's trackers with --announce. A magnet link's trackers (tr=) \
+and peers (x.pe=) are used without asking."
 )]
 struct Cli {
-    /// The torrent file (`-` is not allowed: stdin carries peers).
+    /// The torrent file, or a magnet link (`magnet:?xt=urn:btih:…`); `-` is
+    /// not allowed: stdin carries peers.
     torrent: String,
+    /// Write the .torrent file (rebuilt from a magnet link's metadata) here.
+    #[arg(long, value_name = "FILE")]
+    save_torrent: Option<PathBuf>,
+    /// Stop once the metadata is fetched (with --save-torrent).
+    #[arg(long)]
+    metadata_only: bool,
     /// Folder to download into (the torrent's name is created inside it).
     #[arg(short, long, default_value = ".")]
     output: PathBuf,
@@ -85,14 +93,35 @@ fn run(cli: Cli) -> i32 {
         log::error!("the torrent must be a file: stdin is read for peers");
         return exit::USAGE;
     }
-    let meta = match cli::load_torrent(&cli.torrent, false) {
-        Ok(m) => m,
-        Err(e) => {
-            log::error!("{e}");
-            return e.exit_code();
+    let input = if bt::magnet::is_magnet(&cli.torrent) {
+        match bt::magnet::Magnet::parse(&cli.torrent) {
+            Ok(m) => bt::fetch::Input::Magnet(m),
+            Err(e) => {
+                log::error!("magnet link: {e}");
+                return exit::INVALID_INPUT;
+            }
+        }
+    } else {
+        match cli::load_torrent(&cli.torrent, false) {
+            Ok(m) => bt::fetch::Input::Torrent(Box::new(m)),
+            Err(e) => {
+                log::error!("{e}");
+                return e.exit_code();
+            }
         }
     };
-    if cli.announce && meta.trackers.is_empty() {
+    let (no_trackers, link_peers) = match &input {
+        bt::fetch::Input::Torrent(m) => (m.trackers.is_empty(), false),
+        bt::fetch::Input::Magnet(m) => (m.trackers.is_empty(), !m.peers.is_empty()),
+    };
+    if cli.metadata_only && cli.save_torrent.is_none() {
+        log::error!("--metadata-only needs --save-torrent FILE");
+        return exit::USAGE;
+    }
+    // A magnet link's trackers are announced to without --announce: they
+    // are where its peers come from.
+    let announce = cli.announce || matches!(&input, bt::fetch::Input::Magnet(_)) && !no_trackers;
+    if cli.announce && no_trackers {
         log::error!(
             "--announce: {} names no tracker; give peers on stdin or with --peer IP:PORT",
             cli.torrent
@@ -107,7 +136,13 @@ fn run(cli: Cli) -> i32 {
     }
     let stdin_tty = bt::fetch::stdin_is_tty();
     let stdin_peers = !stdin_tty;
-    if cli.peers.is_empty() && !cli.announce && stdin_tty && !cli.seed && cli.seed_ratio.is_none() {
+    if cli.peers.is_empty()
+        && !link_peers
+        && !announce
+        && stdin_tty
+        && !cli.seed
+        && cli.seed_ratio.is_none()
+    {
         log::error!(
             "no peers: pipe them on stdin (bt-announce --follow {t} | bt-fetch {t}), \
              give --peer IP:PORT, or use --announce",
@@ -117,7 +152,9 @@ fn run(cli: Cli) -> i32 {
     }
     let threads = bt::hashing::default_threads();
     bt::fetch::run(bt::fetch::Options {
-        meta,
+        input,
+        save_torrent: cli.save_torrent,
+        metadata_only: cli.metadata_only,
         output: cli.output,
         listen: SocketAddr::new(cli.bind, cli.listen),
         peers: cli.peers,
@@ -133,7 +170,7 @@ fn run(cli: Cli) -> i32 {
         disk_threads: 2,
         hash_threads: threads,
         rng_seed: cli.rng_seed,
-        announce: cli.announce,
+        announce,
         max_upload_rate: cli.max_upload_rate.filter(|&r| r > 0),
         direct_io: !cli.buffered_writes,
         encryption: cli.encryption.parse().expect("clap checked the mode"),

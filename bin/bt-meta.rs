@@ -28,7 +28,7 @@ struct Cli {
 enum Command {
     /// Print one JSON object per torrent (JSON lines for several).
     Info {
-        /// Torrent files; `-` reads one from stdin.
+        /// Torrent files or magnet links; `-` reads one torrent from stdin.
         #[arg(required = true)]
         files: Vec<String>,
         /// Add the piece hashes (hex) as "pieces".
@@ -155,6 +155,22 @@ fn print_json(value: &serde_json::Value, pretty: bool) -> std::io::Result<()> {
 fn info(files: &[String], pieces: bool, strict: bool, pretty: bool) -> i32 {
     let mut code = exit::OK;
     for path in files {
+        if bt::magnet::is_magnet(path) {
+            match bt::magnet::Magnet::parse(path) {
+                Ok(m) => {
+                    let mut json = m.to_json();
+                    json["source"] = "magnet".into();
+                    if print_json(&json, pretty).is_err() {
+                        return exit::OK;
+                    }
+                }
+                Err(e) => {
+                    log::error!("magnet link: {e}");
+                    code = code.max(exit::INVALID_INPUT);
+                }
+            }
+            continue;
+        }
         match cli::load_torrent(path, strict) {
             Ok(meta) => {
                 for w in &meta.warnings {

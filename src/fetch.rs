@@ -18,11 +18,16 @@ use serde_json::json;
 use crate::announcer::{Announcer, Stats};
 use crate::exit;
 use crate::hex;
+use crate::magnet::Magnet;
 use crate::metainfo::Metainfo;
 use crate::peer_source::{Learnt, Origin, PeerSource, StdinPeers, TrackerPeers};
+use crate::pex::Pex;
 use crate::progress::{self, ProgressLine};
-use crate::session::{Action, CloseReason, Config, Encryption, Event, Session, MAX_READ};
+use crate::session::{
+    Action, CloseReason, Config, Encryption, Event, Extension, Session, MAX_READ,
+};
 use crate::storage::{DiskPool, Done, Job, Storage};
+use crate::ut_metadata::{MetadataSlot, UtMetadata};
 use crate::verify::{self, PieceState};
 
 const LISTENER: Token = Token(usize::MAX - 1);
@@ -40,8 +45,19 @@ const PROGRESS_REDRAW: Duration = Duration::from_millis(200);
 /// out before bt-fetch exits.
 const LINGER: Duration = Duration::from_millis(50);
 
+/// What to download.
+pub enum Input {
+    Torrent(Box<Metainfo>),
+    /// The info dictionary is fetched from peers first (BEP 9).
+    Magnet(Magnet),
+}
+
 pub struct Options {
-    pub meta: Metainfo,
+    pub input: Input,
+    /// Write the `.torrent` (rebuilt from a magnet link's metadata) here.
+    pub save_torrent: Option<PathBuf>,
+    /// Stop once the metadata is fetched (and saved).
+    pub metadata_only: bool,
     pub output: PathBuf,
     pub listen: SocketAddr,
     pub peers: Vec<SocketAddr>,
@@ -90,6 +106,18 @@ impl Output {
 
 pub use crate::peer_source::parse_peer_line;
 
+/// The BEP 10 extensions a session for a torrent with metadata runs:
+/// `ut_metadata` serving its info dictionary, and `ut_pex` unless the
+/// torrent is private (BEP 27).
+pub fn torrent_extensions(meta: &Metainfo) -> Vec<Box<dyn Extension>> {
+    let info = Arc::new(meta.info_bytes.clone());
+    let mut v: Vec<Box<dyn Extension>> = vec![Box::new(UtMetadata::serving(meta.info_hash, info))];
+    if !meta.info.private {
+        v.push(Box::new(Pex::new()));
+    }
+    v
+}
+
 /// Whether stdin is a terminal (then it is not read for peers).
 pub fn stdin_is_tty() -> bool {
     // SAFETY: isatty only inspects the descriptor.
@@ -97,15 +125,168 @@ pub fn stdin_is_tty() -> bool {
 }
 
 /// Runs a download (and seeding); returns the exit code.
-pub fn run(opts: Options) -> i32 {
+///
+/// For a magnet link, a first phase runs a session in
+/// [`Phase::AwaitingMetadata`](crate::session::Phase) with `ut_metadata`
+/// fetching the info dictionary (peers from the link, `--peer`, stdin
+/// and its trackers, all kept for later). Once verified, that session
+/// closes its connections and the download proceeds as from a `.torrent`:
+/// a new session over the same listener, announcer and peer sources, with
+/// every address the first one knew (the connections are made again).
+pub fn run(mut opts: Options) -> i32 {
     crate::signals::install_stop_handlers();
     let started = Instant::now();
     let out = Output { json: opts.json };
-    let info = &opts.meta.info;
     let mut rng_seed = opts.rng_seed.unwrap_or_else(rand::random);
     let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(rng_seed);
     rng_seed = rng_seed.wrapping_add(1);
     let peer_id = crate::wire::make_peer_id(&mut rng);
+    let (info_hash, trackers) = match &opts.input {
+        Input::Torrent(m) => (m.info_hash, m.trackers.clone()),
+        Input::Magnet(m) => {
+            for p in &m.peers {
+                if !opts.peers.contains(p) {
+                    opts.peers.push(*p);
+                }
+            }
+            (m.info_hash, m.tracker_tiers())
+        }
+    };
+
+    let listener = match TcpListener::bind(opts.listen) {
+        Ok(l) => l,
+        Err(e) => {
+            log::error!(
+                "cannot listen on {}: {e} (choose another --listen port)",
+                opts.listen
+            );
+            return exit::FAILURE;
+        }
+    };
+    let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
+    let poll = match Poll::new() {
+        Ok(p) => p,
+        Err(e) => {
+            log::error!("cannot create the event loop: {e}");
+            return exit::FAILURE;
+        }
+    };
+    let waker = Arc::new(Waker::new(poll.registry(), WAKER).expect("waker"));
+    let mut listener = listener;
+    poll.registry()
+        .register(&mut listener, LISTENER, Interest::READABLE)
+        .expect("register listener");
+    let mut sources: Vec<Box<dyn PeerSource>> = Vec::new();
+    if opts.stdin_peers {
+        let w = waker.clone();
+        sources.push(Box::new(StdinPeers::spawn(Arc::new(move || {
+            let _ = w.wake();
+        }))));
+    }
+    let stats = Arc::new(Stats::default());
+    let (report_tx, report_rx) = mpsc::channel();
+    if opts.announce {
+        sources.push(Box::new(TrackerPeers { reports: report_rx }));
+    }
+    let announcer = if opts.announce {
+        let w = waker.clone();
+        // Unknown until the metadata is here: not a seed.
+        stats.left.store(1, Ordering::Relaxed);
+        Some(Announcer::start(
+            trackers,
+            info_hash,
+            peer_id,
+            port,
+            stats.clone(),
+            report_tx,
+            Arc::new(move || {
+                let _ = w.wake();
+            }),
+            rng_seed.wrapping_add(1),
+        ))
+    } else {
+        None
+    };
+    let net = Net {
+        poll,
+        listener,
+        sources,
+        announcer,
+        stats,
+        stdin_peers: 0,
+        stdin_ended: false,
+        known: Vec::new(),
+    };
+    let mut cfg = Config::new(info_hash, peer_id);
+    cfg.listen_port = port;
+    cfg.max_peers = opts.max_peers;
+    cfg.max_buffer_bytes = opts.max_buffer;
+    cfg.upload_slots = opts.upload_slots;
+    cfg.seed = rng_seed;
+    cfg.max_upload_rate = opts.max_upload_rate;
+    cfg.encryption = opts.encryption;
+
+    let input = std::mem::replace(&mut opts.input, Input::Magnet(empty_magnet()));
+    // The torrent, and its file as --save-torrent writes it.
+    let (meta, mut net, file) = match input {
+        Input::Torrent(meta) => {
+            let file = crate::magnet::torrent_file(&meta.info_bytes, &meta.trackers);
+            (*meta, net, file)
+        }
+        Input::Magnet(magnet) => {
+            out.emit(json!({
+                "event": "listening",
+                "port": port,
+                "peer_id": hex::encode(&peer_id),
+                "info_hash": magnet.info_hash_hex(),
+                "name": magnet.name,
+                "metadata": false,
+            }));
+            if opts.progress {
+                progress::with_line_cleared(|| {
+                    eprintln!(
+                        "bt-fetch: listening on port {port}, peer id {}; fetching the metadata",
+                        String::from_utf8_lossy(&peer_id)
+                    )
+                });
+            }
+            match fetch_metadata(&magnet, cfg.clone(), net, &opts, &out, started) {
+                Ok((meta, net)) => {
+                    let meta = *meta;
+                    out.emit(json!({
+                        "event": "metadata",
+                        "info_hash": meta.info_hash_hex(),
+                        "name": meta.info.name_lossy(),
+                        "size": meta.info.total_length,
+                        "pieces": meta.info.piece_count(),
+                        "private": meta.info.private,
+                        "seconds": (started.elapsed().as_secs_f64() * 1000.0).round() / 1000.0,
+                    }));
+                    let file = magnet.torrent_bytes(&meta.info_bytes);
+                    (meta, net, file)
+                }
+                Err(code) => return code,
+            }
+        }
+    };
+    if let Some(path) = &opts.save_torrent {
+        if let Err(e) = std::fs::write(path, file) {
+            log::error!("cannot write {}: {e}", path.display());
+            if let Some(mut a) = net.announcer.take() {
+                a.stop();
+            }
+            return exit::LOCAL_IO;
+        }
+        log::info!("torrent saved to {}", path.display());
+    }
+    if opts.metadata_only {
+        if let Some(mut a) = net.announcer.take() {
+            a.stop();
+        }
+        out.emit(json!({"event": "done", "status": "ok", "metadata_only": true}));
+        return exit::OK;
+    }
+    let info = &meta.info;
 
     if let Err(e) = std::fs::create_dir_all(&opts.output) {
         log::error!(
@@ -137,38 +318,26 @@ pub fn run(opts: Options) -> i32 {
         );
     }
 
-    let listener = match TcpListener::bind(opts.listen) {
-        Ok(l) => l,
-        Err(e) => {
-            log::error!(
-                "cannot listen on {}: {e} (choose another --listen port)",
-                opts.listen
-            );
-            return exit::FAILURE;
-        }
-    };
-    let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
-
-    let mut cfg = Config::new(opts.meta.info_hash, peer_id);
-    cfg.listen_port = port;
-    cfg.max_peers = opts.max_peers;
-    cfg.max_buffer_bytes = opts.max_buffer;
-    cfg.upload_slots = opts.upload_slots;
-    cfg.seed = rng_seed;
-    cfg.max_upload_rate = opts.max_upload_rate;
-    cfg.encryption = opts.encryption;
     let mut session = Session::new(
         cfg,
         info.piece_length,
         info.total_length,
         info.piece_count(),
     );
+    for e in torrent_extensions(&meta) {
+        session.register_extension(e);
+    }
     for (i, s) in report.pieces.iter().enumerate() {
         if *s == PieceState::Good {
             session.set_have(i);
         }
     }
     drop(report);
+    net.stats.left.store(
+        info.total_length
+            .saturating_sub(session.picker().bytes_verified()),
+        Ordering::Relaxed,
+    );
 
     if opts.progress {
         progress::with_line_cleared(|| {
@@ -182,7 +351,7 @@ pub fn run(opts: Options) -> i32 {
         "event": "listening",
         "port": port,
         "peer_id": hex::encode(&peer_id),
-        "info_hash": opts.meta.info_hash_hex(),
+        "info_hash": meta.info_hash_hex(),
         "name": info.name_lossy(),
         "size": info.total_length,
         "pieces": info.piece_count(),
@@ -196,19 +365,6 @@ pub fn run(opts: Options) -> i32 {
         return exit::FAILURE;
     }
 
-    let poll = match Poll::new() {
-        Ok(p) => p,
-        Err(e) => {
-            log::error!("cannot create the event loop: {e}");
-            return exit::FAILURE;
-        }
-    };
-    let waker = Arc::new(Waker::new(poll.registry(), WAKER).expect("waker"));
-    let mut listener = listener;
-    poll.registry()
-        .register(&mut listener, LISTENER, Interest::READABLE)
-        .expect("register listener");
-
     let (done_tx, done_rx) = mpsc::channel::<Done>();
     let w = waker.clone();
     let mut disk = DiskPool::start(
@@ -219,63 +375,21 @@ pub fn run(opts: Options) -> i32 {
             let _ = w.wake();
         }),
     );
-    let mut sources: Vec<Box<dyn PeerSource>> = Vec::new();
-    if opts.stdin_peers {
-        let w = waker.clone();
-        sources.push(Box::new(StdinPeers::spawn(Arc::new(move || {
-            let _ = w.wake();
-        }))));
-    }
     for p in &opts.peers {
         session.add_candidate(*p, Origin::CommandLine);
     }
-
-    let stats = Arc::new(Stats::default());
-    let (report_tx, report_rx) = mpsc::channel();
-    if opts.announce {
-        sources.push(Box::new(TrackerPeers { reports: report_rx }));
+    for (a, o) in std::mem::take(&mut net.known) {
+        session.add_candidate(a, o);
     }
-    let announcer = if opts.announce {
-        let w = waker.clone();
-        Some(Announcer::start(
-            opts.meta.trackers.clone(),
-            opts.meta.info_hash,
-            peer_id,
-            port,
-            stats.clone(),
-            report_tx,
-            Arc::new(move || {
-                let _ = w.wake();
-            }),
-            rng_seed.wrapping_add(1),
-        ))
-    } else {
-        None
-    };
-    let mut driver = Driver {
-        announcer,
-        sources,
-        learnt: Vec::new(),
-        stats,
-        total: info.total_length,
-        poll,
-        listener,
-        conns: Vec::new(),
-        free: Vec::new(),
+    let mut driver = Driver::new(
+        net,
         session,
-        disk: &disk,
-        out: &out,
-        read_buf: vec![0u8; READ_BUFFER],
-        buf_pool: Vec::new(),
-        fatal: None,
-        reason: None,
-        storage: storage.clone(),
-        completed_at: None,
+        Some(&disk),
+        Some(storage.clone()),
+        &out,
         done_rx,
-        stdin_peers: 0,
-        stdin_ended: false,
-        tokens: Vec::new(),
-    };
+        info.total_length,
+    );
     if driver.session.is_complete() {
         driver.completed_at = Some(Instant::now());
     }
@@ -321,6 +435,105 @@ pub fn run(opts: Options) -> i32 {
     code
 }
 
+fn empty_magnet() -> Magnet {
+    Magnet {
+        info_hash: [0; 20],
+        name: None,
+        trackers: Vec::new(),
+        peers: Vec::new(),
+    }
+}
+
+/// What outlives a session: the event loop and listener, the peer sources,
+/// the announcer, and (between phases) the addresses known.
+struct Net {
+    poll: Poll,
+    listener: TcpListener,
+    sources: Vec<Box<dyn PeerSource>>,
+    announcer: Option<Announcer>,
+    stats: Arc<Stats>,
+    stdin_peers: usize,
+    stdin_ended: bool,
+    known: Vec<(SocketAddr, Origin)>,
+}
+
+/// The metadata phase: a session awaiting the metadata, with
+/// `ut_metadata` fetching, until the info dictionary is verified (and
+/// parses); then its connections are closed and what it learnt is handed
+/// back. `Err` carries the exit code.
+fn fetch_metadata(
+    magnet: &Magnet,
+    cfg: Config,
+    net: Net,
+    opts: &Options,
+    out: &Output,
+    started: Instant,
+) -> Result<(Box<Metainfo>, Net), i32> {
+    let slot = MetadataSlot::default();
+    let mut session = Session::awaiting_metadata(cfg);
+    session.register_extension(Box::new(UtMetadata::fetching(
+        magnet.info_hash,
+        slot.clone(),
+    )));
+    for p in &opts.peers {
+        session.add_candidate(*p, Origin::CommandLine);
+    }
+    // No disk work in this phase: the channel stays empty.
+    let (_done_tx, done_rx) = mpsc::channel::<Done>();
+    let mut driver = Driver::new(net, session, None, None, out, done_rx, 0);
+    driver.metadata = Some(slot.clone());
+    let code = driver.run_loop(opts, started);
+    let reason = driver.reason.take();
+    let now = Instant::now();
+    let known: Vec<(SocketAddr, Origin)> = driver
+        .session
+        .known_peers()
+        .into_iter()
+        .filter(|(_, o)| *o != Origin::Incoming)
+        .collect();
+    driver.session.shutdown(now);
+    driver.do_actions(now);
+    let mut net = driver.into_net();
+    net.known = known;
+    let Some(bytes) = slot.take() else {
+        if let Some(mut a) = net.announcer.take() {
+            a.stop();
+        }
+        let mut done = json!({"event": "done", "status": "failed", "metadata": false});
+        if let Some(why) = reason {
+            done["reason"] = why.into();
+        }
+        out.emit(done);
+        return Err(if code == exit::OK {
+            exit::FAILURE
+        } else {
+            code
+        });
+    };
+    let torrent = magnet.torrent_bytes(&bytes);
+    match Metainfo::from_bytes(&torrent) {
+        Ok(mut meta) => {
+            if meta.info.name_missing {
+                let fallback = magnet
+                    .name
+                    .clone()
+                    .unwrap_or_else(|| magnet.info_hash_hex());
+                meta.info.set_fallback_name(fallback.as_bytes());
+            }
+            Ok((Box::new(meta), net))
+        }
+        Err(e) => {
+            // It hashes to the info-hash, so the link names a torrent we
+            // cannot read: no other peer will have a better one.
+            log::error!("the metadata matches the info-hash but is not a valid torrent: {e}");
+            if let Some(mut a) = net.announcer.take() {
+                a.stop();
+            }
+            Err(exit::INVALID_INPUT)
+        }
+    }
+}
+
 struct Driver<'a> {
     announcer: Option<Announcer>,
     sources: Vec<Box<dyn PeerSource>>,
@@ -332,7 +545,10 @@ struct Driver<'a> {
     conns: Vec<Option<Conn>>,
     free: Vec<usize>,
     session: Session,
-    disk: &'a DiskPool,
+    /// None while fetching the metadata (no piece to hash, write or read).
+    disk: Option<&'a DiskPool>,
+    /// While fetching the metadata: where it lands (the loop ends then).
+    metadata: Option<MetadataSlot>,
     out: &'a Output,
     read_buf: Vec<u8>,
     buf_pool: Vec<Vec<u8>>,
@@ -340,7 +556,8 @@ struct Driver<'a> {
     fatal: Option<(i32, String)>,
     /// Why the run ended, when it did not succeed (the `done` event's `reason`).
     reason: Option<String>,
-    storage: Arc<Storage>,
+    /// None while fetching the metadata.
+    storage: Option<Arc<Storage>>,
     completed_at: Option<Instant>,
     done_rx: Receiver<Done>,
     stdin_peers: usize,
@@ -348,12 +565,63 @@ struct Driver<'a> {
     tokens: Vec<usize>,
 }
 
-impl Driver<'_> {
+impl<'a> Driver<'a> {
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        net: Net,
+        session: Session,
+        disk: Option<&'a DiskPool>,
+        storage: Option<Arc<Storage>>,
+        out: &'a Output,
+        done_rx: Receiver<Done>,
+        total: u64,
+    ) -> Driver<'a> {
+        Driver {
+            announcer: net.announcer,
+            sources: net.sources,
+            learnt: Vec::new(),
+            stats: net.stats,
+            total,
+            poll: net.poll,
+            listener: net.listener,
+            conns: Vec::new(),
+            free: Vec::new(),
+            session,
+            disk,
+            metadata: None,
+            out,
+            read_buf: vec![0u8; READ_BUFFER],
+            buf_pool: Vec::new(),
+            fatal: None,
+            reason: None,
+            storage,
+            completed_at: None,
+            done_rx,
+            stdin_peers: net.stdin_peers,
+            stdin_ended: net.stdin_ended,
+            tokens: Vec::new(),
+        }
+    }
+
+    /// Gives back what outlives the session (the connections are dropped).
+    fn into_net(self) -> Net {
+        Net {
+            poll: self.poll,
+            listener: self.listener,
+            sources: self.sources,
+            announcer: self.announcer,
+            stats: self.stats,
+            stdin_peers: self.stdin_peers,
+            stdin_ended: self.stdin_ended,
+            known: Vec::new(),
+        }
+    }
+
     fn run_loop(&mut self, opts: &Options, started: Instant) -> i32 {
         let mut events = Events::with_capacity(1024);
         let mut next_report = Instant::now() + Duration::from_secs(1);
         let mut line = ProgressLine::new(opts.progress);
-        let total = opts.meta.info.total_length;
+        let total = self.total;
         let leaves_when_done = !opts.seed && opts.seed_ratio.is_none();
         loop {
             let busy = self
@@ -425,6 +693,10 @@ impl Driver<'_> {
             self.do_actions(now);
             self.write_pass(now);
             self.do_actions(now);
+            if self.metadata.as_ref().is_some_and(|m| m.is_ready()) {
+                line.clear();
+                return exit::OK;
+            }
             let no_source = self.stdin_ended
                 && self.stdin_peers == 0
                 && opts.peers.is_empty()
@@ -457,6 +729,25 @@ impl Driver<'_> {
                 self.reason = Some("interrupted by a signal".into());
                 return exit::FAILURE;
             }
+            if self.metadata.is_some() {
+                if line.enabled() {
+                    line.draw(
+                        &format!("fetching the metadata  peers {}", self.session.peer_count()),
+                        false,
+                    );
+                }
+                if opts.timeout.is_some_and(|t| started.elapsed() >= t) {
+                    line.clear();
+                    let why = format!(
+                        "timed out after {} s without the metadata (no peer sent it)",
+                        opts.timeout.unwrap_or_default().as_secs()
+                    );
+                    log::error!("{why}");
+                    self.reason = Some(why);
+                    return exit::FAILURE;
+                }
+                continue;
+            }
             let totals = self.session.totals();
             let have = self.session.picker().bytes_verified();
             self.stats
@@ -470,7 +761,7 @@ impl Driver<'_> {
                 .store(self.total.saturating_sub(have), Ordering::Relaxed);
             if now >= next_report {
                 next_report = now + Duration::from_secs(1);
-                if let Some(path) = self.storage.vanished_file() {
+                if let Some(path) = self.storage.as_ref().and_then(|s| s.vanished_file()) {
                     let why = format!(
                         "{} was deleted or replaced during the download",
                         path.display()
@@ -779,10 +1070,16 @@ impl Driver<'_> {
             match a {
                 Action::Connect(addr) => self.connect(addr, now),
                 Action::Close(t) => self.drop_conn(t),
-                Action::Verify { piece, buf } => self.disk.submit(Job::Piece { piece, buf }),
+                Action::Verify { piece, buf } => {
+                    if let Some(disk) = self.disk {
+                        disk.submit(Job::Piece { piece, buf });
+                    }
+                }
                 Action::Read(read) => {
-                    let buf = self.buf_pool.pop().unwrap_or_default();
-                    self.disk.submit(Job::Read { read, buf });
+                    if let Some(disk) = self.disk {
+                        let buf = self.buf_pool.pop().unwrap_or_default();
+                        disk.submit(Job::Read { read, buf });
+                    }
                 }
                 Action::Event(e) => self.event(e),
             }

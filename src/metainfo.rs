@@ -217,6 +217,9 @@ impl Info {
 pub struct Metainfo {
     pub info: Info,
     pub info_hash: [u8; 20],
+    /// The info dictionary's bytes exactly as in the file (what the
+    /// info-hash is taken over, and what `ut_metadata` serves).
+    pub info_bytes: Vec<u8>,
     /// Tracker URLs in tiers (BEP 12); a lone `announce` becomes one tier.
     pub trackers: Vec<Vec<String>>,
     pub comment: Option<String>,
@@ -303,6 +306,7 @@ impl Metainfo {
         Ok(Metainfo {
             info,
             info_hash,
+            info_bytes: info_value.raw().to_vec(),
             trackers,
             comment,
             created_by,

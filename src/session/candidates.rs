@@ -84,6 +84,25 @@ impl Candidates {
         *s >= BAN_STRIKES && self.banned.insert(addr)
     }
 
+    /// Forgets an address learnt through PEX that is still waiting in the
+    /// queue (a peer said it is gone); connected or retried ones stay.
+    pub fn forget_pex(&mut self, addr: &SocketAddr) {
+        if self.known.get(addr) != Some(&Origin::Pex) {
+            return;
+        }
+        let before = self.queue.len();
+        self.queue.retain(|a| a != addr);
+        if self.queue.len() != before {
+            self.known.remove(addr);
+        }
+    }
+
+    /// Every address known, with how we learnt of it (to carry them over
+    /// to another session).
+    pub fn known(&self) -> impl Iterator<Item = (SocketAddr, Origin)> + '_ {
+        self.known.iter().map(|(a, o)| (*a, *o))
+    }
+
     /// An outgoing connection failed or ended: retry it later, unless that
     /// is pointless or it failed too often.
     pub fn outgoing_ended(&mut self, addr: SocketAddr, reason: &CloseReason, now: Instant) {

@@ -116,7 +116,11 @@ impl Config {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
     /// Only the info-hash is known; the info dictionary (and with it the
-    /// piece geometry) is being fetched from peers (BEP 9, to come).
+    /// piece geometry) is being fetched from peers (BEP 9, by the
+    /// `ut_metadata` extension). The session has no pieces: it tells peers
+    /// it has none, ignores their bitfields and haves, and is never
+    /// complete. The driver replaces it with a full session once the info
+    /// dictionary is verified.
     AwaitingMetadata,
     /// Pieces are missing.
     Downloading,
@@ -257,6 +261,20 @@ impl Session {
         }
     }
 
+    /// A session for a magnet link: no pieces known until the metadata
+    /// arrives ([`Phase::AwaitingMetadata`]).
+    pub fn awaiting_metadata(cfg: Config) -> Self {
+        let mut s = Session::new(cfg, wire::BLOCK_LEN as u64, 0, 0);
+        s.phase = Phase::AwaitingMetadata;
+        s
+    }
+
+    /// Every peer address known (connected, queued or to retry) and how we
+    /// learnt of it: what a driver carries to the next session.
+    pub fn known_peers(&self) -> Vec<(SocketAddr, Origin)> {
+        self.candidates.known().collect()
+    }
+
     /// Replaces the choker (the classic one by default).
     pub fn set_choker(&mut self, choker: Box<dyn Choker>) {
         self.choker = choker;
@@ -289,7 +307,7 @@ impl Session {
     }
 
     pub fn is_complete(&self) -> bool {
-        self.picker.is_complete()
+        self.phase != Phase::AwaitingMetadata && self.picker.is_complete()
     }
 
     pub fn totals(&self) -> Totals {
@@ -610,7 +628,11 @@ impl Session {
                 now,
             );
         }
-        if h.fast() && have_bits.is_full() {
+        if self.phase == Phase::AwaitingMetadata {
+            if h.fast() {
+                peer.send(&wire::Message::HaveNone, now);
+            }
+        } else if h.fast() && have_bits.is_full() {
             peer.send(&wire::Message::HaveAll, now);
         } else if h.fast() && have_bits.count() == 0 {
             peer.send(&wire::Message::HaveNone, now);

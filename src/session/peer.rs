@@ -573,6 +573,9 @@ impl Peer {
                 self.requests_in.retain(|r| *r != cancelled);
                 PeerEvent::Handled
             }
+            // No pieces known yet (awaiting the metadata): nothing to
+            // record.
+            Message::Have(_) | Message::Bitfield(_) if n == 0 => PeerEvent::Handled,
             Message::Have(i) => {
                 if i as usize >= n {
                     return Err(CloseReason::Protocol(format!("have for piece {i} of {n}")));

@@ -627,3 +627,44 @@ fn poll_timeout_says_when_to_tick() {
         .iter()
         .any(|a| matches!(a, Action::Connect(x) if *x == addr(7))));
 }
+
+#[test]
+fn awaiting_metadata_has_nothing_and_ignores_piece_messages() {
+    let mut cfg = Config::new(HASH, ME);
+    cfg.seed = 1;
+    let mut s = Session::awaiting_metadata(cfg);
+    assert_eq!(s.phase(), Phase::AwaitingMetadata);
+    assert!(!s.is_complete());
+    let now = Instant::now();
+    s.on_connection(0, addr(1), true, now);
+    s.on_connected(0);
+    s.on_connection(1, addr(2), false, now);
+    // A seed (have-all) and a leecher (a bitfield and haves of its own
+    // torrent's size, which we cannot check yet).
+    let mut seed = handshake(*b"-XX0001-seedseedseed", true);
+    wire::encode(&Message::HaveAll, &mut seed);
+    s.on_data(0, &seed, now);
+    let mut leech = handshake(*b"-XX0001-leechleechle", false);
+    wire::encode(&Message::Bitfield(&[0xff, 0x80]), &mut leech);
+    wire::encode(&Message::Have(3), &mut leech);
+    s.on_data(1, &leech, now);
+    let acts = actions(&mut s);
+    assert!(!closed(&acts, 0) && !closed(&acts, 1), "{acts:?}");
+    assert_eq!(s.peer_count(), 2);
+    // We say we have nothing, and want nothing (no interest, no request).
+    let to_seed = sent(&mut s, 0);
+    assert!(
+        to_seed.iter().any(|m| matches!(m, Message::HaveNone)),
+        "{to_seed:?}"
+    );
+    assert!(!to_seed.iter().any(|m| matches!(
+        m,
+        Message::Interested | Message::Request { .. } | Message::HaveAll
+    )));
+    assert!(
+        sent(&mut s, 1).is_empty(),
+        "no bitfield to a peer without the fast extension"
+    );
+    s.tick(now + Duration::from_secs(2));
+    assert!(!closed(&actions(&mut s), 0), "two 'seeds' are not dropped");
+}

@@ -219,6 +219,19 @@ impl Fetch {
         done
     }
 
+    /// Collects the events that arrive within `limit` (no waiting for any
+    /// one in particular).
+    pub fn pump(&mut self, limit: Duration) {
+        let end = Instant::now() + limit;
+        loop {
+            let left = end.saturating_duration_since(Instant::now());
+            match self.events.recv_timeout(left) {
+                Ok(v) => self.seen.push(v),
+                Err(_) => return,
+            }
+        }
+    }
+
     pub fn events_named(&self, name: &str) -> Vec<serde_json::Value> {
         self.seen
             .iter()
