@@ -67,6 +67,11 @@ struct Cli {
     /// Peers unchoked at once (besides the optimistic unchoke).
     #[arg(long, default_value_t = 4)]
     upload_slots: usize,
+    /// Encryption (MSE/PE): allow (accept both, connect in plaintext and
+    /// retry with MSE), prefer (connect with MSE, retry in plaintext),
+    /// require (RC4-encrypted connections only), disable (plaintext only).
+    #[arg(long, value_name = "MODE", default_value = "allow", value_parser = clap::builder::PossibleValuesParser::new(bt::session::Encryption::NAMES))]
+    encryption: String,
     /// Write pieces through the page cache instead of with O_DIRECT.
     #[arg(long)]
     buffered_writes: bool,
@@ -171,5 +176,6 @@ fn run(cli: Cli) -> i32 {
         announce,
         max_upload_rate: cli.max_upload_rate.filter(|&r| r > 0),
         direct_io: !cli.buffered_writes,
+        encryption: cli.encryption.parse().expect("clap checked the mode"),
     })
 }

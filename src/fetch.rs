@@ -23,7 +23,9 @@ use crate::metainfo::Metainfo;
 use crate::peer_source::{Learnt, Origin, PeerSource, StdinPeers, TrackerPeers};
 use crate::pex::Pex;
 use crate::progress::{self, ProgressLine};
-use crate::session::{Action, CloseReason, Config, Event, Extension, Session, MAX_READ};
+use crate::session::{
+    Action, CloseReason, Config, Encryption, Event, Extension, Session, MAX_READ,
+};
 use crate::storage::{DiskPool, Done, Job, Storage};
 use crate::ut_metadata::{MetadataSlot, UtMetadata};
 use crate::verify::{self, PieceState};
@@ -76,6 +78,8 @@ pub struct Options {
     pub max_upload_rate: Option<u64>,
     /// Write pieces with `O_DIRECT` where the filesystem allows it.
     pub direct_io: bool,
+    /// MSE/PE: what we accept and how we connect.
+    pub encryption: Encryption,
 }
 
 struct Conn {
@@ -232,6 +236,7 @@ pub fn run(mut opts: Options) -> i32 {
     cfg.upload_slots = opts.upload_slots;
     cfg.seed = rng_seed;
     cfg.max_upload_rate = opts.max_upload_rate;
+    cfg.encryption = opts.encryption;
 
     let input = std::mem::replace(&mut opts.input, Input::Magnet(empty_magnet()));
     // The torrent, and its file as --save-torrent writes it.
@@ -1025,7 +1030,8 @@ impl<'a> Driver<'a> {
                     }
                     Ok(n) => {
                         budget = budget.saturating_sub(n);
-                        self.session.on_data(t, &self.read_buf[..n], now);
+                        // Decrypted in place on RC4 connections.
+                        self.session.on_data_mut(t, &mut self.read_buf[..n], now);
                         // The session may have asked to close it.
                         self.do_actions(now);
                     }
@@ -1108,14 +1114,17 @@ impl<'a> Driver<'a> {
                 client,
                 peer_id,
                 source,
+                encryption,
             } => {
-                log::info!("{addr}: connected ({client}, from {source})");
+                let encryption = crate::session::encryption::describe(encryption);
+                log::info!("{addr}: connected ({client}, from {source}, encryption {encryption})");
                 self.out.emit(json!({
                     "event": "peer_connected",
                     "addr": addr.to_string(),
                     "client": client,
                     "peer_id": hex::encode(&peer_id),
                     "source": source.as_str(),
+                    "encryption": encryption,
                 }));
             }
             Event::PeerDisconnected {

@@ -17,10 +17,12 @@
 //! `download` (requests, blocks, verification), `serve` (choking and
 //! answering requests), `upload` (read scheduling and rates),
 //! `candidates` (addresses, retries, bans), `split` (the seed split) and
-//! `extension` (BEP 10), and `timers` (what the clock drives). `docs/DESIGN.md` walks through them.
+//! `extension` (BEP 10), `encryption` (MSE/PE before the BitTorrent
+//! handshake), and `timers` (what the clock drives). `docs/DESIGN.md` walks through them.
 
 mod candidates;
 mod download;
+pub mod encryption;
 pub mod extension;
 pub mod peer;
 mod serve;
@@ -44,6 +46,7 @@ use peer::{Peer, PeerEvent};
 use upload::Uploads;
 
 pub use crate::peer_source::Origin;
+pub use encryption::{Encryption, Opening};
 pub use extension::{ExtContext, Extension};
 pub use peer::{BlockRequest, CloseReason, Counters, OutBuf, PeerState, Token};
 pub use upload::{UploadRead, MAX_READ};
@@ -83,6 +86,8 @@ pub struct Config {
     /// Upload rate limit in bytes/s (None: unlimited).
     pub max_upload_rate: Option<u64>,
     pub seed: u64,
+    /// MSE/PE: what we accept and how we connect.
+    pub encryption: Encryption,
 }
 
 impl Config {
@@ -102,6 +107,7 @@ impl Config {
             max_outstanding: 256,
             max_upload_rate: None,
             seed: 0,
+            encryption: Encryption::Allow,
         }
     }
 }
@@ -147,6 +153,8 @@ pub enum Event {
         client: String,
         peer_id: [u8; 20],
         source: Origin,
+        /// How the stream is protected: `None` without MSE.
+        encryption: Option<crate::mse::Method>,
     },
     PeerDisconnected {
         addr: SocketAddr,
@@ -209,6 +217,11 @@ pub struct Session {
     /// Piece contributors, by peer uid, of pieces being verified.
     verifying: BTreeMap<u32, Vec<u64>>,
     uid_addr: BTreeMap<u64, SocketAddr>,
+    /// Reused to decrypt reads handed over read-only ([`Session::on_data`]).
+    decrypt_scratch: Vec<u8>,
+    /// Why each connection ended, for tests (most are only logged).
+    #[cfg(test)]
+    closed_reasons: Vec<(Token, CloseReason)>,
 }
 
 impl Session {
@@ -242,6 +255,9 @@ impl Session {
             reads: Vec::new(),
             verifying: BTreeMap::new(),
             uid_addr: BTreeMap::new(),
+            decrypt_scratch: Vec::new(),
+            #[cfg(test)]
+            closed_reasons: Vec::new(),
         }
     }
 
@@ -328,9 +344,13 @@ impl Session {
         self.actions.pop_front()
     }
 
-    /// The bytes waiting to be sent to a peer.
+    /// The bytes waiting to be sent to a peer (encrypted, on an RC4
+    /// connection, as they are handed out).
     pub fn output(&mut self, token: Token) -> Option<&mut OutBuf> {
-        self.peers.get_mut(&token).map(|p| &mut p.out)
+        self.peers.get_mut(&token).map(|p| {
+            p.out.seal();
+            &mut p.out
+        })
     }
 
     /// Tokens of peers with bytes to send.
@@ -360,7 +380,7 @@ impl Session {
         let uid = self.next_uid;
         self.next_uid += 1;
         self.uid_addr.insert(uid, addr);
-        let mut peer = Peer::new(
+        let peer = Peer::new(
             uid,
             addr,
             outgoing,
@@ -368,13 +388,16 @@ impl Session {
             self.cfg.max_outstanding,
             now,
         );
-        // Our handshake goes first in both directions (it waits in the
-        // output until the connection is up).
-        Handshake::ours(self.cfg.info_hash, self.cfg.peer_id).encode(peer.out.vec());
         if !outgoing {
             self.candidates.note(addr, Origin::Incoming);
         }
         self.peers.insert(token, peer);
+        // Outgoing, our opening waits in the output until the connection
+        // is up. Incoming, we send nothing before the peer's first bytes
+        // say whether it speaks plaintext or MSE.
+        if outgoing {
+            self.open_outgoing(token);
+        }
     }
 
     /// An outgoing connection is established (or failed: call
@@ -400,11 +423,47 @@ impl Session {
     }
 
     /// Bytes arrived from a peer.
-    pub fn on_data(&mut self, token: Token, mut data: &[u8], now: Instant) {
+    pub fn on_data(&mut self, token: Token, data: &[u8], now: Instant) {
         let Some(peer) = self.peers.get_mut(&token) else {
             return;
         };
         peer.last_recv = now;
+        if peer.mse.is_some() || peer.state == PeerState::Negotiating {
+            self.on_negotiation_data(token, data, now);
+        } else if let Some(decrypt) = &mut peer.decrypt {
+            let mut clear = std::mem::take(&mut self.decrypt_scratch);
+            clear.clear();
+            clear.extend_from_slice(data);
+            decrypt.apply(&mut clear);
+            self.on_stream(token, &clear, now);
+            self.decrypt_scratch = clear;
+        } else {
+            self.on_stream(token, data, now);
+        }
+    }
+
+    /// Bytes arrived from a peer, in a buffer the session may overwrite:
+    /// an RC4 connection decrypts them in place, without a copy.
+    pub fn on_data_mut(&mut self, token: Token, data: &mut [u8], now: Instant) {
+        let Some(peer) = self.peers.get_mut(&token) else {
+            return;
+        };
+        if peer.mse.is_some() || peer.state == PeerState::Negotiating {
+            self.on_data(token, data, now);
+            return;
+        }
+        peer.last_recv = now;
+        if let Some(decrypt) = &mut peer.decrypt {
+            decrypt.apply(data);
+        }
+        self.on_stream(token, data, now);
+    }
+
+    /// Clear BitTorrent-stream bytes: handshake and message framing.
+    fn on_stream(&mut self, token: Token, mut data: &[u8], now: Instant) {
+        let Some(peer) = self.peers.get_mut(&token) else {
+            return;
+        };
         let mut pending = std::mem::take(&mut peer.inbuf);
         let max_len = self.max_message_len();
         // Complete a frame split across reads, one at a time.
@@ -614,6 +673,7 @@ impl Session {
             client: p.client_name(),
             peer_id: h.peer_id,
             source: self.candidates.origin(&p.addr).unwrap_or(Origin::Incoming),
+            encryption: p.mse_method,
         };
         self.actions.push_back(Action::Event(ev));
     }
@@ -640,6 +700,8 @@ impl Session {
         let Some(p) = self.peers.remove(&token) else {
             return;
         };
+        #[cfg(test)]
+        self.closed_reasons.push((token, reason.clone()));
         if close {
             self.actions.push_back(Action::Close(token));
         }
@@ -669,6 +731,7 @@ impl Session {
                     client: p.client_name(),
                     peer_id: h.peer_id,
                     source: self.candidates.origin(&p.addr).unwrap_or(Origin::Incoming),
+                    encryption: p.mse_method,
                 }));
             }
             self.actions
@@ -682,7 +745,23 @@ impl Session {
             log::debug!("{}: {reason}", p.addr);
         }
         if p.outgoing {
-            self.candidates.outgoing_ended(p.addr, &reason, now);
+            // Dropped during the handshake: the next attempt uses the
+            // other opening (the first time at once). Back and forth, as
+            // a peer may have dropped us for another reason (Transmission
+            // resets connections while it checks its data, and with
+            // "encryption tolerated" it refuses MSE).
+            let switch = !p.is_established()
+                && p.state != PeerState::Connecting
+                && reason.suggests_other_opening()
+                && self.cfg.encryption.switches_opening();
+            let next = p.opening.other();
+            let retried_at_once = switch && self.candidates.switch_opening(p.addr, next);
+            if switch {
+                log::debug!("{}: {reason}; next attempt: {next:?}", p.addr);
+            }
+            if !retried_at_once {
+                self.candidates.outgoing_ended(p.addr, &reason, now);
+            }
         } else {
             self.candidates.incoming_ended(&p.addr);
         }
