@@ -650,3 +650,35 @@ fn every_fixture_magnet_round_trips_through_bt_meta() {
     }
     assert!(checked >= 5, "only {checked} fixtures");
 }
+
+#[test]
+fn magnet_download_with_encryption_required() {
+    let tmp = temp("magnet-rc4");
+    let data = single_file(&tmp.join("seed"), "e.bin", 3 << 20, 97);
+    let torrent = make_torrent(&data, &tmp.join("e.torrent"), "16K");
+    let hash = info_hash_of(&torrent);
+    let mut seeder = Fetch::local(
+        "seeder",
+        torrent.to_str().unwrap(),
+        tmp.join("seed").to_str().unwrap(),
+        &["--seed"],
+    );
+    let link = format!(
+        "magnet:?xt=urn:btih:{hash}&x.pe=127.0.0.1:{}",
+        seeder.port()
+    );
+    let out = tmp.join("leech");
+    let mut leech = Fetch::local(
+        "magnet leecher",
+        &link,
+        out.to_str().unwrap(),
+        &["--encryption", "require"],
+    );
+    leech.finish(LIMIT);
+    assert_same(&data, &out.join("e.bin"));
+    // Both phases (metadata, then pieces) went over RC4.
+    let c = leech.events_named("peer_connected");
+    assert_eq!(c.len(), 2, "{c:?}");
+    assert!(c.iter().all(|e| e["encryption"] == "rc4"), "{c:?}");
+    seeder.proc.signal(libc::SIGTERM);
+}
