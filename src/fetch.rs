@@ -60,6 +60,9 @@ pub struct Options {
     /// Announce to the torrent's trackers for peers.
     pub announce: bool,
     pub max_upload_rate: Option<u64>,
+    /// The choking strategy, by name (see [`crate::choker::by_name`]);
+    /// `classic` is the default.
+    pub strategy: String,
     /// Write pieces with `O_DIRECT` where the filesystem allows it.
     pub direct_io: bool,
 }
@@ -160,6 +163,13 @@ pub fn run(opts: Options) -> i32 {
         info.total_length,
         info.piece_count(),
     );
+    match crate::choker::by_name(&opts.strategy, info.piece_length) {
+        Some(c) => session.set_choker(c),
+        None => {
+            log::error!("unknown strategy {:?}", opts.strategy);
+            return exit::USAGE;
+        }
+    }
     for (i, s) in report.pieces.iter().enumerate() {
         if *s == PieceState::Good {
             session.set_have(i);
