@@ -16,6 +16,7 @@
 //! trusted rather than hashed.
 
 pub mod net;
+pub mod scenario;
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
