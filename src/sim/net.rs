@@ -3,8 +3,8 @@
 //! network, deterministic for a given configuration.
 //!
 //! The model:
-//! - **Time** advances in fixed steps ([`NetConfig::step`], 50 ms by
-//!   default); a session is ticked in a step only when its
+//! - **Time** advances in fixed steps ([`NetConfig::step`], 100 ms by
+//!   default, the session's own rate-limit granularity); a session is ticked in a step only when its
 //!   [`Session::poll_timeout`] has come, so idle sessions cost little.
 //! - **Capacity.** Every peer has an upload and a download rate. Each step
 //!   a peer's upload allowance (its rate times the step, fractions carried)
@@ -14,7 +14,8 @@
 //!   the receiver's download allowance. Senders take turns starting from a
 //!   rotating position, so no peer is always first.
 //! - **Latency.** Peer i sits at a distance drawn once from the seed;
-//!   bytes sent from a to b arrive (latency a + latency b) later, in order.
+//!   bytes sent from a to b arrive (latency a + latency b) later, rounded
+//!   up to whole steps (at least one), in order.
 //!   Connection set-up is immediate.
 //! - **Peers** join at their [`PeerSpec::join_at`], ask a tracker (the
 //!   simulator) for [`NetConfig::tracker_peers`] random live peers, dial
@@ -31,7 +32,7 @@
 //! only randomness is a `StdRng` seeded from [`NetConfig::seed`], so the
 //! same configuration gives the same results byte for byte.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use rand::rngs::StdRng;
@@ -76,6 +77,10 @@ pub struct NetConfig {
     pub latency_ms: (u64, u64),
     /// The run stops here even if some peers are not complete.
     pub time_limit: Duration,
+    /// The first 8 bytes of every peer id. bt's own prefix (`-BT0100-`)
+    /// turns on the seed split between bt peers; the default, a foreign
+    /// prefix, leaves it off so that peers behave like generic clients.
+    pub peer_id_prefix: [u8; 8],
     pub seed: u64,
 }
 
@@ -85,7 +90,7 @@ impl Default for NetConfig {
             peers: Vec::new(),
             size: 16 << 20,
             piece_length: 256 * 1024,
-            step: Duration::from_millis(50),
+            step: Duration::from_millis(100),
             tracker_peers: 50,
             max_peers: 80,
             upload_slots: 4,
@@ -93,6 +98,7 @@ impl Default for NetConfig {
             linger: Duration::ZERO,
             latency_ms: (5, 50),
             time_limit: Duration::from_secs(24 * 3600),
+            peer_id_prefix: *b"-SM0100-",
             seed: 1,
         }
     }
@@ -113,12 +119,19 @@ pub struct PeerResult {
     pub downloaded: u64,
 }
 
-/// Bytes on their way from one peer to another.
+/// One end of a connection.
 struct Link {
     peer: usize,
     peer_token: Token,
-    latency: Duration,
-    in_flight: VecDeque<(Instant, Vec<u8>)>,
+    /// Steps bytes take to reach the other end.
+    delay: usize,
+}
+
+/// Bytes on their way to `to`, for its connection `token`.
+struct Flight {
+    to: usize,
+    token: Token,
+    bytes: Vec<u8>,
 }
 
 struct Node {
@@ -150,6 +163,11 @@ pub struct Net {
     /// Indices of peers in the swarm now, in index order.
     live: Vec<usize>,
     scratch: Vec<Token>,
+    /// Bytes in flight, by the step they arrive in (a ring of buckets:
+    /// the bucket of step k is `k % len`).
+    flights: Vec<Vec<Flight>>,
+    /// Spent buffers, reused.
+    pool: Vec<Vec<u8>>,
     /// Finished peers, in the order they finished.
     finished: Vec<usize>,
 }
@@ -189,6 +207,8 @@ impl Net {
             })
             .collect();
         let t0 = Instant::now();
+        let step_ms = cfg.step.as_millis().max(1) as u64;
+        let ring = (2 * cfg.latency_ms.1.max(cfg.latency_ms.0)).div_ceil(step_ms) as usize + 2;
         let mut info_hash = [0u8; 20];
         info_hash[..8].copy_from_slice(&cfg.seed.to_be_bytes());
         Net {
@@ -202,6 +222,8 @@ impl Net {
             steps: 0,
             live: Vec::new(),
             scratch: Vec::new(),
+            flights: (0..ring).map(|_| Vec::new()).collect(),
+            pool: Vec::new(),
             finished: Vec::new(),
             cfg,
         }
@@ -292,7 +314,7 @@ impl Net {
             if n.joined || n.spec.join_at > elapsed {
                 continue;
             }
-            let mut sc = Config::new(self.info_hash, node_peer_id(b"-BT0100-", i));
+            let mut sc = Config::new(self.info_hash, node_peer_id(&self.cfg.peer_id_prefix, i));
             sc.seed = self.cfg.seed.wrapping_mul(1_000_003).wrapping_add(i as u64);
             sc.upload_slots = self.cfg.upload_slots;
             sc.max_peers = self.cfg.max_peers;
@@ -377,7 +399,6 @@ impl Net {
     /// Moves bytes from output buffers onto links, within capacities.
     fn transmit(&mut self) {
         let dt = self.cfg.step.as_secs_f64();
-        let now = self.now;
         for &i in &self.live {
             let n = &mut self.nodes[i];
             let up = n.spec.upload as f64 * dt;
@@ -424,7 +445,7 @@ impl Net {
                 let Some(link) = self.nodes[a].links.get(&t) else {
                     continue;
                 };
-                let (b, latency) = (link.peer, link.latency);
+                let (b, bt, delay) = (link.peer, link.peer_token, link.delay);
                 let share = left / (links - k);
                 let recv = self.nodes[b].down_allowance.floor().max(0.0) as usize;
                 let take = len.min(share.max(1)).min(recv).min(left);
@@ -433,48 +454,42 @@ impl Net {
                 }
                 let s = self.nodes[a].session.as_mut().expect("live");
                 let out = s.output(t).expect("has output");
-                let bytes = out.pending()[..take].to_vec();
+                let mut bytes = self.pool.pop().unwrap_or_default();
+                bytes.clear();
+                bytes.extend_from_slice(&out.pending()[..take]);
                 out.consume(take);
                 s.on_sent(t);
                 left -= take;
                 self.nodes[a].up_allowance -= take as f64;
                 self.nodes[b].down_allowance -= take as f64;
-                if let Some(link) = self.nodes[a].links.get_mut(&t) {
-                    link.in_flight.push_back((now + latency, bytes));
-                }
+                let ring = self.flights.len();
+                self.flights[(self.steps as usize + delay) % ring].push(Flight {
+                    to: b,
+                    token: bt,
+                    bytes,
+                });
             }
             self.scratch = tokens;
         }
     }
 
-    /// Hands over the bytes whose latency has passed.
+    /// Hands over the bytes whose latency has passed (in the order they
+    /// were sent); bytes for a connection closed meanwhile are lost.
     fn deliver(&mut self) {
         let now = self.now;
-        let live = std::mem::take(&mut self.live);
-        for &a in &live {
-            let tokens: Vec<Token> = self.nodes[a]
-                .links
-                .iter()
-                .filter(|(_, l)| l.in_flight.front().is_some_and(|(t, _)| *t <= now))
-                .map(|(t, _)| *t)
-                .collect();
-            for t in tokens {
-                loop {
-                    let Some(link) = self.nodes[a].links.get_mut(&t) else {
-                        break;
-                    };
-                    if !link.in_flight.front().is_some_and(|(at, _)| *at <= now) {
-                        break;
-                    }
-                    let (_, bytes) = link.in_flight.pop_front().expect("front");
-                    let (b, bt) = (link.peer, link.peer_token);
-                    if let Some(s) = self.nodes[b].session.as_mut() {
-                        s.on_data(bt, &bytes, now);
-                    }
+        let ring = self.flights.len();
+        let bucket = std::mem::take(&mut self.flights[self.steps as usize % ring]);
+        let mut spent = Vec::with_capacity(bucket.len());
+        for f in bucket {
+            let n = &mut self.nodes[f.to];
+            if n.links.contains_key(&f.token) {
+                if let Some(s) = n.session.as_mut() {
+                    s.on_data(f.token, &f.bytes, now);
                 }
             }
+            spent.push(f.bytes);
         }
-        self.live = live;
+        self.pool.extend(spent);
     }
 
     fn run_actions(&mut self, i: usize) {
@@ -506,6 +521,9 @@ impl Net {
                         self.finished.push(i);
                     }
                 }
+                Action::Event(e @ Event::PeerDisconnected { .. }) => {
+                    log::debug!("{:.1} s: peer {i}: {e:?}", self.elapsed().as_secs_f64());
+                }
                 Action::Event(_) => {}
             }
         }
@@ -528,6 +546,8 @@ impl Net {
             return;
         };
         let latency = self.nodes[i].distance + self.nodes[j].distance;
+        let delay = (latency.as_secs_f64() / self.cfg.step.as_secs_f64()).ceil() as usize;
+        let delay = delay.clamp(1, self.flights.len() - 1);
         let ti = self.nodes[i].next_token;
         self.nodes[i].next_token += 1;
         let tj = self.nodes[j].next_token;
@@ -537,8 +557,7 @@ impl Net {
             Link {
                 peer: j,
                 peer_token: tj,
-                latency,
-                in_flight: VecDeque::new(),
+                delay,
             },
         );
         self.nodes[j].links.insert(
@@ -546,8 +565,7 @@ impl Net {
             Link {
                 peer: i,
                 peer_token: ti,
-                latency,
-                in_flight: VecDeque::new(),
+                delay,
             },
         );
         let si = self.nodes[i].session.as_mut().expect("live");
