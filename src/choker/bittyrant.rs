@@ -10,7 +10,9 @@
 //! active set the reference client would use at that rate (§3.1).
 //! Each round peers are ranked by d_p/u_p and unchoked in that order
 //! while the sum of their u_p stays within our capacity; each unchoked
-//! peer is given exactly u_p. After the round, for each peer we unchoked:
+//! peer is given exactly u_p (when every interested peer fits with
+//! capacity to spare, the rates are scaled up to fill it: excess capacity
+//! is given away, not wasted). After the round, for each peer we unchoked:
 //! if it did not reciprocate, u_p grows by [`DELTA`]; once it has
 //! reciprocated [`R`] rounds in a row, u_p shrinks by [`GAMMA`]; d_p
 //! follows the rate measured from p whenever p sends.
@@ -168,6 +170,15 @@ impl Choker for BitTyrant {
             decision.unchoke.push(token);
             decision.rates.push((token, u));
         }
+        // Every interested peer is in and capacity is left: the excess is
+        // contributed too (the paper's client gives away what reciprocation
+        // does not need, §4.1), so rates grow in proportion to fill it.
+        if sum > 0.0 && sum < cap {
+            let scale = cap / sum;
+            for r in &mut decision.rates {
+                r.1 *= scale;
+            }
+        }
         // One optimistic unchoke among the rest, at its u_p.
         let rest: Vec<Candidate> = round
             .peers
@@ -303,6 +314,10 @@ mod tests {
         let d = bt.round(&round(now, 1_000_000, &peers), &mut rng);
         assert_eq!(d.unchoke, vec![0, 1]);
         let u = bt.estimate(0).unwrap().u;
+        // Both fit with room to spare: the excess is given away, the
+        // rates (not the estimates) scaled to fill the capacity.
+        assert_eq!(d.rates.len(), 2);
+        assert!((d.rates[0].1 + d.rates[1].1 - 1_000_000.0).abs() < 1e-3);
         // Peer 0 reciprocates at 50 kB/s, peer 1 does not.
         let mut rounds = Vec::new();
         for k in 1..=R {
