@@ -45,6 +45,10 @@ struct Cli {
     seeder_capacity: u64,
     #[arg(long, value_name = "K", default_value_t = 1)]
     seed: u64,
+    /// Use bt-fetch's peer id prefix (its seed split on), to compare with
+    /// real bt-fetch processes.
+    #[arg(long, hide = true)]
+    bt_peer_ids: bool,
     /// JSON lines: one per leecher as it finishes, then a summary.
     #[arg(long)]
     json: bool,
@@ -98,6 +102,7 @@ fn run(cli: Cli) -> i32 {
         capacity,
         arrival,
         seeder_capacity: cli.seeder_capacity.max(1),
+        bt_peer_ids: cli.bt_peer_ids,
         seed: cli.seed,
     };
     let started = std::time::Instant::now();

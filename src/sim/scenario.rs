@@ -172,6 +172,9 @@ pub struct Scenario {
     pub arrival: Arrival,
     /// Upload capacity of each seeder (bytes/s).
     pub seeder_capacity: u64,
+    /// Give peers bt's own peer id prefix (turning on bt's seed split),
+    /// as real bt-fetch processes have: for the check against them.
+    pub bt_peer_ids: bool,
     pub seed: u64,
 }
 
@@ -214,13 +217,17 @@ impl Scenario {
                 seeder: true,
             });
         }
-        NetConfig {
+        let mut cfg = NetConfig {
             peers,
             size: self.size,
             piece_length: self.piece_length,
             seed: self.seed,
             ..NetConfig::default()
+        };
+        if self.bt_peer_ids {
+            cfg.peer_id_prefix = *b"-BT0100-";
         }
+        cfg
     }
 }
 
