@@ -12,7 +12,9 @@
 # tbf's burst granularity stays small against the rate), the seeder has
 # 1 MB/s. The simulator runs with bt's peer id prefix (--bt-peer-ids) so
 # that its peers use bt-fetch's seed split as the real ones do.
-# Writes docs/results/strategies/validate/{peers.csv,meta.json}.
+# Writes docs/results/strategies/validate/{peers.csv,meta.json}; the raw
+# bt-sim output and each leecher's events are kept there too.
+# SIM_EXTRA overrides the extra bt-sim flags (default --bt-peer-ids).
 # Namespaces are named btv-*; all of them, and every process started here,
 # are removed on exit.
 set -euo pipefail
@@ -42,7 +44,7 @@ trap cleanup EXIT INT TERM
 # 1. The simulated swarm (its draw of capacities is the real one's too).
 SIM_ARGS=(--peers "$N" --seeders 1 --size "$SIZE" --piece-length 256K
   --strategy-mix "$STRATEGY=1" --capacity-dist uniform:100K-400K --arrival flash
-  --seeder-capacity $SEEDER_RATE --seed "$SEED" --bt-peer-ids --json)
+  --seeder-capacity $SEEDER_RATE --seed "$SEED" ${SIM_EXTRA---bt-peer-ids} --json)
 $BIN/bt-sim "${SIM_ARGS[@]}" > "$WORK/sim.json"
 
 # 2. Content and torrent.
@@ -100,6 +102,8 @@ for p in "${PIDS[@]:1}"; do wait "$p" || true; done
 
 # 5. Compare.
 mkdir -p "$OUT"
+cp "$WORK/sim.json" "$OUT/sim.json"
+for i in $(seq 0 $(( N - 1 ))); do cp "$WORK/l$i.out" "$OUT/real-l$i.jsonl"; done
 python3 - "$WORK" "$N" "$OUT" "${SIM_ARGS[*]}" "$STRATEGY" <<'EOF'
 import json, os, statistics, subprocess, sys, time, platform
 work, n, out, sim_args, strategy = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
