@@ -626,6 +626,44 @@ mod tests {
         }
     }
 
+    /// One leecher behind one seeder: the transfer runs at the seeder's
+    /// upload rate (within 10 %), or at the leecher's download rate when
+    /// that is lower; a later joiner starts later.
+    #[test]
+    fn capacities_bound_the_transfer() {
+        let time = |seed_up: u64, down: u64| {
+            let peers = vec![
+                PeerSpec {
+                    strategy: "classic".into(),
+                    upload: seed_up,
+                    download: seed_up,
+                    join_at: Duration::ZERO,
+                    seeder: true,
+                },
+                PeerSpec {
+                    strategy: "classic".into(),
+                    upload: 10_000,
+                    download: down,
+                    join_at: Duration::from_secs(5),
+                    seeder: false,
+                },
+            ];
+            let mut net = Net::new(NetConfig {
+                peers,
+                size: 4 << 20,
+                piece_length: 256 * 1024,
+                ..Default::default()
+            });
+            net.run();
+            net.result(1).download_seconds.expect("completes")
+        };
+        let ideal = (4 << 20) as f64 / 200_000.0;
+        let t = time(200_000, 1_000_000);
+        assert!(t >= ideal && t < 1.1 * ideal, "{t} s for {ideal} s");
+        let t = time(1_000_000, 200_000);
+        assert!(t >= ideal && t < 1.1 * ideal, "{t} s for {ideal} s");
+    }
+
     #[test]
     fn same_config_same_results() {
         let run = |seed| {
