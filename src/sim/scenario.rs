@@ -347,9 +347,17 @@ mod tests {
     #[test]
     fn mix_apportions_exactly() {
         let mix = parse_mix("classic=0.9,bittyrant=0.1").unwrap();
-        let s = apportion(&mix, 25);
-        assert_eq!(s.iter().filter(|x| *x == "classic").count(), 22);
+        let s = apportion(&mix, 30);
+        assert_eq!(s.iter().filter(|x| *x == "classic").count(), 27);
         assert_eq!(s.iter().filter(|x| *x == "bittyrant").count(), 3);
+        // Remainders go to the largest fractions, ties to the first.
+        let thirds = parse_mix("classic=1,bittyrant=1,propshare=1").unwrap();
+        let s = apportion(&thirds, 10);
+        let count = |n: &str| s.iter().filter(|x| *x == n).count();
+        assert_eq!(
+            (count("classic"), count("bittyrant"), count("propshare")),
+            (4, 3, 3)
+        );
         assert!(parse_mix("tyrant=1").is_err());
         assert!(parse_mix("classic").is_err());
     }
