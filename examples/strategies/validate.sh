@@ -12,7 +12,7 @@
 # tbf's burst granularity stays small against the rate), the seeder has
 # 1 MB/s. The simulator runs with bt's peer id prefix (--bt-peer-ids) so
 # that its peers use bt-fetch's seed split as the real ones do.
-# Writes docs/results/strategies/validate/{peers.csv,meta.json}; the raw
+# Writes docs/results/strategies/validate-STRATEGY/{peers.csv,meta.json}; the raw
 # bt-sim output and each leecher's events are kept there too.
 # SIM_EXTRA overrides the extra bt-sim flags (default --bt-peer-ids).
 # Namespaces are named btv-*; all of them, and every process started here,
@@ -26,7 +26,7 @@ SEEDER_RATE=1048576
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
 BIN=$ROOT/target/release
-OUT=$ROOT/docs/results/strategies/validate
+OUT=$ROOT/docs/results/strategies/validate-$STRATEGY
 for t in ip tc python3; do command -v $t >/dev/null || { echo "validate.sh: $t missing (iproute2 / python3)" >&2; exit 1; }; done
 for b in bt-sim bt-fetch bt-meta; do [ -x $BIN/$b ] || { echo "validate.sh: $BIN/$b missing: cargo build --release" >&2; exit 1; }; done
 [ "$(id -u)" = 0 ] || { echo "validate.sh: needs root (network namespaces)" >&2; exit 1; }
