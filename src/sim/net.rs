@@ -43,6 +43,10 @@ use super::{node_addr, node_peer_id};
 use crate::choker;
 use crate::session::{Action, CloseReason, Config, Event, Origin, Session, Token};
 
+/// Spent link buffers up to this capacity are reused, at most this many.
+const POOLED_BUFFER: usize = 64 * 1024;
+const MAX_POOLED: usize = 4096;
+
 /// One simulated peer.
 #[derive(Debug, Clone)]
 pub struct PeerSpec {
@@ -489,7 +493,11 @@ impl Net {
             }
             spent.push(f.bytes);
         }
-        self.pool.extend(spent);
+        // Keep small buffers for reuse; a big one (a fast peer's step)
+        // would otherwise keep its capacity for ever in the pool.
+        self.pool
+            .extend(spent.into_iter().filter(|b| b.capacity() <= POOLED_BUFFER));
+        self.pool.truncate(MAX_POOLED);
     }
 
     fn run_actions(&mut self, i: usize) {
