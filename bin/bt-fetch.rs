@@ -64,6 +64,11 @@ struct Cli {
     /// Upload at most this many bytes per second (units K, M allowed).
     #[arg(long, value_name = "RATE", value_parser = cli::parse_size)]
     max_upload_rate: Option<u64>,
+    /// Choking strategy: classic (BEP 3), bittyrant or propshare; the
+    /// last two divide --max-upload-rate (or an estimate) among peers.
+    #[arg(long, value_name = "NAME", default_value = "classic",
+          value_parser = clap::builder::PossibleValuesParser::new(bt::choker::STRATEGIES))]
+    strategy: String,
     /// Peers unchoked at once (besides the optimistic unchoke).
     #[arg(long, default_value_t = 4)]
     upload_slots: usize,
@@ -177,5 +182,6 @@ fn run(cli: Cli) -> i32 {
         max_upload_rate: cli.max_upload_rate.filter(|&r| r > 0),
         direct_io: !cli.buffered_writes,
         encryption: cli.encryption.parse().expect("clap checked the mode"),
+        strategy: cli.strategy,
     })
 }

@@ -76,6 +76,9 @@ pub struct Options {
     /// Announce to the torrent's trackers for peers.
     pub announce: bool,
     pub max_upload_rate: Option<u64>,
+    /// The choking strategy, by name (see [`crate::choker::by_name`]);
+    /// `classic` is the default.
+    pub strategy: String,
     /// Write pieces with `O_DIRECT` where the filesystem allows it.
     pub direct_io: bool,
     /// MSE/PE: what we accept and how we connect.
@@ -338,6 +341,13 @@ pub fn run(mut opts: Options) -> i32 {
     );
     for e in torrent_extensions(&meta) {
         session.register_extension(e);
+    }
+    match crate::choker::by_name(&opts.strategy, info.piece_length) {
+        Some(c) => session.set_choker(c),
+        None => {
+            log::error!("unknown strategy {:?}", opts.strategy);
+            return exit::USAGE;
+        }
     }
     for (i, s) in report.pieces.iter().enumerate() {
         if *s == PieceState::Good {
