@@ -9,6 +9,7 @@ use rand::{Rng, RngCore, SeedableRng};
 
 use super::*;
 use crate::mse::{Method, MseError};
+use crate::wire::Handshake;
 use crate::session::{Action, Config, Event, Origin, HANDSHAKE_TIMEOUT};
 
 const HASH: [u8; 20] = [0x5a; 20];
