@@ -9,8 +9,8 @@ use rand::{Rng, RngCore, SeedableRng};
 
 use super::*;
 use crate::mse::{Method, MseError};
-use crate::wire::Handshake;
 use crate::session::{Action, Config, Event, Origin, HANDSHAKE_TIMEOUT};
+use crate::wire::Handshake;
 
 const HASH: [u8; 20] = [0x5a; 20];
 const PIECE: u64 = 32768;
