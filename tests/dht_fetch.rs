@@ -304,3 +304,80 @@ fn a_bare_magnet_link_without_dht_says_dht_would_find_peers() {
         "{stderr}"
     );
 }
+
+#[test]
+fn never_on_for_private_torrents() {
+    let tmp = temp("dht-fetch-private");
+    let data = single_file(&tmp.join("seed"), "private.bin", 1 << 20, 80);
+    let torrent = tmp.join("p.torrent");
+    run_ok(
+        common::bt_meta()
+            .args(["create", "-q", "--no-date", "--private", "-l", "64K", "-o"])
+            .arg(&torrent)
+            .arg(&data),
+    );
+    let ih = info_hash_of(&torrent);
+    let t = torrent.to_str().unwrap();
+    let mut seed = Fetch::local("seeder", t, tmp.join("seed").to_str().unwrap(), &["--seed"]);
+    let peer = format!("127.0.0.1:{}", seed.port());
+    let cache = tmp.join("cache");
+
+    // A private torrent file: --dht is refused with a warning.
+    let out = tmp.join("out1");
+    let args = [
+        "-o",
+        out.to_str().unwrap(),
+        "--bind",
+        "127.0.0.1",
+        "--peer",
+        &peer,
+        "--dht",
+        "--dht-bootstrap",
+        "127.0.0.1:9",
+        "--timeout",
+        "60",
+        "-v",
+    ];
+    let mut f = fetch("private torrent", &cache, &[&[t][..], &args].concat());
+    assert_eq!(f.finish(LIMIT)["status"], "ok");
+    assert_same(&data, &out.join("private.bin"));
+    let stderr = f.stderr_text();
+    assert!(
+        stderr.contains("the torrent is private: --dht is ignored (BEP 27)"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("dht: node"), "{stderr}");
+
+    // A magnet link: the DHT runs until the metadata says "private".
+    let link = format!("magnet:?xt=urn:btih:{ih}");
+    let out = tmp.join("out2");
+    let args = [
+        "-o",
+        out.to_str().unwrap(),
+        "--bind",
+        "127.0.0.1",
+        "--peer",
+        &peer,
+        "--dht",
+        "--dht-bootstrap",
+        "127.0.0.1:9",
+        "--timeout",
+        "60",
+        "-v",
+    ];
+    let mut f = fetch(
+        "private magnet",
+        &cache,
+        &[&[link.as_str()][..], &args].concat(),
+    );
+    assert_eq!(f.finish(LIMIT)["status"], "ok");
+    assert_same(&data, &out.join("private.bin"));
+    let stderr = f.stderr_text();
+    assert!(stderr.contains("dht: node"), "{stderr}");
+    assert!(
+        stderr.contains("the torrent is private: the DHT is stopped (BEP 27)"),
+        "{stderr}"
+    );
+    seed.proc.signal(libc::SIGTERM);
+    let _ = seed.proc.wait_exit(Duration::from_secs(10));
+}
