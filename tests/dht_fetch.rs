@@ -72,11 +72,19 @@ fn trackerless_magnet_download_then_a_warm_second_run() {
             &node,
             "--timeout",
             "110",
+            "-vv",
         ],
     );
     let done = f.finish(LIMIT);
     assert_eq!(done["status"], "ok", "{done}");
     eprintln!("trackerless download in {:?}", started.elapsed());
+    // BEP 5 port: libtorrent set the DHT bit, got our port and sent its
+    // own (its DHT runs on its listen port), which our node pinged.
+    let stderr = f.stderr_text();
+    assert!(
+        stderr.contains(&format!("dht: a peer advertises the node {seeder}")),
+        "{stderr}"
+    );
     assert_same(&data, &out.join("trackerless.bin"));
     let boot = f.events_named("dht_bootstrapped");
     assert!(
