@@ -170,7 +170,7 @@ fn run(cli: Cli) -> i32 {
         }
         log::error!(
             "no peers: pipe them on stdin (bt-announce --follow {t} | bt-fetch {t}), \
-             give --peer IP:PORT, or use --announce",
+             give --peer IP:PORT, use --announce, or --dht",
             t = cli.torrent
         );
         return exit::USAGE;
@@ -214,4 +214,13 @@ fn run(cli: Cli) -> i32 {
             d
         }),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn command_line_is_consistent() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
+    }
 }
