@@ -396,3 +396,86 @@ impl Runner {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    /// Polls `source` until `done` says so or 20 s pass.
+    fn collect(source: &mut DhtPeers, done: impl Fn(&[Learnt]) -> bool) -> Vec<Learnt> {
+        let end = Instant::now() + Duration::from_secs(20);
+        let mut all = Vec::new();
+        while !done(&all) && Instant::now() < end {
+            source.poll(&mut all);
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        all
+    }
+
+    #[test]
+    fn finds_a_stored_peer_and_starts_warm_the_second_time() {
+        let now = Instant::now();
+        let ih = [0x44; 20];
+        let peer = SocketAddrV4::new(std::net::Ipv4Addr::new(10, 0, 0, 4), 4);
+        let mut a = Driver::bind(
+            "127.0.0.1:0".parse().unwrap(),
+            Node::new(Config::default(), 1, now),
+        )
+        .unwrap();
+        a.node.store_peer(now, Id(ih), peer);
+        let a_addr = a.local_addr().unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let stop2 = stop.clone();
+        let runner = std::thread::spawn(move || {
+            let end = Instant::now() + Duration::from_secs(60);
+            while !stop2.load(Ordering::Relaxed) && Instant::now() < end {
+                a.run_until(Instant::now() + Duration::from_millis(50), |_, _| true)
+                    .unwrap();
+            }
+        });
+        let dir = std::env::temp_dir().join(format!("bt-dht-source-{}", std::process::id()));
+        let table = dir.join("dht.dat");
+        let mut opts = SourceOptions::new(ih, 7000, "127.0.0.1:0".parse().unwrap());
+        opts.bootstrap = vec![a_addr.to_string()];
+        opts.table_file = Some(table.clone());
+        opts.seed = 2;
+        let mut s = DhtPeers::start(opts.clone(), Arc::new(|| {})).unwrap();
+        assert_ne!(s.port(), 0);
+        let got = collect(&mut s, |l| {
+            l.iter().any(|x| matches!(x, Learnt::DhtPeers { .. }))
+        });
+        assert_eq!(
+            got,
+            vec![
+                Learnt::DhtBootstrapped {
+                    nodes: 1,
+                    from_saved: false
+                },
+                Learnt::Peer(SocketAddr::V4(peer)),
+                Learnt::DhtPeers { peers: 1 },
+            ]
+        );
+        drop(s);
+        assert_eq!(SavedTable::load(&table).unwrap().nodes.len(), 1);
+
+        // Warm: the bootstrap address given is dead, the saved node answers.
+        opts.bootstrap = vec!["127.0.0.1:9".into()];
+        let mut s = DhtPeers::start(opts, Arc::new(|| {})).unwrap();
+        let got = collect(&mut s, |l| {
+            l.iter().any(|x| matches!(x, Learnt::DhtPeers { .. }))
+        });
+        assert_eq!(
+            got.first(),
+            Some(&Learnt::DhtBootstrapped {
+                nodes: 1,
+                from_saved: true
+            })
+        );
+        assert!(got.contains(&Learnt::Peer(SocketAddr::V4(peer))));
+        drop(s);
+        stop.store(true, Ordering::Relaxed);
+        runner.join().unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
