@@ -15,8 +15,9 @@ use clap::Parser;
     version,
     about = "Download a torrent from its swarm, verify every piece, and upload to others meanwhile",
     after_help = "Peers come from stdin (JSON lines as bt-announce prints them, or IP:PORT lines), \
-from --peer, or from the torrent's trackers with --announce. A magnet link's trackers (tr=) \
-and peers (x.pe=) are used without asking."
+from --peer, from the torrent's trackers with --announce, or from the DHT with --dht. \
+A magnet link's trackers (tr=) and peers (x.pe=) are used without asking. The DHT routing \
+table is kept in $XDG_CACHE_HOME/bt/dht.dat (~/.cache/bt/dht.dat)."
 )]
 struct Cli {
     /// The torrent file, or a magnet link (`magnet:?xt=urn:btih:…`); `-` is
@@ -37,7 +38,16 @@ struct Cli {
     /// Announce to the torrent's trackers for peers.
     #[arg(long)]
     announce: bool,
-    /// Port to accept peers on (0: any free port).
+    /// Find peers through the DHT (BEP 5) and announce there; never for
+    /// private torrents.
+    #[arg(long)]
+    dht: bool,
+    /// A DHT node to join through when the saved table fails (repeatable;
+    /// default: the public routers).
+    #[arg(long, value_name = "HOST:PORT", requires = "dht")]
+    dht_bootstrap: Vec<String>,
+    /// Port to accept peers on (0: any free port); the DHT uses the same
+    /// UDP port when it is free.
     #[arg(long, value_name = "PORT", default_value_t = 0)]
     listen: u16,
     /// Address to listen on.
@@ -122,6 +132,12 @@ fn run(cli: Cli) -> i32 {
             !m.peers.is_empty() || !m.peer_hosts.is_empty(),
         ),
     };
+    let private = matches!(&input, bt::fetch::Input::Torrent(m) if m.info.private);
+    let dht = cli.dht && !private;
+    if cli.dht && private {
+        log::warn!("the torrent is private: --dht is ignored (BEP 27)");
+    }
+    let is_magnet = matches!(&input, bt::fetch::Input::Magnet(_));
     if cli.metadata_only && cli.save_torrent.is_none() {
         log::error!("--metadata-only needs --save-torrent FILE");
         return exit::USAGE;
@@ -147,13 +163,22 @@ fn run(cli: Cli) -> i32 {
     if cli.peers.is_empty()
         && !link_peers
         && !announce
+        && !dht
         && stdin_tty
         && !cli.seed
         && cli.seed_ratio.is_none()
     {
+        if is_magnet && no_trackers && !private {
+            log::error!(
+                "no peers: the magnet link names no tracker (tr=) and no peer (x.pe=); \
+                 --dht would find some through the DHT (or give --peer IP:PORT, or pipe \
+                 peers on stdin)"
+            );
+            return exit::USAGE;
+        }
         log::error!(
             "no peers: pipe them on stdin (bt-announce --follow {t} | bt-fetch {t}), \
-             give --peer IP:PORT, or use --announce",
+             give --peer IP:PORT, use --announce, or --dht",
             t = cli.torrent
         );
         return exit::USAGE;
@@ -183,5 +208,28 @@ fn run(cli: Cli) -> i32 {
         direct_io: !cli.buffered_writes,
         encryption: cli.encryption.parse().expect("clap checked the mode"),
         strategy: cli.strategy,
+        dht: dht.then(|| {
+            let mut d =
+                bt::dht::SourceOptions::new([0; 20], 0, SocketAddr::new(cli.bind, cli.listen));
+            d.bootstrap = if cli.dht_bootstrap.is_empty() {
+                bt::dht::DEFAULT_BOOTSTRAP
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect()
+            } else {
+                cli.dht_bootstrap.clone()
+            };
+            d.table_file = bt::dht::persist::default_path();
+            d
+        }),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn command_line_is_consistent() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
+    }
 }

@@ -83,6 +83,11 @@ pub struct Options {
     pub direct_io: bool,
     /// MSE/PE: what we accept and how we connect.
     pub encryption: Encryption,
+    /// Run a DHT node as a peer source (BEP 5). `run` fills in the
+    /// info-hash, the port to announce and the seed; a `bind` port of 0
+    /// becomes the TCP listen port. Stopped when a magnet link's
+    /// metadata says the torrent is private (BEP 27).
+    pub dht: Option<crate::dht::SourceOptions>,
 }
 
 struct Conn {
@@ -197,6 +202,28 @@ pub fn run(mut opts: Options) -> i32 {
             let _ = w.wake();
         }))));
     }
+    let mut dht_port = None;
+    if let Some(mut d) = opts.dht.clone() {
+        d.info_hash = info_hash;
+        d.announce_port = port;
+        if d.bind.port() == 0 {
+            d.bind.set_port(port);
+        }
+        d.seed = rng_seed.wrapping_add(2);
+        let w = waker.clone();
+        match crate::dht::DhtPeers::start(
+            d,
+            Arc::new(move || {
+                let _ = w.wake();
+            }),
+        ) {
+            Ok(source) => {
+                dht_port = Some(source.port());
+                sources.push(Box::new(source));
+            }
+            Err(e) => log::warn!("dht: cannot start the node: {e}; going on without it"),
+        }
+    }
     let stats = Arc::new(Stats::default());
     let (report_tx, report_rx) = mpsc::channel();
     if opts.announce {
@@ -240,6 +267,7 @@ pub fn run(mut opts: Options) -> i32 {
     cfg.seed = rng_seed;
     cfg.max_upload_rate = opts.max_upload_rate;
     cfg.encryption = opts.encryption;
+    cfg.dht_port = dht_port;
 
     let input = std::mem::replace(&mut opts.input, Input::Magnet(empty_magnet()));
     // The torrent, and its file as --save-torrent writes it.
@@ -266,8 +294,12 @@ pub fn run(mut opts: Options) -> i32 {
                 });
             }
             match fetch_metadata(&magnet, cfg.clone(), net, &opts, &out, started) {
-                Ok((meta, net)) => {
+                Ok((meta, mut net)) => {
                     let meta = *meta;
+                    if meta.info.private && cfg.dht_port.take().is_some() {
+                        log::warn!("the torrent is private: the DHT is stopped (BEP 27)");
+                        net.sources.retain(|s| s.origin() != Origin::Dht);
+                    }
                     out.emit(json!({
                         "event": "metadata",
                         "info_hash": meta.info_hash_hex(),
@@ -732,6 +764,7 @@ impl<'a> Driver<'a> {
                 && self.stdin_peers == 0
                 && opts.peers.is_empty()
                 && !opts.announce
+                && opts.dht.is_none()
                 && !opts.seed
                 && opts.seed_ratio.is_none()
                 && !self.session.is_complete();
@@ -739,7 +772,8 @@ impl<'a> Driver<'a> {
                 line.clear();
                 log::error!(
                     "no peers: stdin ended without any; pipe peers in (bt-announce --follow \
-                     x.torrent | bt-fetch x.torrent), give --peer IP:PORT, or use --announce"
+                     x.torrent | bt-fetch x.torrent), give --peer IP:PORT, use --announce, \
+                     or --dht to find peers through the DHT"
                 );
                 self.reason = Some("no peers: stdin ended without any".into());
                 return exit::USAGE;
@@ -1017,6 +1051,16 @@ impl<'a> Driver<'a> {
                         self.out
                             .emit(json!({"event": "tracker_error", "error": error}));
                     }
+                    Learnt::DhtBootstrapped { nodes, from_saved } => {
+                        self.out.emit(json!({
+                            "event": "dht_bootstrapped",
+                            "nodes": nodes,
+                            "saved_table": from_saved,
+                        }));
+                    }
+                    Learnt::DhtPeers { peers } => {
+                        self.out.emit(json!({"event": "dht_peers", "peers": peers}));
+                    }
                 }
             }
         }
@@ -1171,6 +1215,11 @@ impl<'a> Driver<'a> {
                 log::warn!("{addr}: banned after repeated hash failures");
                 self.out
                     .emit(json!({"event": "peer_banned", "addr": addr.to_string()}));
+            }
+            Event::DhtNode { addr } => {
+                for s in &mut self.sources {
+                    s.add_dht_node(addr);
+                }
             }
             Event::Complete => {
                 if let Some(a) = &self.announcer {

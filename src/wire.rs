@@ -81,6 +81,11 @@ impl Handshake {
     pub fn extended(&self) -> bool {
         self.reserved[5] & 0x10 != 0
     }
+
+    /// BEP 5: the peer runs a DHT node (and may send `port`).
+    pub fn dht(&self) -> bool {
+        self.reserved[7] & 0x01 != 0
+    }
 }
 
 /// One peer message, borrowing its payload from the input.

@@ -16,7 +16,6 @@ use std::time::Instant;
 use super::peer::{CloseReason, PeerState, Token};
 use super::Session;
 use crate::mse::{self, classify_first_bytes, FirstBytes, Policy, Progress};
-use crate::wire::Handshake;
 
 /// What we accept and how we connect (`bt-fetch --encryption`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -148,7 +147,7 @@ impl Session {
             .candidates
             .opening(&peer.addr)
             .unwrap_or(self.cfg.encryption.first_opening());
-        let ours = Handshake::ours(self.cfg.info_hash, self.cfg.peer_id);
+        let ours = self.cfg.handshake();
         let policy = self.cfg.encryption.initiator_policy();
         match (opening, policy) {
             (Opening::Mse, Some(policy)) => {
@@ -195,7 +194,7 @@ impl Session {
                 }
                 peer.opening = Opening::Plaintext;
                 peer.state = PeerState::Handshaking;
-                Handshake::ours(self.cfg.info_hash, self.cfg.peer_id).encode(peer.out.vec());
+                self.cfg.handshake().encode(peer.out.vec());
                 // The bytes read so far start the peer's handshake frame.
                 peer.inbuf = first;
                 self.on_stream(token, &data[take..], now);
@@ -245,7 +244,7 @@ impl Session {
         peer.decrypt = decrypt;
         peer.state = PeerState::Handshaking;
         if !peer.outgoing {
-            Handshake::ours(self.cfg.info_hash, self.cfg.peer_id).encode(peer.out.vec());
+            self.cfg.handshake().encode(peer.out.vec());
         }
         log::debug!(
             "{}: MSE handshake done ({:?})",

@@ -88,6 +88,10 @@ pub struct Config {
     pub seed: u64,
     /// MSE/PE: what we accept and how we connect.
     pub encryption: Encryption,
+    /// The UDP port of our DHT node (BEP 5): set, our handshake says we
+    /// run one, peers that run one too get a `port` message, and the nodes
+    /// peers advertise come back as [`Event::DhtNode`].
+    pub dht_port: Option<u16>,
 }
 
 impl Config {
@@ -108,7 +112,18 @@ impl Config {
             max_upload_rate: None,
             seed: 0,
             encryption: Encryption::Allow,
+            dht_port: None,
         }
+    }
+
+    /// Our handshake: the fast extension, BEP 10, and the DHT (BEP 5) when
+    /// we run a node.
+    pub fn handshake(&self) -> Handshake {
+        let mut h = Handshake::ours(self.info_hash, self.peer_id);
+        if self.dht_port.is_some() {
+            h.reserved[7] |= 0x01;
+        }
+        h
     }
 }
 
@@ -174,6 +189,11 @@ pub enum Event {
         addr: SocketAddr,
     },
     Complete,
+    /// A peer's DHT node (its address, the port from its BEP 5 `port`
+    /// message); only with [`Config::dht_port`] set.
+    DhtNode {
+        addr: SocketAddr,
+    },
 }
 
 /// Counters over the whole run.
@@ -587,6 +607,15 @@ impl Session {
                 self.announce(token);
             }
             PeerEvent::Extended { id, payload } => self.on_extended(token, id, payload, now),
+            PeerEvent::DhtPort(port) => {
+                if let (Some(_), Some(p)) = (self.cfg.dht_port, self.peers.get(&token)) {
+                    if port != 0 {
+                        let addr = SocketAddr::new(p.addr.ip(), port);
+                        self.actions
+                            .push_back(Action::Event(Event::DhtNode { addr }));
+                    }
+                }
+            }
         }
     }
 
@@ -649,6 +678,9 @@ impl Session {
             peer.send(&wire::Message::HaveNone, now);
         } else if have_bits.count() > 0 {
             peer.send(&wire::Message::Bitfield(have_bits.as_bytes()), now);
+        }
+        if let Some(port) = self.cfg.dht_port.filter(|_| h.dht()) {
+            peer.send(&wire::Message::Port(port), now);
         }
         if !h.extended() {
             self.announce(token);

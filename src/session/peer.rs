@@ -172,6 +172,8 @@ pub enum PeerEvent<'a> {
         id: u8,
         payload: &'a [u8],
     },
+    /// BEP 5 `port`: the UDP port of the peer's DHT node.
+    DhtPort(u16),
 }
 
 /// An exponentially smoothed rate in bytes per second.
@@ -532,10 +534,10 @@ impl Peer {
         let n = self.have.len();
         let fast = self.fast();
         let ev = match msg {
-            Message::KeepAlive
-            | Message::Port(_)
-            | Message::Suggest(_)
-            | Message::Unknown { .. } => PeerEvent::Handled,
+            Message::Port(port) => PeerEvent::DhtPort(port),
+            Message::KeepAlive | Message::Suggest(_) | Message::Unknown { .. } => {
+                PeerEvent::Handled
+            }
             Message::Choke => {
                 self.peer_choking = true;
                 // Without the fast extension a choke voids our requests.

@@ -668,3 +668,50 @@ fn awaiting_metadata_has_nothing_and_ignores_piece_messages() {
     s.tick(now + Duration::from_secs(2));
     assert!(!closed(&actions(&mut s), 0), "two 'seeds' are not dropped");
 }
+
+#[test]
+fn dht_port_message_both_ways() {
+    // Without a DHT node: no DHT bit, no port message, a peer's port ignored.
+    let t0 = Instant::now();
+    let mut s = session();
+    s.on_connection(1, addr(1), true, t0);
+    s.on_connected(1);
+    let out = s.output(1).unwrap().pending().to_vec();
+    assert_eq!(out[27] & 0x01, 0);
+    let mut hs = Handshake::ours(HASH, [1; 20]);
+    hs.reserved[7] |= 0x01;
+    let mut bytes = Vec::new();
+    hs.encode(&mut bytes);
+    s.on_data(1, &bytes, t0);
+    s.on_data(1, &bytes_of(&[Message::Port(7000)]), t0);
+    assert!(!sent(&mut s, 1)
+        .iter()
+        .any(|m| matches!(m, Message::Port(_))));
+    assert!(!actions(&mut s)
+        .iter()
+        .any(|a| matches!(a, Action::Event(Event::DhtNode { .. }))));
+
+    // With one: the DHT bit is set, a peer with the bit gets our port, a
+    // peer's port becomes a node to add; a peer without the bit gets none.
+    let mut cfg = Config::new(HASH, ME);
+    cfg.dht_port = Some(6999);
+    let mut s = Session::new(cfg, 32768, 4 * 32768, 4);
+    s.on_connection(1, addr(1), true, t0);
+    s.on_connected(1);
+    let out = s.output(1).unwrap().pending().to_vec();
+    assert_eq!(out[27] & 0x01, 0x01, "DHT bit in our handshake");
+    s.on_data(1, &bytes, t0);
+    assert!(sent(&mut s, 1).contains(&Message::Port(6999)));
+    s.on_data(1, &bytes_of(&[Message::Port(7000)]), t0);
+    let acts = actions(&mut s);
+    assert!(acts.iter().any(|a| matches!(
+        a,
+        Action::Event(Event::DhtNode { addr: a }) if *a == addr(7000)
+    )));
+    s.on_connection(2, addr(2), true, t0);
+    s.on_connected(2);
+    s.on_data(2, &handshake([2; 20], true), t0);
+    assert!(!sent(&mut s, 2)
+        .iter()
+        .any(|m| matches!(m, Message::Port(_))));
+}

@@ -10,6 +10,7 @@ use rand::{Rng, RngCore, SeedableRng};
 use super::*;
 use crate::mse::{Method, MseError};
 use crate::session::{Action, Config, Event, Origin, HANDSHAKE_TIMEOUT};
+use crate::wire::Handshake;
 
 const HASH: [u8; 20] = [0x5a; 20];
 const PIECE: u64 = 32768;
