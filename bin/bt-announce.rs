@@ -85,7 +85,7 @@ struct Cli {
     #[arg(long, value_name = "MS", hide = true)]
     udp_retransmit_base: Option<u64>,
     /// Also ask the DHT (BEP 5) for peers, and announce --port there.
-    #[arg(long, conflicts_with_all = ["follow", "scrape", "response"])]
+    #[arg(long, conflicts_with_all = ["scrape", "response"])]
     dht: bool,
     /// A DHT node to join through (repeatable; default: public routers).
     #[arg(long, value_name = "HOST:PORT", requires = "dht")]
@@ -444,9 +444,13 @@ fn stdout_closed() -> bool {
     n > 0 && fds.revents & (libc::POLLERR | libc::POLLHUP | libc::POLLNVAL) != 0
 }
 
-/// Sleeps until `until` in short slices; false when told to stop.
-fn wait_until(until: Instant) -> bool {
+/// Sleeps until `until` in short slices, calling `each_slice` after each;
+/// false when told to stop (or `each_slice` says so).
+fn wait_until(until: Instant, mut each_slice: impl FnMut() -> bool) -> bool {
     loop {
+        if !each_slice() {
+            return false;
+        }
         if bt::signals::stop_requested() {
             log::info!("stopping on a signal");
             return false;
@@ -469,6 +473,7 @@ fn follow(
     mut req: AnnounceRequest,
     opts: &TrackerOptions,
 ) -> i32 {
+    use bt::peer_source::PeerSource as _;
     use bt::tracker::schedule::{AnnounceSchedule, ScheduleConfig};
     bt::signals::install_stop_handlers();
     let mut out = Output::default();
@@ -479,8 +484,47 @@ fn follow(
         ..Default::default()
     };
     let mut schedule = AnnounceSchedule::new(config, Instant::now());
+    // With --dht, a DHT node runs beside the trackers for the whole run,
+    // looking up (and announcing) again every few minutes.
+    let mut dht = if cli.dht {
+        match dht_follow_start(cli, req.info_hash, req.port) {
+            Ok(d) => Some(d),
+            Err(e) => {
+                log::error!("dht: {e}");
+                return exit::FAILURE;
+            }
+        }
+    } else {
+        None
+    };
+    let mut dht_out = Vec::new();
+    let mut print_dht = |out: &mut Output| -> bool {
+        let Some(source) = dht.as_mut() else {
+            return true;
+        };
+        source.poll(&mut dht_out);
+        let peers: Vec<SocketAddr> = dht_out
+            .drain(..)
+            .filter_map(|l| match l {
+                bt::peer_source::Learnt::Peer(a) => Some(a),
+                bt::peer_source::Learnt::DhtPeers { peers } => {
+                    log::info!("dht: a lookup found {peers} peers");
+                    None
+                }
+                _ => None,
+            })
+            .collect();
+        print_dht_peers(out, &peers).is_ok()
+    };
+    if trackers.is_empty() {
+        // --dht alone: nothing to announce to trackers, only DHT lookups.
+        while wait_until(Instant::now() + Duration::from_secs(3600), || {
+            print_dht(&mut out)
+        }) {}
+        return exit::OK;
+    }
     while let Some(at) = schedule.poll_timeout() {
-        if !wait_until(at) {
+        if !wait_until(at, || print_dht(&mut out)) {
             break;
         }
         let Some(event) = schedule.poll_announce(Instant::now()) else {
@@ -524,6 +568,45 @@ fn follow(
 }
 
 // ---- --dht ---------------------------------------------------------------
+
+/// The DHT node of `--follow --dht`: a peer source that looks up and
+/// announces `port` periodically (see `bt::dht::DhtPeers`).
+fn dht_follow_start(
+    cli: &Cli,
+    info_hash: [u8; 20],
+    port: u16,
+) -> std::io::Result<bt::dht::DhtPeers> {
+    let mut opts =
+        bt::dht::SourceOptions::new(info_hash, port, SocketAddr::from(([0, 0, 0, 0], 0)));
+    opts.bootstrap = if cli.dht_bootstrap.is_empty() {
+        bt::dht::DEFAULT_BOOTSTRAP
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
+    } else {
+        cli.dht_bootstrap.clone()
+    };
+    opts.table_file = bt::dht::persist::default_path();
+    // The loop polls the source every 100 ms: no wake-up needed.
+    bt::dht::DhtPeers::start(opts, std::sync::Arc::new(|| {}))
+}
+
+/// Prints DHT peers not printed yet; `Err` when stdout is closed.
+fn print_dht_peers(out: &mut Output, peers: &[SocketAddr]) -> std::io::Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    for p in peers {
+        if out.printed.insert(*p) {
+            let line = DhtPeerLine {
+                ip: p.ip().to_string(),
+                port: p.port(),
+                source: "dht",
+            };
+            let line = serde_json::to_string(&line).map_err(std::io::Error::other)?;
+            writeln!(stdout, "{line}")?;
+        }
+    }
+    stdout.flush()
+}
 
 /// Starts the DHT lookup (and announce) in a thread, alongside the trackers.
 fn dht_start(
