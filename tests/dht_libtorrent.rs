@@ -7,7 +7,6 @@
 mod common;
 #[path = "common/dht_lt.rs"]
 mod dht_lt;
-#[allow(dead_code)]
 #[path = "common/tracker.rs"]
 mod tracker;
 
