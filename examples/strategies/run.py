@@ -9,7 +9,7 @@ examples/strategies/plots.sh. Medians carry 95 % bootstrap confidence
 intervals (2000 resamples, fixed seed); a difference is claimed only
 where the intervals do not overlap.
 
-Scaled down for 2 shared cores (see docs/strategies.md): 60 leechers and
+Scaled down for 2 shared cores (see docs/REPORT.md (section 4)): 60 leechers and
 8 MiB content instead of the papers' hundreds of peers and hundreds of
 MiB; experiment 5 goes to 500 peers (4 MiB), not 1000.
 """
