@@ -29,6 +29,10 @@ struct Cli {
     /// Announce to the torrent's trackers for peers.
     #[arg(long)]
     announce: bool,
+    /// Refuse a torrent file that is not canonical bencode (keys out of order
+    /// or repeated, bytes after the top-level dictionary).
+    #[arg(long)]
+    strict: bool,
     /// Port to accept peers on (0: any free port).
     #[arg(long, value_name = "PORT", default_value_t = 0)]
     listen: u16,
@@ -80,7 +84,7 @@ fn run(cli: Cli) -> i32 {
         log::error!("the torrent must be a file: stdin is read for peers");
         return exit::USAGE;
     }
-    let meta = match cli::load_torrent(&cli.torrent, false) {
+    let meta = match cli::load_torrent(&cli.torrent, cli.strict) {
         Ok(m) => m,
         Err(e) => {
             log::error!("{e}");
