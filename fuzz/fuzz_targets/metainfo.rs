@@ -1,5 +1,6 @@
 //! Torrent files: any input parses or fails with an error, never panics;
-//! what parses is self-consistent (files tile the byte stream, the piece
+//! strict parsing accepts exactly what has no irregular key and no
+//! trailing bytes; what parses is self-consistent (files tile the byte stream, the piece
 //! table covers it, the info-hash is the SHA-1 of the raw info bytes), and
 //! the derived views (JSON, magnet, slices) can be computed.
 #![no_main]
@@ -13,13 +14,20 @@ fuzz_target!(|data: &[u8]| {
         assert!(strict.is_err());
         return;
     };
-    if meta.irregularities.is_empty() {
-        assert!(strict.is_ok());
-    }
-    let info = &meta.info;
+    // Bytes after the top-level dictionary are read with a warning; strict
+    // refuses them, and irregular keys.
     let root = bt::bencode::Decoder::new()
+        .allow_trailing(true)
         .decode(data)
         .expect("decoded once");
+    let trailing = root.root.raw().len() < data.len();
+    let end = root.root.raw().len();
+    let note =
+        format!("after the torrent's top-level dictionary, from byte offset {end} (ignored)");
+    let warned = meta.warnings.iter().any(|w| w.ends_with(&note));
+    assert_eq!(trailing, warned);
+    assert_eq!(strict.is_ok(), meta.irregularities.is_empty() && !trailing);
+    let info = &meta.info;
     let raw = root.root.get("info").expect("info present").raw();
     assert_eq!(bt::sha1::sha1(raw), meta.info_hash);
 
