@@ -46,6 +46,10 @@ struct Cli {
     /// default: the public routers).
     #[arg(long, value_name = "HOST:PORT", requires = "dht")]
     dht_bootstrap: Vec<String>,
+    /// Refuse a torrent file that is not canonical bencode (keys out of order
+    /// or repeated, bytes after the top-level dictionary).
+    #[arg(long)]
+    strict: bool,
     /// Port to accept peers on (0: any free port); the DHT uses the same
     /// UDP port when it is free.
     #[arg(long, value_name = "PORT", default_value_t = 0)]
@@ -117,7 +121,7 @@ fn run(cli: Cli) -> i32 {
             }
         }
     } else {
-        match cli::load_torrent(&cli.torrent, false) {
+        match cli::load_torrent(&cli.torrent, cli.strict) {
             Ok(m) => bt::fetch::Input::Torrent(Box::new(m)),
             Err(e) => {
                 log::error!("{e}");

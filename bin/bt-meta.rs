@@ -34,7 +34,8 @@ enum Command {
         /// Add the piece hashes (hex) as "pieces".
         #[arg(long)]
         pieces: bool,
-        /// Refuse torrents that are not canonical bencode (keys out of order or repeated).
+        /// Refuse torrents that are not canonical bencode (keys out of order or
+        /// repeated, bytes after the top-level dictionary).
         #[arg(long)]
         strict: bool,
         /// Indent the JSON (one torrent per object, no longer JSON lines).
@@ -173,9 +174,6 @@ fn info(files: &[String], pieces: bool, strict: bool, pretty: bool) -> i32 {
         }
         match cli::load_torrent(path, strict) {
             Ok(meta) => {
-                for w in &meta.warnings {
-                    log::warn!("{path}: {w}");
-                }
                 let mut json = meta.to_json(pieces);
                 json["source"] = path.as_str().into();
                 if print_json(&json, pretty).is_err() {
