@@ -25,7 +25,7 @@ use rand::Rng;
     after_help = "Exit status: 0 success (also when the swarm is empty), 1 network failure or tracker refusal, 2 usage, 3 invalid torrent.\nExample: bt-announce x.torrent | bt-fetch x.torrent -o out/"
 )]
 struct Cli {
-    /// The torrent file (`-` reads it from stdin).
+    /// The torrent file (`-` reads it from stdin), or a magnet link (its tr= trackers).
     #[arg(required_unless_present = "info_hash")]
     torrent: Option<String>,
     /// Announce this info-hash (40 hex digits) instead of a torrent's; needs --tracker or --dht.
@@ -52,7 +52,7 @@ struct Cli {
     /// Bytes downloaded so far.
     #[arg(long, default_value_t = 0, value_name = "BYTES")]
     downloaded: u64,
-    /// Bytes left to download (default: the torrent's total length; 16384 with --info-hash).
+    /// Bytes left to download (default: the torrent's total length; 16384 with --info-hash or a magnet link).
     #[arg(long, value_name = "BYTES")]
     left: Option<u64>,
     /// Limit in seconds on one exchange with one tracker.
@@ -85,7 +85,7 @@ struct Cli {
     #[arg(long, value_name = "MS", hide = true)]
     udp_retransmit_base: Option<u64>,
     /// Also ask the DHT (BEP 5) for peers, and announce --port there.
-    #[arg(long, conflicts_with_all = ["follow", "scrape", "response"])]
+    #[arg(long, conflicts_with_all = ["scrape", "response"])]
     dht: bool,
     /// A DHT node to join through (repeatable; default: public routers).
     #[arg(long, value_name = "HOST:PORT", requires = "dht")]
@@ -123,6 +123,13 @@ fn usage(message: &str) -> i32 {
 fn run(cli: &Cli) -> i32 {
     let mut rng = rand::thread_rng();
     let (info_hash, torrent_trackers, total_length) = match (&cli.torrent, &cli.info_hash) {
+        (Some(link), _) if bt::magnet::is_magnet(link) => match bt::magnet::Magnet::parse(link) {
+            Ok(m) => (m.info_hash, m.tracker_tiers(), None),
+            Err(e) => {
+                log::error!("magnet link: {e}");
+                return exit::INVALID_INPUT;
+            }
+        },
         (Some(path), _) => match cli::load_torrent(path, false) {
             Ok(meta) => (meta.info_hash, meta.trackers, Some(meta.info.total_length)),
             Err(e) => {
@@ -437,9 +444,13 @@ fn stdout_closed() -> bool {
     n > 0 && fds.revents & (libc::POLLERR | libc::POLLHUP | libc::POLLNVAL) != 0
 }
 
-/// Sleeps until `until` in short slices; false when told to stop.
-fn wait_until(until: Instant) -> bool {
+/// Sleeps until `until` in short slices, calling `each_slice` after each;
+/// false when told to stop (or `each_slice` says so).
+fn wait_until(until: Instant, mut each_slice: impl FnMut() -> bool) -> bool {
     loop {
+        if !each_slice() {
+            return false;
+        }
         if bt::signals::stop_requested() {
             log::info!("stopping on a signal");
             return false;
@@ -462,6 +473,7 @@ fn follow(
     mut req: AnnounceRequest,
     opts: &TrackerOptions,
 ) -> i32 {
+    use bt::peer_source::PeerSource as _;
     use bt::tracker::schedule::{AnnounceSchedule, ScheduleConfig};
     bt::signals::install_stop_handlers();
     let mut out = Output::default();
@@ -472,8 +484,47 @@ fn follow(
         ..Default::default()
     };
     let mut schedule = AnnounceSchedule::new(config, Instant::now());
+    // With --dht, a DHT node runs beside the trackers for the whole run,
+    // looking up (and announcing) again every few minutes.
+    let mut dht = if cli.dht {
+        match dht_follow_start(cli, req.info_hash, req.port) {
+            Ok(d) => Some(d),
+            Err(e) => {
+                log::error!("dht: {e}");
+                return exit::FAILURE;
+            }
+        }
+    } else {
+        None
+    };
+    let mut dht_out = Vec::new();
+    let mut print_dht = |out: &mut Output| -> bool {
+        let Some(source) = dht.as_mut() else {
+            return true;
+        };
+        source.poll(&mut dht_out);
+        let peers: Vec<SocketAddr> = dht_out
+            .drain(..)
+            .filter_map(|l| match l {
+                bt::peer_source::Learnt::Peer(a) => Some(a),
+                bt::peer_source::Learnt::DhtPeers { peers } => {
+                    log::info!("dht: a lookup found {peers} peers");
+                    None
+                }
+                _ => None,
+            })
+            .collect();
+        print_dht_peers(out, &peers).is_ok()
+    };
+    if trackers.is_empty() {
+        // --dht alone: nothing to announce to trackers, only DHT lookups.
+        while wait_until(Instant::now() + Duration::from_secs(3600), || {
+            print_dht(&mut out)
+        }) {}
+        return exit::OK;
+    }
     while let Some(at) = schedule.poll_timeout() {
-        if !wait_until(at) {
+        if !wait_until(at, || print_dht(&mut out)) {
             break;
         }
         let Some(event) = schedule.poll_announce(Instant::now()) else {
@@ -517,6 +568,45 @@ fn follow(
 }
 
 // ---- --dht ---------------------------------------------------------------
+
+/// The DHT node of `--follow --dht`: a peer source that looks up and
+/// announces `port` periodically (see `bt::dht::DhtPeers`).
+fn dht_follow_start(
+    cli: &Cli,
+    info_hash: [u8; 20],
+    port: u16,
+) -> std::io::Result<bt::dht::DhtPeers> {
+    let mut opts =
+        bt::dht::SourceOptions::new(info_hash, port, SocketAddr::from(([0, 0, 0, 0], 0)));
+    opts.bootstrap = if cli.dht_bootstrap.is_empty() {
+        bt::dht::DEFAULT_BOOTSTRAP
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
+    } else {
+        cli.dht_bootstrap.clone()
+    };
+    opts.table_file = bt::dht::persist::default_path();
+    // The loop polls the source every 100 ms: no wake-up needed.
+    bt::dht::DhtPeers::start(opts, std::sync::Arc::new(|| {}))
+}
+
+/// Prints DHT peers not printed yet; `Err` when stdout is closed.
+fn print_dht_peers(out: &mut Output, peers: &[SocketAddr]) -> std::io::Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    for p in peers {
+        if out.printed.insert(*p) {
+            let line = DhtPeerLine {
+                ip: p.ip().to_string(),
+                port: p.port(),
+                source: "dht",
+            };
+            let line = serde_json::to_string(&line).map_err(std::io::Error::other)?;
+            writeln!(stdout, "{line}")?;
+        }
+    }
+    stdout.flush()
+}
 
 /// Starts the DHT lookup (and announce) in a thread, alongside the trackers.
 fn dht_start(

@@ -28,13 +28,14 @@ struct Cli {
 enum Command {
     /// Print one JSON object per torrent (JSON lines for several).
     Info {
-        /// Torrent files; `-` reads one from stdin.
+        /// Torrent files or magnet links; `-` reads one torrent from stdin.
         #[arg(required = true)]
         files: Vec<String>,
         /// Add the piece hashes (hex) as "pieces".
         #[arg(long)]
         pieces: bool,
-        /// Refuse torrents that are not canonical bencode (keys out of order or repeated).
+        /// Refuse torrents that are not canonical bencode (keys out of order or
+        /// repeated, bytes after the top-level dictionary).
         #[arg(long)]
         strict: bool,
         /// Indent the JSON (one torrent per object, no longer JSON lines).
@@ -155,11 +156,24 @@ fn print_json(value: &serde_json::Value, pretty: bool) -> std::io::Result<()> {
 fn info(files: &[String], pieces: bool, strict: bool, pretty: bool) -> i32 {
     let mut code = exit::OK;
     for path in files {
+        if bt::magnet::is_magnet(path) {
+            match bt::magnet::Magnet::parse(path) {
+                Ok(m) => {
+                    let mut json = m.to_json();
+                    json["source"] = "magnet".into();
+                    if print_json(&json, pretty).is_err() {
+                        return exit::OK;
+                    }
+                }
+                Err(e) => {
+                    log::error!("magnet link: {e}");
+                    code = code.max(exit::INVALID_INPUT);
+                }
+            }
+            continue;
+        }
         match cli::load_torrent(path, strict) {
             Ok(meta) => {
-                for w in &meta.warnings {
-                    log::warn!("{path}: {w}");
-                }
                 let mut json = meta.to_json(pieces);
                 json["source"] = path.as_str().into();
                 if print_json(&json, pretty).is_err() {

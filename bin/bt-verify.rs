@@ -32,6 +32,10 @@ struct Cli {
     /// Indent the JSON.
     #[arg(long)]
     pretty: bool,
+    /// Refuse a torrent file that is not canonical bencode (keys out of order
+    /// or repeated, bytes after the top-level dictionary).
+    #[arg(long)]
+    strict: bool,
     #[command(flatten)]
     verbosity: Verbosity,
 }
@@ -43,7 +47,7 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: &Cli) -> i32 {
-    let meta = match cli::load_torrent(&cli.torrent, false) {
+    let meta = match cli::load_torrent(&cli.torrent, cli.strict) {
         Ok(m) => m,
         Err(e) => {
             log::error!("{e}");

@@ -90,7 +90,9 @@ pub fn read_torrent_bytes(path: &str) -> Result<Vec<u8>, LoadError> {
     Ok(bytes)
 }
 
-/// Reads and parses a torrent file (`-` is stdin).
+/// Reads and parses a torrent file (`-` is stdin), logging its warnings.
+/// `strict` refuses non-canonical bencode and bytes after the top-level
+/// dictionary, which are otherwise accepted with a warning.
 pub fn load_torrent(path: &str, strict: bool) -> Result<Metainfo, LoadError> {
     let bytes = read_torrent_bytes(path)?;
     let parsed = if strict {
@@ -102,6 +104,9 @@ pub fn load_torrent(path: &str, strict: bool) -> Result<Metainfo, LoadError> {
         path: path.to_string(),
         source,
     })?;
+    for w in &meta.warnings {
+        log::warn!("{path}: {w}");
+    }
     // A torrent without a name is named after its file, as Transmission and
     // aria2 do; from stdin the info-hash stands in.
     if meta.info.name_missing {

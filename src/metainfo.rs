@@ -217,6 +217,9 @@ impl Info {
 pub struct Metainfo {
     pub info: Info,
     pub info_hash: [u8; 20],
+    /// The info dictionary's bytes exactly as in the file (what the
+    /// info-hash is taken over, and what `ut_metadata` serves).
+    pub info_bytes: Vec<u8>,
     /// Tracker URLs in tiers (BEP 12); a lone `announce` becomes one tier.
     pub trackers: Vec<Vec<String>>,
     pub comment: Option<String>,
@@ -231,9 +234,17 @@ pub struct Metainfo {
 }
 
 impl Metainfo {
-    /// Parses a torrent, accepting non-canonical key order as found in the wild.
+    /// Parses a torrent, accepting non-canonical key order and bytes after
+    /// the top-level dictionary (a newline, say; ignored with a warning, as
+    /// Transmission and aria2 do) as found in the wild.
     pub fn from_bytes(bytes: &[u8]) -> Result<Metainfo, MetainfoError> {
-        let doc = Decoder::new().decode(bytes)?;
+        Metainfo::parse(bytes, true)
+    }
+
+    fn parse(bytes: &[u8], allow_trailing: bool) -> Result<Metainfo, MetainfoError> {
+        let doc = Decoder::new()
+            .allow_trailing(allow_trailing)
+            .decode(bytes)?;
         let root = &doc.root;
         if root.as_dict().is_none() {
             return Err(invalid(
@@ -247,6 +258,14 @@ impl Metainfo {
             offset: root.offset(),
         })?;
         let mut warnings = Vec::new();
+        let end = root.raw().len();
+        if end < bytes.len() {
+            let n = bytes.len() - end;
+            warnings.push(format!(
+                "{n} byte{} after the torrent's top-level dictionary, from byte offset {end} (ignored)",
+                if n == 1 { "" } else { "s" }
+            ));
+        }
         let info_hash = sha1::sha1(info_value.raw());
         let info = parse_info(info_value, &info_hash, &mut warnings)?;
 
@@ -303,6 +322,7 @@ impl Metainfo {
         Ok(Metainfo {
             info,
             info_hash,
+            info_bytes: info_value.raw().to_vec(),
             trackers,
             comment,
             created_by,
@@ -314,9 +334,10 @@ impl Metainfo {
         })
     }
 
-    /// Parses a torrent and refuses non-canonical bencode.
+    /// Parses a torrent and refuses non-canonical bencode and bytes after
+    /// the top-level dictionary.
     pub fn from_bytes_strict(bytes: &[u8]) -> Result<Metainfo, MetainfoError> {
-        let meta = Metainfo::from_bytes(bytes)?;
+        let meta = Metainfo::parse(bytes, false)?;
         if let Some(first) = meta.irregularities.first() {
             return Err(MetainfoError::Strict(first.clone()));
         }
@@ -838,6 +859,39 @@ mod tests {
                 length: 4
             }]
         );
+    }
+
+    #[test]
+    fn trailing_bytes_are_a_warning_unless_strict() {
+        let good = single(100, 64, 2).encode();
+        let mut bytes = good.clone();
+        bytes.extend_from_slice(b"\n");
+        let meta = Metainfo::from_bytes(&bytes).unwrap();
+        assert_eq!(
+            meta.info_hash,
+            Metainfo::from_bytes(&good).unwrap().info_hash
+        );
+        assert_eq!(
+            meta.warnings,
+            vec![format!(
+                "1 byte after the torrent's top-level dictionary, from byte offset {} (ignored)",
+                good.len()
+            )]
+        );
+        match Metainfo::from_bytes_strict(&bytes) {
+            Err(MetainfoError::Bencode(e)) => {
+                assert_eq!(e.kind, bencode::DecodeErrorKind::TrailingData);
+                assert_eq!(e.offset, good.len());
+            }
+            other => panic!("strict accepted trailing bytes: {other:?}"),
+        }
+        assert!(Metainfo::from_bytes_strict(&good)
+            .unwrap()
+            .warnings
+            .is_empty());
+        // Garbage rather than a dictionary is still refused.
+        assert!(Metainfo::from_bytes(b"i1e\n").is_err());
+        assert!(Metainfo::from_bytes(b"\nd4:infodee").is_err());
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Where peer addresses come from. A [`PeerSource`] is anything that
-//! learns addresses over time — stdin, a tracker, later PEX and the DHT —
+//! learns addresses over time — stdin, a tracker, the DHT
+//! ([`crate::dht::source::DhtPeers`]) —
 //! and the driver feeds what it learns to the session's `add_candidate`,
 //! tagged with its [`Origin`].
 
@@ -67,6 +68,16 @@ pub enum Learnt {
     },
     /// The source will never yield more (stdin reached its end).
     Ended,
+    /// The DHT node joined the DHT: `nodes` in its routing table;
+    /// `from_saved`: through the saved table alone.
+    DhtBootstrapped {
+        nodes: usize,
+        from_saved: bool,
+    },
+    /// A DHT `get_peers` lookup ended, having found `peers`.
+    DhtPeers {
+        peers: usize,
+    },
 }
 
 /// A source of peer addresses, polled by the driver without blocking.
@@ -75,6 +86,9 @@ pub trait PeerSource {
 
     /// Appends what was learnt since the last call to `out`.
     fn poll(&mut self, out: &mut Vec<Learnt>);
+
+    /// A DHT node a peer advertised (BEP 5 `port`); only the DHT uses it.
+    fn add_dht_node(&mut self, _addr: SocketAddr) {}
 }
 
 /// Peers read from standard input on a thread: JSON lines as

@@ -81,6 +81,11 @@ impl Handshake {
     pub fn extended(&self) -> bool {
         self.reserved[5] & 0x10 != 0
     }
+
+    /// BEP 5: the peer runs a DHT node (and may send `port`).
+    pub fn dht(&self) -> bool {
+        self.reserved[7] & 0x01 != 0
+    }
 }
 
 /// One peer message, borrowing its payload from the input.
@@ -305,6 +310,9 @@ pub struct ExtHandshake {
     /// The `m` dictionary: extension name and the id the peer wants it
     /// sent with (0: the peer disables it). Bounded in count and length.
     pub extensions: Vec<(String, u8)>,
+    /// `metadata_size` (BEP 9): the info dictionary's length, when the
+    /// peer has it (any non-negative value; the metadata extension judges).
+    pub metadata_size: Option<u64>,
 }
 
 impl ExtHandshake {
@@ -376,11 +384,16 @@ pub fn parse_ext_handshake(payload: &[u8]) -> Option<ExtHandshake> {
         })
         .take(MAX_EXT_NAMES)
         .collect();
+    let metadata_size = root
+        .get("metadata_size")
+        .and_then(|v| v.as_int())
+        .and_then(|n| u64::try_from(n).ok());
     Some(ExtHandshake {
         client,
         listen_port,
         reqq,
         extensions,
+        metadata_size,
     })
 }
 

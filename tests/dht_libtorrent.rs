@@ -7,6 +7,8 @@
 mod common;
 #[path = "common/dht_lt.rs"]
 mod dht_lt;
+#[path = "common/tracker.rs"]
+mod tracker;
 
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::process::Command;
@@ -121,6 +123,66 @@ fn bt_announce_finds_libtorrent_seeder_through_the_dht() {
         stdout.contains(&format!("\"port\":{}", lt.seeder.unwrap())),
         "{stdout}"
     );
+}
+
+/// `--follow --dht`: trackers and the DHT together for the whole run; the
+/// seeder comes from the DHT, bt-announce itself from opentracker, each
+/// printed once, and SIGTERM ends it with exit 0.
+#[test]
+fn bt_announce_follow_combines_trackers_and_the_dht() {
+    use std::io::{BufRead, BufReader};
+    let tmp = temp("dht-lt-follow");
+    let data = single_file(&tmp.join("seed"), "follow.bin", 1 << 20, 33);
+    let torrent = make_torrent(&data, &tmp.join("follow.torrent"), "256K");
+    let ih = info_hash_of(&torrent);
+    let ot = tracker::Opentracker::start(&[&ih]);
+    let mut lt = LtDht::start(4, Some((&torrent, &tmp.join("seed"))));
+    let seeder = lt.seeder.unwrap();
+    let seen = lt.get_peers(&ih, &format!("127.0.0.1:{seeder}"), LIMIT);
+    assert!(!seen.is_empty(), "libtorrent's DHT knows its seeder");
+    let child = Command::new(env!("CARGO_BIN_EXE_bt-announce"))
+        .args(["--follow", "--dht", "--info-hash", &ih, "--port", "45679"])
+        .args(["--tracker", &ot.http()])
+        .args(["--dht-bootstrap", &format!("127.0.0.1:{}", lt.ports[0])])
+        .env("XDG_CACHE_HOME", tmp.join("cache"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("run bt-announce");
+    let mut child = tracker::ChildGuard(child);
+    let stdout = child.0.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let (mut from_dht, mut from_tracker) = (false, false);
+    let mut lines = Vec::new();
+    let end = Instant::now() + LIMIT;
+    while !(from_dht && from_tracker) && Instant::now() < end {
+        let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) else {
+            continue;
+        };
+        let v: serde_json::Value = serde_json::from_str(&line).expect("a JSON line");
+        from_dht |= v["source"] == "dht" && v["port"] == seeder;
+        from_tracker |= v["tracker"].is_string() && v["port"] == 45679;
+        lines.push(line);
+    }
+    assert!(
+        from_dht && from_tracker,
+        "dht {from_dht}, tracker {from_tracker}: {lines:?}"
+    );
+    // SAFETY: signalling our own child by its PID.
+    unsafe { libc::kill(child.0.id() as i32, libc::SIGTERM) };
+    let status = child.wait_exit(Duration::from_secs(15), "bt-announce --follow --dht");
+    assert!(status.success(), "{status}");
+    let mut printed: Vec<&String> = lines.iter().collect();
+    printed.sort();
+    printed.dedup();
+    assert_eq!(printed.len(), lines.len(), "each peer printed once");
 }
 
 #[test]

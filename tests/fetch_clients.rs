@@ -105,6 +105,36 @@ fn download_from_transmission() {
 }
 
 #[test]
+fn download_from_default_transmission() {
+    // Transmission with its default encryption setting (preferred) accepts
+    // our plaintext handshake.
+    let tmp = temp("fetch-trd-seed");
+    let data = single_file(&tmp.join("seed"), "t.bin", 8_000_000, 81);
+    let torrent = make_torrent(&data, &tmp.join("t.torrent"), "256K");
+    let tr = transmission_default(&tmp.join("cfg"), &torrent, &tmp.join("seed"));
+    let out = tmp.join("leech");
+    fetch_from(tr.port, &torrent, &out, "bt from default Transmission");
+    assert_same(&data, &out.join("t.bin"));
+}
+
+#[test]
+fn default_transmission_downloads_from_bt_connecting_to_it() {
+    // Our seeder dials Transmission (defaults); the case where Transmission
+    // dials us with MSE is in tests/fetch_encryption.rs.
+    let tmp = temp("fetch-trd-leech");
+    let root = multi_file(&tmp.join("seed"), "tree", 91);
+    let torrent = make_torrent(&root, &tmp.join("t.torrent"), "256K");
+    let out = tmp.join("tr");
+    std::fs::create_dir_all(&out).unwrap();
+    let tr = transmission_default(&tmp.join("cfg"), &torrent, &out);
+    let mut seeder = seed_with_bt(&torrent, &tmp.join("seed"), tr.port);
+    tr.wait_finished(LIMIT);
+    assert_same_but_empty(&root, &out.join("tree"));
+    seeder.proc.signal(libc::SIGTERM);
+    seeder.finish(Duration::from_secs(10));
+}
+
+#[test]
 fn transmission_downloads_from_bt() {
     let tmp = temp("fetch-tr-leech");
     let root = multi_file(&tmp.join("seed"), "tree", 90);

@@ -83,6 +83,37 @@ fn libtorrent_downloads_from_transmission() {
 }
 
 #[test]
+fn default_transmission_downloads_from_libtorrent() {
+    let tmp = TempDir::new("rig-trd-leech");
+    let (torrent, file) = setup(&tmp);
+    std::fs::create_dir_all(tmp.join("out")).unwrap();
+    let tr = transmission_default(&tmp.join("cfg"), &torrent, &tmp.join("out"));
+    let _seed = LtPeer::start(
+        "seed",
+        &torrent,
+        &tmp.join("seed"),
+        &[format!("127.0.0.1:{}", tr.port)],
+    );
+    tr.wait_finished(LIMIT);
+    assert_same(&file, &tmp.join("out/payload.bin"));
+}
+
+#[test]
+fn libtorrent_downloads_from_default_transmission() {
+    let tmp = TempDir::new("rig-trd-seed");
+    let (torrent, file) = setup(&tmp);
+    let tr = transmission_default(&tmp.join("cfg"), &torrent, &tmp.join("seed"));
+    let mut leech = LtPeer::start(
+        "leech",
+        &torrent,
+        &tmp.join("out"),
+        &[format!("127.0.0.1:{}", tr.port)],
+    );
+    leech.wait_line("done", LIMIT);
+    assert_same(&file, &tmp.join("out/payload.bin"));
+}
+
+#[test]
 fn qbittorrent_downloads_from_libtorrent() {
     let tmp = TempDir::new("rig-qb-leech");
     let (torrent, file) = setup(&tmp);

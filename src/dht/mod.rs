@@ -2,7 +2,8 @@
 //! the KRPC codec, a routing table, iterative lookups and a peer store, plus
 //! the saved table and a blocking UDP driver for programs.
 //!
-//! Programs that only want peers call [`find_peers`]. A program with its
+//! Programs that only want peers call [`find_peers`]; one that runs for a
+//! while takes [`DhtPeers`], a peer source on its own thread. A program with its
 //! own event loop keeps a [`Node`] next to its other state:
 //!
 //! ```text
@@ -32,12 +33,14 @@ pub mod lookup;
 pub mod node;
 pub mod persist;
 pub mod routing;
+pub mod source;
 pub mod storage;
 
 pub use driver::{find_peers, DhtError, Driver, FindPeers};
 pub use krpc::{Id, NodeInfo};
 pub use lookup::{Announce, LookupId, LookupResult};
 pub use node::{Config, Event, Node, NodeStats};
+pub use source::{DhtPeers, SourceOptions};
 
 /// Public routers commonly used to join the DHT.
 pub const DEFAULT_BOOTSTRAP: &[&str] = &[

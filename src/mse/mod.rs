@@ -280,6 +280,13 @@ impl StreamCipher {
             c.apply(buf);
         }
     }
+
+    /// The two directions apart, `(outgoing, incoming)`, `None` where the
+    /// stream is clear: a connection encrypts where it queues output and
+    /// decrypts where it reads, two places that each own their half.
+    pub fn into_halves(self) -> (Option<Box<Rc4>>, Option<Box<Rc4>>) {
+        (self.outgoing, self.incoming)
+    }
 }
 
 impl std::fmt::Debug for StreamCipher {

@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use super::encryption::Opening;
 use super::peer::CloseReason;
 use crate::backoff::Backoff;
 use crate::peer_source::Origin;
@@ -32,6 +33,11 @@ pub struct Candidates {
     /// Retries by due time (several may share one instant).
     retry: BTreeMap<(Instant, SocketAddr), ()>,
     strikes: BTreeMap<SocketAddr, u32>,
+    /// Addresses that dropped us during the handshake, and the opening
+    /// their next connection uses.
+    openings: BTreeMap<SocketAddr, Opening>,
+    /// Addresses already retried at once after such a drop (once each).
+    retried_at_once: BTreeSet<SocketAddr>,
 }
 
 impl Candidates {
@@ -78,6 +84,32 @@ impl Candidates {
         *s >= BAN_STRIKES && self.banned.insert(addr)
     }
 
+    /// Forgets an address learnt through PEX that is still waiting in the
+    /// queue (a peer said it is gone); connected or retried ones stay.
+    pub fn forget_pex(&mut self, addr: &SocketAddr) {
+        if self.known.get(addr) != Some(&Origin::Pex) {
+            return;
+        }
+        let before = self.queue.len();
+        self.queue.retain(|a| a != addr);
+        if self.queue.len() != before {
+            self.known.remove(addr);
+        }
+    }
+
+    /// Every address known, with how we learnt of it (to carry them over
+    /// to another session).
+    pub fn known(&self) -> impl Iterator<Item = (SocketAddr, Origin)> + '_ {
+        self.known
+            .iter()
+            .filter(|(a, _)| !self.banned.contains(a))
+            .map(|(a, o)| (*a, *o))
+    }
+
+    pub fn banned(&self) -> impl Iterator<Item = SocketAddr> + '_ {
+        self.banned.iter().copied()
+    }
+
     /// An outgoing connection failed or ended: retry it later, unless that
     /// is pointless or it failed too often.
     pub fn outgoing_ended(&mut self, addr: SocketAddr, reason: &CloseReason, now: Instant) {
@@ -92,13 +124,40 @@ impl Candidates {
         if *tries < MAX_CONNECT_ATTEMPTS {
             self.retry.insert((now + RETRY.delay(*tries), addr), ());
         } else {
-            self.known.remove(&addr);
+            self.forget(&addr);
         }
     }
 
     /// An incoming connection ended: the address may come again.
     pub fn incoming_ended(&mut self, addr: &SocketAddr) {
+        self.forget(addr);
+    }
+
+    fn forget(&mut self, addr: &SocketAddr) {
         self.known.remove(addr);
+        self.openings.remove(addr);
+        self.retried_at_once.remove(addr);
+    }
+
+    /// How to open connections to `addr`, if it fell back.
+    pub fn opening(&self, addr: &SocketAddr) -> Option<Opening> {
+        self.openings.get(addr).copied()
+    }
+
+    /// The peer dropped us during the handshake: its next connection uses
+    /// `next`. The first time for an address it is queued at once (true);
+    /// afterwards the caller schedules the retry as for any failure
+    /// (false), so that a peer refusing both openings is not hammered.
+    pub fn switch_opening(&mut self, addr: SocketAddr, next: Opening) -> bool {
+        if self.banned.contains(&addr) || !self.known.contains_key(&addr) {
+            return false;
+        }
+        self.openings.insert(addr, next);
+        if self.retried_at_once.insert(addr) {
+            self.queue.push_front(addr);
+            return true;
+        }
+        false
     }
 
     /// Moves the retries due by `now` to the queue.
@@ -182,6 +241,26 @@ mod tests {
         c.outgoing_ended(a(3), &CloseReason::Duplicate, now);
         assert_eq!(c.next_retry(), None);
         assert!(!c.add(a(3), Origin::Tracker));
+    }
+
+    #[test]
+    fn openings_switch_back_and_forth_retrying_at_once_only_the_first_time() {
+        let mut c = Candidates::default();
+        let now = Instant::now();
+        c.add(a(1), Origin::Tracker);
+        c.pop();
+        assert_eq!(c.opening(&a(1)), None);
+        assert!(c.switch_opening(a(1), Opening::Mse), "queued at once");
+        assert_eq!(c.pop(), Some(a(1)));
+        assert_eq!(c.opening(&a(1)), Some(Opening::Mse));
+        assert!(
+            !c.switch_opening(a(1), Opening::Plaintext),
+            "not at once again"
+        );
+        assert_eq!(c.opening(&a(1)), Some(Opening::Plaintext));
+        c.outgoing_ended(a(1), &CloseReason::ClosedByPeer, now);
+        assert!(c.next_retry().is_some(), "a normal retry instead");
+        assert!(!c.switch_opening(a(9), Opening::Mse), "unknown address");
     }
 
     #[test]

@@ -32,8 +32,9 @@ impl Session {
 
     /// Two seeds have nothing to say to each other: disconnect.
     pub(super) fn check_both_seeds(&mut self, token: Token, now: Instant) -> bool {
-        let both =
-            self.picker.is_complete() && self.peers.get(&token).is_some_and(|p| p.have.is_full());
+        let both = self.phase != Phase::AwaitingMetadata
+            && self.picker.is_complete()
+            && self.peers.get(&token).is_some_and(|p| p.have.is_full());
         if both {
             self.remove_peer(token, CloseReason::BothComplete, true, now);
         }

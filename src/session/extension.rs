@@ -19,11 +19,16 @@ use crate::wire::ExtHandshake;
 pub struct ExtContext {
     /// Messages to send: peer and payload (sent with the peer's id for
     /// this extension; dropped when the peer does not support it).
-    pub(super) outgoing: Vec<(Token, Vec<u8>)>,
+    pub(crate) outgoing: Vec<(Token, Vec<u8>)>,
     /// Peer addresses learnt (PEX, say), to try.
-    pub(super) candidates: Vec<SocketAddr>,
+    pub(crate) candidates: Vec<SocketAddr>,
     /// Peers to disconnect, with the reason.
-    pub(super) close: Vec<(Token, String)>,
+    pub(crate) close: Vec<(Token, String)>,
+    /// Addresses a peer said it no longer knows (PEX `dropped`): forgotten
+    /// if we learnt them through PEX and have not tried them yet.
+    pub(crate) dropped: Vec<SocketAddr>,
+    /// Peers to disconnect and never dial again (they lied on purpose).
+    pub(crate) ban: Vec<(Token, String)>,
 }
 
 impl ExtContext {
@@ -33,6 +38,17 @@ impl ExtContext {
 
     pub fn add_candidate(&mut self, addr: SocketAddr) {
         self.candidates.push(addr);
+    }
+
+    /// An address learnt earlier (through PEX) is gone: do not try it.
+    pub fn drop_candidate(&mut self, addr: SocketAddr) {
+        self.dropped.push(addr);
+    }
+
+    /// Ends the connection and bans the peer's address (for input that
+    /// cannot be an accident: data that fails its hash, say).
+    pub fn ban(&mut self, peer: Token, reason: String) {
+        self.ban.push((peer, reason));
     }
 
     /// Ends the connection for a protocol violation in this extension.
@@ -49,6 +65,11 @@ pub trait Extension: Send {
 
     /// Adds its own keys to our extended handshake (`metadata_size`, say).
     fn handshake_fields(&self, _dict: &mut OwnedValue) {}
+
+    /// Who the peer is, just before [`Extension::on_handshake`]: its
+    /// address as connected and whether we dialled it (then `addr` is its
+    /// listen address).
+    fn on_peer_addr(&mut self, _peer: Token, _addr: SocketAddr, _outgoing: bool) {}
 
     /// A peer's extended handshake arrived; `supported` says whether it
     /// listed this extension.
@@ -163,6 +184,18 @@ impl super::Session {
         for addr in ctx.candidates {
             self.candidates.add(addr, crate::peer_source::Origin::Pex);
         }
+        for addr in ctx.dropped {
+            self.candidates.forget_pex(&addr);
+        }
+        for (token, why) in ctx.ban {
+            if let Some(addr) = self.peers.get(&token).map(|p| p.addr) {
+                if self.candidates.ban(addr) {
+                    self.actions
+                        .push_back(super::Action::Event(super::Event::Banned { addr }));
+                }
+            }
+            self.fail(token, super::CloseReason::Protocol(why), now);
+        }
         for (token, why) in ctx.close {
             self.fail(token, super::CloseReason::Protocol(why), now);
         }
@@ -175,11 +208,15 @@ impl super::Session {
         now: Instant,
     ) {
         for i in 0..self.extensions.len() {
-            let supported = self.peers.get(&token).is_some_and(|p| p.ext_ids[i] != 0);
+            let Some(p) = self.peers.get(&token) else {
+                return;
+            };
+            let supported = p.ext_ids[i] != 0;
+            let (addr, outgoing) = (p.addr, p.outgoing);
             let mut ctx = ExtContext::default();
-            self.extensions
-                .get_mut(i)
-                .on_handshake(token, hs, supported, now, &mut ctx);
+            let ext = self.extensions.get_mut(i);
+            ext.on_peer_addr(token, addr, outgoing);
+            ext.on_handshake(token, hs, supported, now, &mut ctx);
             self.apply_ext_context(i, ctx, now);
         }
     }

@@ -17,10 +17,12 @@
 //! `download` (requests, blocks, verification), `serve` (choking and
 //! answering requests), `upload` (read scheduling and rates),
 //! `candidates` (addresses, retries, bans), `split` (the seed split) and
-//! `extension` (BEP 10), and `timers` (what the clock drives). `docs/DESIGN.md` walks through them.
+//! `extension` (BEP 10), `encryption` (MSE/PE before the BitTorrent
+//! handshake), and `timers` (what the clock drives). `docs/DESIGN.md` walks through them.
 
 mod candidates;
 mod download;
+pub mod encryption;
 pub mod extension;
 pub mod peer;
 mod serve;
@@ -45,6 +47,7 @@ use peer::{Peer, PeerEvent};
 use upload::Uploads;
 
 pub use crate::peer_source::Origin;
+pub use encryption::{Encryption, Opening};
 pub use extension::{ExtContext, Extension};
 pub use peer::{BlockRequest, CloseReason, Counters, OutBuf, PeerState, Token};
 pub use upload::{UploadRead, MAX_READ};
@@ -85,6 +88,12 @@ pub struct Config {
     /// Upload rate limit in bytes/s (None: unlimited).
     pub max_upload_rate: Option<u64>,
     pub seed: u64,
+    /// MSE/PE: what we accept and how we connect.
+    pub encryption: Encryption,
+    /// The UDP port of our DHT node (BEP 5): set, our handshake says we
+    /// run one, peers that run one too get a `port` message, and the nodes
+    /// peers advertise come back as [`Event::DhtNode`].
+    pub dht_port: Option<u16>,
 }
 
 impl Config {
@@ -104,7 +113,19 @@ impl Config {
             max_outstanding: 256,
             max_upload_rate: None,
             seed: 0,
+            encryption: Encryption::Allow,
+            dht_port: None,
         }
+    }
+
+    /// Our handshake: the fast extension, BEP 10, and the DHT (BEP 5) when
+    /// we run a node.
+    pub fn handshake(&self) -> Handshake {
+        let mut h = Handshake::ours(self.info_hash, self.peer_id);
+        if self.dht_port.is_some() {
+            h.reserved[7] |= 0x01;
+        }
+        h
     }
 }
 
@@ -112,7 +133,11 @@ impl Config {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
     /// Only the info-hash is known; the info dictionary (and with it the
-    /// piece geometry) is being fetched from peers (BEP 9, to come).
+    /// piece geometry) is being fetched from peers (BEP 9, by the
+    /// `ut_metadata` extension). The session has no pieces: it tells peers
+    /// it has none, ignores their bitfields and haves, and is never
+    /// complete. The driver replaces it with a full session once the info
+    /// dictionary is verified.
     AwaitingMetadata,
     /// Pieces are missing.
     Downloading,
@@ -145,6 +170,8 @@ pub enum Event {
         client: String,
         peer_id: [u8; 20],
         source: Origin,
+        /// How the stream is protected: `None` without MSE.
+        encryption: Option<crate::mse::Method>,
     },
     PeerDisconnected {
         addr: SocketAddr,
@@ -166,6 +193,11 @@ pub enum Event {
     Complete,
     /// About a web seed (BEP 19).
     WebSeed(WebSeedEvent),
+    /// A peer's DHT node (its address, the port from its BEP 5 `port`
+    /// message); only with [`Config::dht_port`] set.
+    DhtNode {
+        addr: SocketAddr,
+    },
 }
 
 /// Counters over the whole run.
@@ -210,6 +242,11 @@ pub struct Session {
     verifying: BTreeMap<u32, Vec<u64>>,
     uid_addr: BTreeMap<u64, SocketAddr>,
     web_seeds: webseed::WebSeeds,
+    /// Reused to decrypt reads handed over read-only ([`Session::on_data`]).
+    decrypt_scratch: Vec<u8>,
+    /// Why each connection ended, for tests (most are only logged).
+    #[cfg(test)]
+    closed_reasons: Vec<(Token, CloseReason)>,
 }
 
 impl Session {
@@ -244,7 +281,35 @@ impl Session {
             verifying: BTreeMap::new(),
             uid_addr: BTreeMap::new(),
             web_seeds: webseed::WebSeeds::default(),
+            decrypt_scratch: Vec::new(),
+            #[cfg(test)]
+            closed_reasons: Vec::new(),
         }
+    }
+
+    /// A session for a magnet link: no pieces known until the metadata
+    /// arrives ([`Phase::AwaitingMetadata`]).
+    pub fn awaiting_metadata(cfg: Config) -> Self {
+        let mut s = Session::new(cfg, wire::BLOCK_LEN as u64, 0, 0);
+        s.phase = Phase::AwaitingMetadata;
+        s
+    }
+
+    /// Every peer address known (connected, queued or to retry) and how we
+    /// learnt of it: what a driver carries to the next session.
+    pub fn known_peers(&self) -> Vec<(SocketAddr, Origin)> {
+        self.candidates.known().collect()
+    }
+
+    /// Addresses banned (carried to the next session with
+    /// [`Session::ban`]).
+    pub fn banned_peers(&self) -> Vec<SocketAddr> {
+        self.candidates.banned().collect()
+    }
+
+    /// Never connects to `addr` nor accepts it.
+    pub fn ban(&mut self, addr: SocketAddr) {
+        self.candidates.ban(addr);
     }
 
     /// Replaces the choker (the classic one by default).
@@ -279,7 +344,7 @@ impl Session {
     }
 
     pub fn is_complete(&self) -> bool {
-        self.picker.is_complete()
+        self.phase != Phase::AwaitingMetadata && self.picker.is_complete()
     }
 
     pub fn totals(&self) -> Totals {
@@ -305,9 +370,13 @@ impl Session {
         self.actions.pop_front()
     }
 
-    /// The bytes waiting to be sent to a peer.
+    /// The bytes waiting to be sent to a peer (encrypted, on an RC4
+    /// connection, as they are handed out).
     pub fn output(&mut self, token: Token) -> Option<&mut OutBuf> {
-        self.peers.get_mut(&token).map(|p| &mut p.out)
+        self.peers.get_mut(&token).map(|p| {
+            p.out.seal();
+            &mut p.out
+        })
     }
 
     /// Tokens of peers with bytes to send.
@@ -337,7 +406,7 @@ impl Session {
         let uid = self.next_uid;
         self.next_uid += 1;
         self.uid_addr.insert(uid, addr);
-        let mut peer = Peer::new(
+        let peer = Peer::new(
             uid,
             addr,
             outgoing,
@@ -345,13 +414,16 @@ impl Session {
             self.cfg.max_outstanding,
             now,
         );
-        // Our handshake goes first in both directions (it waits in the
-        // output until the connection is up).
-        Handshake::ours(self.cfg.info_hash, self.cfg.peer_id).encode(peer.out.vec());
         if !outgoing {
             self.candidates.note(addr, Origin::Incoming);
         }
         self.peers.insert(token, peer);
+        // Outgoing, our opening waits in the output until the connection
+        // is up. Incoming, we send nothing before the peer's first bytes
+        // say whether it speaks plaintext or MSE.
+        if outgoing {
+            self.open_outgoing(token);
+        }
     }
 
     /// An outgoing connection is established (or failed: call
@@ -377,11 +449,47 @@ impl Session {
     }
 
     /// Bytes arrived from a peer.
-    pub fn on_data(&mut self, token: Token, mut data: &[u8], now: Instant) {
+    pub fn on_data(&mut self, token: Token, data: &[u8], now: Instant) {
         let Some(peer) = self.peers.get_mut(&token) else {
             return;
         };
         peer.last_recv = now;
+        if peer.mse.is_some() || peer.state == PeerState::Negotiating {
+            self.on_negotiation_data(token, data, now);
+        } else if let Some(decrypt) = &mut peer.decrypt {
+            let mut clear = std::mem::take(&mut self.decrypt_scratch);
+            clear.clear();
+            clear.extend_from_slice(data);
+            decrypt.apply(&mut clear);
+            self.on_stream(token, &clear, now);
+            self.decrypt_scratch = clear;
+        } else {
+            self.on_stream(token, data, now);
+        }
+    }
+
+    /// Bytes arrived from a peer, in a buffer the session may overwrite:
+    /// an RC4 connection decrypts them in place, without a copy.
+    pub fn on_data_mut(&mut self, token: Token, data: &mut [u8], now: Instant) {
+        let Some(peer) = self.peers.get_mut(&token) else {
+            return;
+        };
+        if peer.mse.is_some() || peer.state == PeerState::Negotiating {
+            self.on_data(token, data, now);
+            return;
+        }
+        peer.last_recv = now;
+        if let Some(decrypt) = &mut peer.decrypt {
+            decrypt.apply(data);
+        }
+        self.on_stream(token, data, now);
+    }
+
+    /// Clear BitTorrent-stream bytes: handshake and message framing.
+    fn on_stream(&mut self, token: Token, mut data: &[u8], now: Instant) {
+        let Some(peer) = self.peers.get_mut(&token) else {
+            return;
+        };
         let mut pending = std::mem::take(&mut peer.inbuf);
         let max_len = self.max_message_len();
         // Complete a frame split across reads, one at a time.
@@ -505,6 +613,15 @@ impl Session {
                 self.announce(token);
             }
             PeerEvent::Extended { id, payload } => self.on_extended(token, id, payload, now),
+            PeerEvent::DhtPort(port) => {
+                if let (Some(_), Some(p)) = (self.cfg.dht_port, self.peers.get(&token)) {
+                    if port != 0 {
+                        let addr = SocketAddr::new(p.addr.ip(), port);
+                        self.actions
+                            .push_back(Action::Event(Event::DhtNode { addr }));
+                    }
+                }
+            }
         }
     }
 
@@ -557,12 +674,19 @@ impl Session {
                 now,
             );
         }
-        if h.fast() && have_bits.is_full() {
+        if self.phase == Phase::AwaitingMetadata {
+            if h.fast() {
+                peer.send(&wire::Message::HaveNone, now);
+            }
+        } else if h.fast() && have_bits.is_full() {
             peer.send(&wire::Message::HaveAll, now);
         } else if h.fast() && have_bits.count() == 0 {
             peer.send(&wire::Message::HaveNone, now);
         } else if have_bits.count() > 0 {
             peer.send(&wire::Message::Bitfield(have_bits.as_bytes()), now);
+        }
+        if let Some(port) = self.cfg.dht_port.filter(|_| h.dht()) {
+            peer.send(&wire::Message::Port(port), now);
         }
         if !h.extended() {
             self.announce(token);
@@ -587,6 +711,7 @@ impl Session {
             client: p.client_name(),
             peer_id: h.peer_id,
             source: self.candidates.origin(&p.addr).unwrap_or(Origin::Incoming),
+            encryption: p.mse_method,
         };
         self.actions.push_back(Action::Event(ev));
     }
@@ -613,6 +738,8 @@ impl Session {
         let Some(p) = self.peers.remove(&token) else {
             return;
         };
+        #[cfg(test)]
+        self.closed_reasons.push((token, reason.clone()));
         if close {
             self.actions.push_back(Action::Close(token));
         }
@@ -642,6 +769,7 @@ impl Session {
                     client: p.client_name(),
                     peer_id: h.peer_id,
                     source: self.candidates.origin(&p.addr).unwrap_or(Origin::Incoming),
+                    encryption: p.mse_method,
                 }));
             }
             self.actions
@@ -655,7 +783,23 @@ impl Session {
             log::debug!("{}: {reason}", p.addr);
         }
         if p.outgoing {
-            self.candidates.outgoing_ended(p.addr, &reason, now);
+            // Dropped during the handshake: the next attempt uses the
+            // other opening (the first time at once). Back and forth, as
+            // a peer may have dropped us for another reason (Transmission
+            // resets connections while it checks its data, and with
+            // "encryption tolerated" it refuses MSE).
+            let switch = !p.is_established()
+                && p.state != PeerState::Connecting
+                && reason.suggests_other_opening()
+                && self.cfg.encryption.switches_opening();
+            let next = p.opening.other();
+            let retried_at_once = switch && self.candidates.switch_opening(p.addr, next);
+            if switch {
+                log::debug!("{}: {reason}; next attempt: {next:?}", p.addr);
+            }
+            if !retried_at_once {
+                self.candidates.outgoing_ended(p.addr, &reason, now);
+            }
         } else {
             self.candidates.incoming_ended(&p.addr);
         }

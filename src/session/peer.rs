@@ -1,7 +1,8 @@
 //! One peer connection as a state machine: its life cycle
-//! (connecting → handshaking → established), the framing of its byte
-//! stream, the choke and interest flags of both sides, the requests in
-//! flight in each direction, its rates, and what it owes us to send.
+//! (connecting → negotiating encryption → handshaking → established), the
+//! encryption and framing of its byte stream, the choke and interest flags
+//! of both sides, the requests in flight in each direction, its rates, and
+//! what it owes us to send.
 //!
 //! It validates what the peer says against the protocol (message lengths,
 //! piece indexes, fast-extension rules) and turns each message into a
@@ -15,6 +16,8 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use super::encryption::Opening;
+use crate::mse::{self, rc4::Rc4};
 use crate::picker::{Bitfield, BlockRef, Picker};
 use crate::wire::{self, Handshake, Message, BLOCK_LEN, HANDSHAKE_LEN};
 
@@ -36,6 +39,10 @@ const MAX_ALLOWED_FAST: usize = 64;
 pub enum PeerState {
     /// Outgoing: the TCP connection is not established yet.
     Connecting,
+    /// Connected, before the BitTorrent handshake: the MSE handshake runs
+    /// (either direction), or, incoming, the peer's first bytes have not
+    /// told plaintext from MSE yet (we send nothing until they do).
+    Negotiating,
     /// Connected; our handshake is queued, the peer's not yet read.
     Handshaking,
     /// Both handshakes exchanged: messages flow.
@@ -55,6 +62,13 @@ pub enum CloseReason {
     NoHandshake,
     Idle,
     NotBitTorrent,
+    /// The MSE handshake failed (hostile or broken input, no common
+    /// crypto method, an info-hash we do not serve).
+    Mse(mse::MseError),
+    /// A plaintext BitTorrent handshake while we require encryption.
+    PlaintextRefused,
+    /// An MSE handshake while encryption is disabled.
+    EncryptionRefused,
     WrongInfoHash([u8; 20]),
     ConnectedToSelf,
     /// A second connection to a peer we are already connected to.
@@ -75,6 +89,21 @@ impl CloseReason {
     pub fn final_for_address(&self) -> bool {
         matches!(self, CloseReason::Duplicate | CloseReason::BothComplete)
     }
+
+    /// Whether an outgoing connection that ended this way before its
+    /// BitTorrent handshake completed may work with the other opening
+    /// (plaintext instead of MSE, or the reverse): the peer hung up, went
+    /// silent, or answered with something our opening did not expect.
+    pub fn suggests_other_opening(&self) -> bool {
+        matches!(
+            self,
+            CloseReason::ClosedByPeer
+                | CloseReason::Transport(_)
+                | CloseReason::NoHandshake
+                | CloseReason::NotBitTorrent
+                | CloseReason::Mse(_)
+        )
+    }
 }
 
 impl fmt::Display for CloseReason {
@@ -87,6 +116,13 @@ impl fmt::Display for CloseReason {
             CloseReason::NoHandshake => write!(f, "no handshake in time"),
             CloseReason::Idle => write!(f, "idle for too long"),
             CloseReason::NotBitTorrent => write!(f, "not a BitTorrent handshake"),
+            CloseReason::Mse(e) => write!(f, "encryption handshake failed: {e}"),
+            CloseReason::PlaintextRefused => {
+                write!(f, "plaintext handshake refused (encryption required)")
+            }
+            CloseReason::EncryptionRefused => {
+                write!(f, "encrypted handshake refused (encryption disabled)")
+            }
             CloseReason::WrongInfoHash(h) => write!(f, "wrong info-hash {}", crate::hex::encode(h)),
             CloseReason::ConnectedToSelf => write!(f, "connected to ourselves"),
             CloseReason::Duplicate => write!(f, "duplicate connection"),
@@ -136,6 +172,8 @@ pub enum PeerEvent<'a> {
         id: u8,
         payload: &'a [u8],
     },
+    /// BEP 5 `port`: the UDP port of the peer's DHT node.
+    DhtPort(u16),
 }
 
 /// An exponentially smoothed rate in bytes per second.
@@ -166,15 +204,40 @@ impl Rate {
 }
 
 /// Bytes to send, drained by the driver from the front.
+///
+/// On an RC4 connection the session appends clear bytes and the buffer
+/// encrypts them once, in place, when they are handed to the driver
+/// ([`OutBuf::seal`] from `Session::output`): `sealed` marks where the
+/// encrypted bytes end, so no byte is encrypted twice or sent clear.
 #[derive(Debug, Default)]
 pub struct OutBuf {
     buf: Vec<u8>,
     pos: usize,
+    cipher: Option<Box<Rc4>>,
+    /// `buf[..sealed]` is ready to send (only tracked with a cipher).
+    sealed: usize,
 }
 
 impl OutBuf {
+    /// The bytes to send (sealed: `Session::output` hands the buffer out).
     pub fn pending(&self) -> &[u8] {
+        debug_assert!(self.cipher.is_none() || self.sealed == self.buf.len());
         &self.buf[self.pos..]
+    }
+
+    /// Encrypts what was appended since the last call.
+    pub(super) fn seal(&mut self) {
+        if let Some(c) = &mut self.cipher {
+            c.apply(&mut self.buf[self.sealed..]);
+            self.sealed = self.buf.len();
+        }
+    }
+
+    /// From now on, bytes appended are encrypted; those already queued
+    /// (the MSE handshake's own messages) go as they are.
+    pub(super) fn encrypt_from_here(&mut self, cipher: Box<Rc4>) {
+        self.sealed = self.buf.len();
+        self.cipher = Some(cipher);
     }
 
     pub fn len(&self) -> usize {
@@ -191,8 +254,10 @@ impl OutBuf {
         if self.pos == self.buf.len() {
             self.buf.clear();
             self.pos = 0;
+            self.sealed = 0;
         } else if self.pos > 64 * 1024 && self.pos * 2 > self.buf.len() {
             self.buf.drain(..self.pos);
+            self.sealed = self.sealed.saturating_sub(self.pos);
             self.pos = 0;
         }
     }
@@ -241,8 +306,18 @@ pub struct Peer {
     /// so that it can carry the client name).
     pub announced: bool,
     pub client: Option<String>,
-    /// A partial frame carried over between reads.
+    /// A partial frame carried over between reads (and, incoming, the
+    /// first bytes until they tell plaintext from MSE).
     pub inbuf: Vec<u8>,
+    /// How the connection opened: outgoing, what we sent first; incoming,
+    /// what the peer sent (known once its first bytes are read).
+    pub opening: Opening,
+    /// The MSE handshake while it runs.
+    pub(super) mse: Option<Box<mse::Handshake>>,
+    /// Decrypts everything read after an MSE handshake that chose RC4.
+    pub(super) decrypt: Option<Box<Rc4>>,
+    /// The crypto method of an MSE connection (None: plaintext BitTorrent).
+    pub mse_method: Option<mse::Method>,
     pub out: OutBuf,
     pub last_recv: Instant,
     pub last_send: Instant,
@@ -289,12 +364,16 @@ impl Peer {
             state: if outgoing {
                 PeerState::Connecting
             } else {
-                PeerState::Handshaking
+                PeerState::Negotiating
             },
             connected_at: now,
             announced: false,
             client: None,
             inbuf: Vec::new(),
+            opening: Opening::Plaintext,
+            mse: None,
+            decrypt: None,
+            mse_method: None,
             out: OutBuf::default(),
             last_recv: now,
             last_send: now,
@@ -348,7 +427,11 @@ impl Peer {
     /// The outgoing TCP connection is up.
     pub fn on_established_tcp(&mut self) -> bool {
         if self.state == PeerState::Connecting {
-            self.state = PeerState::Handshaking;
+            self.state = if self.mse.is_some() {
+                PeerState::Negotiating
+            } else {
+                PeerState::Handshaking
+            };
             return true;
         }
         false
@@ -451,10 +534,10 @@ impl Peer {
         let n = self.have.len();
         let fast = self.fast();
         let ev = match msg {
-            Message::KeepAlive
-            | Message::Port(_)
-            | Message::Suggest(_)
-            | Message::Unknown { .. } => PeerEvent::Handled,
+            Message::Port(port) => PeerEvent::DhtPort(port),
+            Message::KeepAlive | Message::Suggest(_) | Message::Unknown { .. } => {
+                PeerEvent::Handled
+            }
             Message::Choke => {
                 self.peer_choking = true;
                 // Without the fast extension a choke voids our requests.
@@ -492,6 +575,9 @@ impl Peer {
                 self.requests_in.retain(|r| *r != cancelled);
                 PeerEvent::Handled
             }
+            // No pieces known yet (awaiting the metadata): nothing to
+            // record.
+            Message::Have(_) | Message::Bitfield(_) if n == 0 => PeerEvent::Handled,
             Message::Have(i) => {
                 if i as usize >= n {
                     return Err(CloseReason::Protocol(format!("have for piece {i} of {n}")));

@@ -627,3 +627,91 @@ fn poll_timeout_says_when_to_tick() {
         .iter()
         .any(|a| matches!(a, Action::Connect(x) if *x == addr(7))));
 }
+
+#[test]
+fn awaiting_metadata_has_nothing_and_ignores_piece_messages() {
+    let mut cfg = Config::new(HASH, ME);
+    cfg.seed = 1;
+    let mut s = Session::awaiting_metadata(cfg);
+    assert_eq!(s.phase(), Phase::AwaitingMetadata);
+    assert!(!s.is_complete());
+    let now = Instant::now();
+    s.on_connection(0, addr(1), true, now);
+    s.on_connected(0);
+    s.on_connection(1, addr(2), false, now);
+    // A seed (have-all) and a leecher (a bitfield and haves of its own
+    // torrent's size, which we cannot check yet).
+    let mut seed = handshake(*b"-XX0001-seedseedseed", true);
+    wire::encode(&Message::HaveAll, &mut seed);
+    s.on_data(0, &seed, now);
+    let mut leech = handshake(*b"-XX0001-leechleechle", false);
+    wire::encode(&Message::Bitfield(&[0xff, 0x80]), &mut leech);
+    wire::encode(&Message::Have(3), &mut leech);
+    s.on_data(1, &leech, now);
+    let acts = actions(&mut s);
+    assert!(!closed(&acts, 0) && !closed(&acts, 1), "{acts:?}");
+    assert_eq!(s.peer_count(), 2);
+    // We say we have nothing, and want nothing (no interest, no request).
+    let to_seed = sent(&mut s, 0);
+    assert!(
+        to_seed.iter().any(|m| matches!(m, Message::HaveNone)),
+        "{to_seed:?}"
+    );
+    assert!(!to_seed.iter().any(|m| matches!(
+        m,
+        Message::Interested | Message::Request { .. } | Message::HaveAll
+    )));
+    assert!(
+        sent(&mut s, 1).is_empty(),
+        "no bitfield to a peer without the fast extension"
+    );
+    s.tick(now + Duration::from_secs(2));
+    assert!(!closed(&actions(&mut s), 0), "two 'seeds' are not dropped");
+}
+
+#[test]
+fn dht_port_message_both_ways() {
+    // Without a DHT node: no DHT bit, no port message, a peer's port ignored.
+    let t0 = Instant::now();
+    let mut s = session();
+    s.on_connection(1, addr(1), true, t0);
+    s.on_connected(1);
+    let out = s.output(1).unwrap().pending().to_vec();
+    assert_eq!(out[27] & 0x01, 0);
+    let mut hs = Handshake::ours(HASH, [1; 20]);
+    hs.reserved[7] |= 0x01;
+    let mut bytes = Vec::new();
+    hs.encode(&mut bytes);
+    s.on_data(1, &bytes, t0);
+    s.on_data(1, &bytes_of(&[Message::Port(7000)]), t0);
+    assert!(!sent(&mut s, 1)
+        .iter()
+        .any(|m| matches!(m, Message::Port(_))));
+    assert!(!actions(&mut s)
+        .iter()
+        .any(|a| matches!(a, Action::Event(Event::DhtNode { .. }))));
+
+    // With one: the DHT bit is set, a peer with the bit gets our port, a
+    // peer's port becomes a node to add; a peer without the bit gets none.
+    let mut cfg = Config::new(HASH, ME);
+    cfg.dht_port = Some(6999);
+    let mut s = Session::new(cfg, 32768, 4 * 32768, 4);
+    s.on_connection(1, addr(1), true, t0);
+    s.on_connected(1);
+    let out = s.output(1).unwrap().pending().to_vec();
+    assert_eq!(out[27] & 0x01, 0x01, "DHT bit in our handshake");
+    s.on_data(1, &bytes, t0);
+    assert!(sent(&mut s, 1).contains(&Message::Port(6999)));
+    s.on_data(1, &bytes_of(&[Message::Port(7000)]), t0);
+    let acts = actions(&mut s);
+    assert!(acts.iter().any(|a| matches!(
+        a,
+        Action::Event(Event::DhtNode { addr: a }) if *a == addr(7000)
+    )));
+    s.on_connection(2, addr(2), true, t0);
+    s.on_connected(2);
+    s.on_data(2, &handshake([2; 20], true), t0);
+    assert!(!sent(&mut s, 2)
+        .iter()
+        .any(|m| matches!(m, Message::Port(_))));
+}

@@ -135,8 +135,9 @@ impl Qbit {
     }
 }
 
-/// transmission-cli on `torrent` with `dir` as download folder; a marker
-/// file is created when the download completes.
+/// transmission-cli on `torrent` with `dir` as download folder, started
+/// with `-et` (encryption tolerated); a marker file is created when the
+/// download completes.
 pub struct Transmission {
     pub proc: Proc,
     pub port: u16,
@@ -144,6 +145,17 @@ pub struct Transmission {
 }
 
 pub fn transmission(cfg: &Path, torrent: &Path, dir: &Path) -> Transmission {
+    transmission_with(cfg, torrent, dir, &["-et"])
+}
+
+/// transmission-cli in its default settings (encryption preferred: it
+/// opens its own connections with MSE).
+pub fn transmission_default(cfg: &Path, torrent: &Path, dir: &Path) -> Transmission {
+    transmission_with(cfg, torrent, dir, &[])
+}
+
+/// transmission-cli with `extra` options (e.g. `-et`) before the torrent.
+pub fn transmission_with(cfg: &Path, torrent: &Path, dir: &Path, extra: &[&str]) -> Transmission {
     let bin = require_tool("transmission-cli", "transmission-cli");
     let port = free_port();
     std::fs::create_dir_all(cfg).unwrap();
@@ -171,7 +183,9 @@ pub fn transmission(cfg: &Path, torrent: &Path, dir: &Path) -> Transmission {
         .arg(cfg)
         .arg("-w")
         .arg(dir)
-        .args(["-p", &port.to_string(), "-M", "-D", "-U", "-et", "-f"])
+        .args(["-p", &port.to_string(), "-M", "-D", "-U"])
+        .args(extra)
+        .arg("-f")
         .arg(&script)
         .arg(torrent)
         .stdin(Stdio::null())

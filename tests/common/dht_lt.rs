@@ -1,7 +1,8 @@
 //! A small DHT of libtorrent sessions (python3-libtorrent) on 127.0.0.1
 //! for the DHT interop tests: one Python process hosts N sessions joined to
 //! each other, the last one optionally seeding a torrent, and answers
-//! commands on stdin (get_peers, routing table contents).
+//! commands on stdin (get_peers, routing table contents, a download by
+//! info-hash alone).
 //!
 //! What libtorrent 2.0.8 needs to run a DHT on one loopback address, and why:
 //! - `dht_bootstrap_nodes = ""`: never contact the public routers; the
@@ -116,6 +117,23 @@ for line in sys.stdin:
                 break
             time.sleep(0.05)
         print("peers " + " ".join(sorted(found)), flush=True)
+    elif w[0] == "leech":
+        # Session 0 downloads a torrent it knows only by its info-hash:
+        # peers and metadata can only come through the DHT.
+        p = lt.parse_magnet_uri("magnet:?xt=urn:btih:" + w[1])
+        p.save_path = w[2]
+        sessions[0].apply_settings({"dht_announce_interval": 3})
+        h = sessions[0].add_torrent(p)
+        end = time.time() + float(w[3])
+        seen = set()
+        while time.time() < end:
+            for pi in h.get_peer_info():
+                seen.add("%s:%d" % (pi.ip[0], pi.ip[1]))
+            if h.status().is_seeding:
+                break
+            time.sleep(0.1)
+        ok = "ok" if h.status().is_seeding else "no"
+        print("leeched %s %s" % (ok, " ".join(sorted(seen))), flush=True)
 "#;
 
 /// The sessions' process; killed by PID when dropped.
@@ -210,6 +228,21 @@ impl LtDht {
         self.command("table");
         let l = self.wait_line("table", Duration::from_secs(30));
         l[5..].split_whitespace().map(String::from).collect()
+    }
+
+    /// Session 0 downloads `info_hash` (hex) into `dir` knowing nothing
+    /// else, for at most `limit`: whether it completed, and the peers it
+    /// was connected to (IP:PORT).
+    pub fn leech(&mut self, info_hash: &str, dir: &Path, limit: Duration) -> (bool, Vec<String>) {
+        self.command(&format!(
+            "leech {info_hash} {} {}",
+            dir.display(),
+            limit.as_secs_f64()
+        ));
+        let l = self.wait_line("leeched", limit + Duration::from_secs(30));
+        let mut w = l.split_whitespace().skip(1);
+        let ok = w.next() == Some("ok");
+        (ok, w.map(String::from).collect())
     }
 
     /// Tells every session about a DHT node on 127.0.0.1.

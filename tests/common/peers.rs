@@ -95,11 +95,14 @@ impl Fetch {
     /// program's stdout).
     pub fn start_with_stdin(label: &str, args: &[&str], stdin: Stdio) -> Fetch {
         let mut cmd = bt_fetch_cmd();
-        cmd.arg("--json")
-            .args(args)
-            .stdin(stdin)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+        cmd.arg("--json").args(args).stdin(stdin);
+        Fetch::start_command(label, cmd)
+    }
+
+    /// Runs `cmd`, a bt-fetch with `--json` (possibly behind a wrapper
+    /// such as `ip netns exec`), stdin as set, stdout and stderr captured.
+    pub fn start_command(label: &str, mut cmd: Command) -> Fetch {
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
         let mut proc = Proc::spawn(label, &mut cmd);
         let stdout = proc.child.stdout.take().expect("stdout");
         let stderr = proc.child.stderr.take().expect("stderr");
@@ -214,6 +217,19 @@ impl Fetch {
             self.stderr_text()
         );
         done
+    }
+
+    /// Collects the events that arrive within `limit` (no waiting for any
+    /// one in particular).
+    pub fn pump(&mut self, limit: Duration) {
+        let end = Instant::now() + limit;
+        loop {
+            let left = end.saturating_duration_since(Instant::now());
+            match self.events.recv_timeout(left) {
+                Ok(v) => self.seen.push(v),
+                Err(_) => return,
+            }
+        }
     }
 
     pub fn events_named(&self, name: &str) -> Vec<serde_json::Value> {
@@ -344,6 +360,18 @@ pub struct LtPeer {
 
 impl LtPeer {
     pub fn start(mode: &str, torrent: &Path, dir: &Path, peers: &[String]) -> LtPeer {
+        LtPeer::start_with_env(mode, torrent, dir, peers, &[])
+    }
+
+    /// Like [`LtPeer::start`] with environment settings for the script
+    /// (`LT_ENCRYPTION=rc4|both`: encryption forced in and out).
+    pub fn start_with_env(
+        mode: &str,
+        torrent: &Path,
+        dir: &Path,
+        peers: &[String],
+        env: &[(&str, &str)],
+    ) -> LtPeer {
         let py = require_libtorrent();
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/scripts/lt_peer.py");
         let port = free_port();
@@ -354,6 +382,7 @@ impl LtPeer {
             .arg(dir)
             .arg(port.to_string())
             .args(peers)
+            .envs(env.iter().copied())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());

@@ -4,7 +4,8 @@
 usage: lt_peer.py seed|leech TORRENT DIR PORT [IP:PORT ...]
 Prints "listening PORT" once listening, "done" when the download is
 complete (leech), and keeps running (seed) until killed; stdin EOF also
-ends it.
+ends it. LT_ENCRYPTION=rc4|both forces encryption (MSE) in and out, with
+RC4 only or either method allowed.
 """
 import sys, time, threading, os
 import libtorrent as lt
@@ -19,6 +20,14 @@ settings.update({
     "allow_multiple_connections_per_ip": True,
     "alert_mask": 0,
 })
+level = os.environ.get("LT_ENCRYPTION")
+if level:
+    settings.update({
+        "out_enc_policy": int(lt.enc_policy.pe_forced),
+        "in_enc_policy": int(lt.enc_policy.pe_forced),
+        "allowed_enc_level": int(lt.enc_level.pe_rc4 if level == "rc4" else lt.enc_level.pe_both),
+        "prefer_rc4": level == "rc4",
+    })
 ses = lt.session(settings)
 info = lt.torrent_info(torrent)
 params = {"ti": info, "save_path": folder}

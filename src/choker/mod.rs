@@ -13,6 +13,20 @@
 //! downloading, fastest takers of our data while seeding — peers that snub
 //! us are left out, and one optimistic unchoke rotates every 30 s,
 //! favouring newly connected peers.
+//!
+//! The strategic chokers live beside it: [`BitTyrant`] (Piatek et al.,
+//! NSDI 2007) in `bittyrant`, [`PropShare`] (Levin et al., SIGCOMM 2008)
+//! in `propshare`, both dividing an upload capacity that `capacity`
+//! estimates when the user gave none, and [`FreeRider`] (uploads nothing,
+//! for experiments). [`by_name`] builds any of them from its name.
+
+mod bittyrant;
+mod capacity;
+mod propshare;
+
+pub use bittyrant::BitTyrant;
+pub use capacity::CapacityEstimate;
+pub use propshare::PropShare;
 
 use std::time::{Duration, Instant};
 
@@ -88,6 +102,40 @@ pub trait Choker: Send {
 
     /// A peer left (forget what is kept about it).
     fn peer_left(&mut self, _token: Token) {}
+}
+
+/// The strategies `bt-fetch --strategy` accepts.
+pub const STRATEGIES: &[&str] = &["classic", "bittyrant", "propshare"];
+
+/// Builds a choker by name: one of [`STRATEGIES`], or `freerider` (the
+/// simulator's peer that uploads nothing). `piece_length` lets BitTyrant
+/// turn announced pieces into bytes.
+pub fn by_name(name: &str, piece_length: u64) -> Option<Box<dyn Choker>> {
+    Some(match name {
+        "classic" => Box::new(Classic::new()),
+        "bittyrant" => Box::new(BitTyrant::new(piece_length)),
+        "propshare" => Box::new(PropShare::new()),
+        "freerider" => Box::new(FreeRider),
+        _ => return None,
+    })
+}
+
+/// A peer that never unchokes anyone: zero upload (experiment 4).
+#[derive(Debug, Default)]
+pub struct FreeRider;
+
+impl Choker for FreeRider {
+    fn name(&self) -> &'static str {
+        "freerider"
+    }
+
+    fn round(&mut self, _round: &ChokeRound, _rng: &mut dyn RngCore) -> ChokeDecision {
+        ChokeDecision::default()
+    }
+
+    fn unchoke_on_interest(&self, _unchoked: usize, _slots: usize) -> bool {
+        false
+    }
 }
 
 /// The BEP 3 choker (see the module documentation).

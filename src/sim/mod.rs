@@ -10,6 +10,13 @@
 //! node `b` has token `b`. Node `i` has address 10.x.y.z (its index
 //! counted up from 10.0.0.1) and a peer id made of a prefix and its index,
 //! so any number of nodes have distinct ids and addresses.
+//!
+//! [`net`] is the large-scale engine behind `bt-sim`: many peers joining
+//! and leaving over a network with capacities and latency, content
+//! trusted rather than hashed.
+
+pub mod net;
+pub mod scenario;
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};

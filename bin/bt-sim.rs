@@ -1,0 +1,142 @@
+//! bt-sim: a deterministic swarm simulator running the real session code
+//! (picker, chokers, strategies) for many peers over a simulated network.
+//! The engine is `bt::sim::net`; the scenario and output `bt::sim::scenario`.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use bt::cli::{self, Verbosity};
+use bt::exit;
+use bt::sim::net::Net;
+use bt::sim::scenario::{self, Arrival, CapacityDist, Scenario};
+use clap::Parser;
+
+#[derive(Parser)]
+#[command(
+    name = "bt-sim",
+    version,
+    about = "Simulate a BitTorrent swarm with the real session code: who finishes when, under which choking strategy",
+    after_help = "The same arguments and --seed give byte-identical output."
+)]
+struct Cli {
+    /// Leechers (peers that download).
+    #[arg(long, value_name = "N")]
+    peers: usize,
+    /// Seeders (they start complete and stay).
+    #[arg(long, value_name = "S", default_value_t = 1)]
+    seeders: usize,
+    /// Content size (units K, M, G allowed).
+    #[arg(long, value_name = "BYTES", value_parser = cli::parse_size)]
+    size: u64,
+    #[arg(long, value_name = "BYTES", default_value = "256K", value_parser = cli::parse_size)]
+    piece_length: u64,
+    /// Strategies of the leechers and their shares, e.g. classic=0.9,bittyrant=0.1
+    /// (classic, bittyrant, propshare, freerider).
+    #[arg(long, value_name = "MIX", default_value = "classic=1")]
+    strategy_mix: String,
+    /// Leechers' upload capacity: a CDF file (lines BYTES_PER_S FRACTION) or uniform:LO-HI.
+    #[arg(long, value_name = "FILE|uniform:LO-HI")]
+    capacity_dist: String,
+    /// flash (everyone at once) or poisson:RATE (arrivals per second).
+    #[arg(long, value_name = "flash|poisson:RATE", default_value = "flash")]
+    arrival: String,
+    /// Upload capacity of each seeder.
+    #[arg(long, value_name = "BYTES_PER_S", default_value = "1M", value_parser = cli::parse_size)]
+    seeder_capacity: u64,
+    #[arg(long, value_name = "K", default_value_t = 1)]
+    seed: u64,
+    /// Use bt-fetch's peer id prefix (its seed split on), to compare with
+    /// real bt-fetch processes.
+    #[arg(long, hide = true)]
+    bt_peer_ids: bool,
+    /// JSON lines: one per leecher as it finishes, then a summary.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    verbosity: Verbosity,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    cli.verbosity.init_logging("bt-sim");
+    ExitCode::from(run(cli) as u8)
+}
+
+fn run(cli: Cli) -> i32 {
+    let usage = |e: String| {
+        log::error!("{e}");
+        exit::USAGE
+    };
+    let mix = match scenario::parse_mix(&cli.strategy_mix) {
+        Ok(m) => m,
+        Err(e) => return usage(format!("--strategy-mix: {e}")),
+    };
+    let capacity = if cli.capacity_dist.starts_with("uniform:") {
+        CapacityDist::parse_uniform(&cli.capacity_dist)
+    } else {
+        match std::fs::read_to_string(&cli.capacity_dist) {
+            Ok(t) => CapacityDist::parse_cdf(&t),
+            Err(e) => Err(format!("{}: {e}", cli.capacity_dist)),
+        }
+    };
+    let capacity = match capacity {
+        Ok(c) => c,
+        Err(e) => return usage(format!("--capacity-dist: {e}")),
+    };
+    let arrival: Arrival = match cli.arrival.parse() {
+        Ok(a) => a,
+        Err(e) => return usage(format!("--arrival: {e}")),
+    };
+    if cli.peers == 0 || cli.seeders == 0 || cli.size == 0 || cli.piece_length == 0 {
+        return usage("--peers, --seeders, --size and --piece-length must be > 0".into());
+    }
+    if cli.piece_length % 16384 != 0 {
+        return usage("--piece-length must be a multiple of 16 KiB".into());
+    }
+    let sc = Scenario {
+        leechers: cli.peers,
+        seeders: cli.seeders,
+        size: cli.size,
+        piece_length: cli.piece_length,
+        mix,
+        capacity,
+        arrival,
+        seeder_capacity: cli.seeder_capacity.max(1),
+        bt_peer_ids: cli.bt_peer_ids,
+        seed: cli.seed,
+    };
+    let started = std::time::Instant::now();
+    let mut net = Net::new(sc.build());
+    let mut out = std::io::stdout().lock();
+    let mut printed = 0;
+    while !net.done() && net.elapsed() < bt::sim::net::NetConfig::default().time_limit {
+        net.step();
+        if cli.json {
+            while printed < net.finished().len() {
+                let r = net.result(net.finished()[printed]);
+                let _ = writeln!(out, "{}", scenario::peer_json(&r));
+                printed += 1;
+            }
+        }
+    }
+    let results = net.results();
+    let summary = scenario::summary(&results, net.elapsed());
+    if cli.json {
+        for r in results
+            .iter()
+            .filter(|r| !r.seeder && r.download_seconds.is_none())
+        {
+            let _ = writeln!(out, "{}", scenario::peer_json(r));
+        }
+        let _ = writeln!(out, "{summary}");
+    } else {
+        let _ = write!(out, "{}", scenario::table(&results, &summary));
+    }
+    log::info!(
+        "simulated {:.0} s in {:.2} s ({} steps)",
+        net.elapsed().as_secs_f64(),
+        started.elapsed().as_secs_f64(),
+        net.steps()
+    );
+    exit::OK
+}

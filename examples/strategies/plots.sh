@@ -1,0 +1,86 @@
+#!/bin/sh
+# Regenerates every plot of the choking-strategy experiments from the CSV
+# files under docs/results/strategies/ (written by run.py). Needs gnuplot
+# (Debian: gnuplot-nox). Usage: examples/strategies/plots.sh
+set -eu
+cd "$(dirname "$0")/../.."
+R=docs/results/strategies
+command -v gnuplot >/dev/null || { echo "plots.sh: gnuplot missing (apt-get install gnuplot-nox)" >&2; exit 1; }
+
+plot() { gnuplot -e "set terminal pngcairo size 800,500 noenhanced; set datafile separator ','; set key outside; set grid; $1"; }
+
+# 1. A few strategic peers among classic ones: median download time per
+#    capacity class, with 95 % CIs.
+if [ -f $R/exp1-one-strategic/summary.csv ]; then
+plot "set output '$R/exp1-one-strategic/exp1.png';
+set title 'Exp. 1: 5 % BitTyrant + 5 % PropShare in a classic swarm (median, 95 % CI)';
+set ylabel 'download time (s)'; set xrange [-0.5:2.5]; set yrange [0:*];
+set xtics ('low <64K' 0, 'mid 64K-256K' 1, 'high >=256K' 2);
+f='$R/exp1-one-strategic/summary.csv';
+plot f every ::1 u (\$1+(\$3-1)*0.2):(\$3==0?\$6:1/0):7:8 w yerrorbars pt 7 t 'classic',
+     f every ::1 u (\$1+(\$3-1)*0.2):(\$3==1?\$6:1/0):7:8 w yerrorbars pt 5 t 'bittyrant',
+     f every ::1 u (\$1+(\$3-1)*0.2):(\$3==2?\$6:1/0):7:8 w yerrorbars pt 9 t 'propshare'"
+fi
+
+# 2. Everyone strategic.
+if [ -f $R/exp2-everyone/summary.csv ]; then
+plot "set output '$R/exp2-everyone/exp2.png';
+set title 'Exp. 2: all-classic, all-BitTyrant, all-PropShare (over runs, 95 % CI)';
+set ylabel 'download time (s)'; set xrange [-0.5:2.5]; set yrange [0:*];
+set xtics ('classic' 0, 'bittyrant' 1, 'propshare' 2);
+f='$R/exp2-everyone/summary.csv';
+plot f every ::1 u (\$1-0.1):4:5:6 w yerrorbars pt 7 t 'mean per run',
+     f every ::1 u (\$1+0.1):7:8:9 w yerrorbars pt 5 t 'median per run'"
+fi
+
+# 3. Mixed swarms.
+if [ -f $R/exp3-mixed/summary.csv ]; then
+plot "set output '$R/exp3-mixed/exp3.png';
+set title 'Exp. 3: mixed swarms (median per run, 95 % CI)';
+set ylabel 'download time (s)'; set xrange [-0.5:3.5]; set yrange [0:*];
+set xtics ('BT+PS' 0, 'C+BT+PS' 1, 'C+PS' 2, 'C+BT' 3);
+f='$R/exp3-mixed/summary.csv';
+plot f every ::1 u (strcol(3) eq 'classic' ? \$1-0.2 : 1/0):5:6:7 w yerrorbars pt 7 t 'classic',
+     f every ::1 u (strcol(3) eq 'bittyrant' ? \$1 : 1/0):5:6:7 w yerrorbars pt 5 t 'bittyrant',
+     f every ::1 u (strcol(3) eq 'propshare' ? \$1+0.2 : 1/0):5:6:7 w yerrorbars pt 9 t 'propshare'"
+fi
+
+# 4. Fairness: share ratio against capacity; free riders.
+if [ -f $R/exp4-fairness/ratio.csv ]; then
+plot "set output '$R/exp4-fairness/exp4-ratio.png';
+set title 'Exp. 4: upload/download ratio against upload capacity (all-X swarms)';
+set logscale x; set xlabel 'upload capacity (bytes/s)'; set ylabel 'uploaded / downloaded';
+f='$R/exp4-fairness/ratio.csv';
+plot f every ::1 u (strcol(1) eq 'classic' ? \$3 : 1/0):4 pt 7 ps 0.4 t 'classic',
+     f every ::1 u (strcol(1) eq 'bittyrant' ? \$3 : 1/0):4 pt 5 ps 0.4 t 'bittyrant',
+     f every ::1 u (strcol(1) eq 'propshare' ? \$3 : 1/0):4 pt 9 ps 0.4 t 'propshare'"
+fi
+if [ -f $R/exp4-fairness/freeriders-summary.csv ]; then
+plot "set output '$R/exp4-fairness/exp4-freeriders.png';
+set title 'Exp. 4: 10 % free riders - their download time over the hosts (median, 95 % CI)';
+set ylabel 'free-rider time / host time'; set xrange [-0.5:2.5]; set yrange [0:*];
+set xtics ('classic' 0, 'bittyrant' 1, 'propshare' 2);
+f='$R/exp4-fairness/freeriders-summary.csv';
+plot f every ::1 u 1:10:11:12 w yerrorbars pt 7 t 'slowdown'"
+fi
+
+# 5. Robustness: swarm size and seeder capacity.
+if [ -f $R/exp5-robustness/summary.csv ]; then
+plot "set output '$R/exp5-robustness/exp5-size.png';
+set title 'Exp. 5: median download time against swarm size (4 MiB; 95 % CI)';
+set ylabel 'download time (s)'; set xrange [-0.5:2.5]; set yrange [0:*];
+set xtics ('50' 0, '200' 1, '500' 2); set xlabel 'leechers';
+f='$R/exp5-robustness/summary.csv';
+plot f every ::1 u (strcol(1) eq 'size' ? \$2+(\$4-1)*0.1 : 1/0):(\$4==0?\$7:1/0):8:9 w yerrorbars pt 7 t 'classic',
+     f every ::1 u (strcol(1) eq 'size' ? \$2+(\$4-1)*0.1 : 1/0):(\$4==1?\$7:1/0):8:9 w yerrorbars pt 5 t 'bittyrant',
+     f every ::1 u (strcol(1) eq 'size' ? \$2+(\$4-1)*0.1 : 1/0):(\$4==2?\$7:1/0):8:9 w yerrorbars pt 9 t 'propshare'"
+plot "set output '$R/exp5-robustness/exp5-seeder.png';
+set title 'Exp. 5: median download time against seeder capacity (60 leechers, 8 MiB; 95 % CI)';
+set ylabel 'download time (s)'; set xrange [-0.5:2.5]; set yrange [0:*];
+set xtics ('256K' 0, '1M' 1, '4M' 2); set xlabel 'seeder upload (bytes/s)';
+f='$R/exp5-robustness/summary.csv';
+plot f every ::1 u (strcol(1) eq 'seeder' ? \$2+(\$4-1)*0.1 : 1/0):(\$4==0?\$7:1/0):8:9 w yerrorbars pt 7 t 'classic',
+     f every ::1 u (strcol(1) eq 'seeder' ? \$2+(\$4-1)*0.1 : 1/0):(\$4==1?\$7:1/0):8:9 w yerrorbars pt 5 t 'bittyrant',
+     f every ::1 u (strcol(1) eq 'seeder' ? \$2+(\$4-1)*0.1 : 1/0):(\$4==2?\$7:1/0):8:9 w yerrorbars pt 9 t 'propshare'"
+fi
+echo "plots written under $R/" >&2

@@ -1,0 +1,649 @@
+//! The I/O edge of `bt-fetch`: setting up a run (checking what is on disk,
+//! the listener, the disk threads, the peer sources, the announcer, the
+//! metadata phase of a magnet link), then handing over to the event loop
+//! in `driver` (sockets, disk results, deadlines) and printing what
+//! happened through `events` (JSON events on stdout, a progress line on
+//! stderr).
+
+use std::io::{self, Write};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mio::net::{TcpListener, TcpStream};
+use mio::{Interest, Poll, Token, Waker};
+use serde_json::json;
+
+use crate::announcer::{Announcer, Stats};
+use crate::exit;
+use crate::hex;
+use crate::magnet::Magnet;
+use crate::metainfo::Metainfo;
+use crate::peer_source::{Origin, PeerSource, StdinPeers, TrackerPeers};
+use crate::pex::Pex;
+use crate::progress;
+use crate::session::{Config, Encryption, Extension, Session};
+use crate::storage::{DiskPool, Done, Storage};
+use crate::ut_metadata::{MetadataSlot, UtMetadata};
+use crate::verify::{self, PieceState};
+
+mod driver;
+mod events;
+
+use driver::Driver;
+
+const LISTENER: Token = Token(usize::MAX - 1);
+const WAKER: Token = Token(usize::MAX - 2);
+/// Bytes read from one socket per pass (then other sockets get a turn).
+const READ_PER_PASS: usize = 1 << 20;
+const READ_BUFFER: usize = 256 * 1024;
+/// Upload read buffers (up to `MAX_READ` each) kept for reuse: enough for the
+/// reads in flight to a few peers without holding megabytes when seeding
+/// to many.
+const UPLOAD_BUFFERS_KEPT: usize = 4;
+/// How often the progress line is redrawn.
+const PROGRESS_REDRAW: Duration = Duration::from_millis(200);
+/// After completing, queued output (`have` messages) gets this long to go
+/// out before bt-fetch exits.
+const LINGER: Duration = Duration::from_millis(50);
+
+/// What to download.
+pub enum Input {
+    Torrent(Box<Metainfo>),
+    /// The info dictionary is fetched from peers first (BEP 9).
+    Magnet(Magnet),
+}
+
+pub struct Options {
+    pub input: Input,
+    /// Write the `.torrent` (rebuilt from a magnet link's metadata) here.
+    pub save_torrent: Option<PathBuf>,
+    /// Stop once the metadata is fetched (and saved).
+    pub metadata_only: bool,
+    pub output: PathBuf,
+    pub listen: SocketAddr,
+    pub peers: Vec<SocketAddr>,
+    pub stdin_peers: bool,
+    pub seed: bool,
+    pub seed_ratio: Option<f64>,
+    pub timeout: Option<Duration>,
+    pub json: bool,
+    pub progress: bool,
+    pub max_peers: usize,
+    pub max_buffer: u64,
+    pub upload_slots: usize,
+    pub disk_threads: usize,
+    pub hash_threads: usize,
+    pub rng_seed: Option<u64>,
+    /// Announce to the torrent's trackers for peers.
+    pub announce: bool,
+    pub max_upload_rate: Option<u64>,
+    /// The choking strategy, by name (see [`crate::choker::by_name`]);
+    /// `classic` is the default.
+    pub strategy: String,
+    /// Write pieces with `O_DIRECT` where the filesystem allows it.
+    pub direct_io: bool,
+    /// MSE/PE: what we accept and how we connect.
+    pub encryption: Encryption,
+    /// Run a DHT node as a peer source (BEP 5). `run` fills in the
+    /// info-hash, the port to announce and the seed; a `bind` port of 0
+    /// becomes the TCP listen port. Stopped when a magnet link's
+    /// metadata says the torrent is private (BEP 27).
+    pub dht: Option<crate::dht::SourceOptions>,
+    /// Web seeds (BEP 19) to download from: the torrent's `url-list` and
+    /// `--web-seed`s, unless `--no-web-seeds`.
+    pub web_seeds: Vec<String>,
+    /// Certificate authorities trusted for https web seeds besides the
+    /// system's.
+    pub ca_files: Vec<PathBuf>,
+}
+
+struct Conn {
+    stream: TcpStream,
+    connected: bool,
+    readable: bool,
+}
+
+struct Output {
+    json: bool,
+}
+
+impl Output {
+    fn emit(&self, value: serde_json::Value) {
+        if !self.json {
+            return;
+        }
+        let mut line = value.to_string();
+        line.push('\n');
+        let mut out = io::stdout().lock();
+        let _ = out.write_all(line.as_bytes()).and_then(|_| out.flush());
+    }
+}
+
+pub use crate::peer_source::parse_peer_line;
+
+/// The BEP 10 extensions a session for a torrent with metadata runs:
+/// `ut_metadata` serving its info dictionary, and `ut_pex` unless the
+/// torrent is private (BEP 27).
+pub fn torrent_extensions(meta: &Metainfo) -> Vec<Box<dyn Extension>> {
+    let info = Arc::new(meta.info_bytes.clone());
+    let mut v: Vec<Box<dyn Extension>> = vec![Box::new(UtMetadata::serving(meta.info_hash, info))];
+    if !meta.info.private {
+        v.push(Box::new(Pex::new()));
+    }
+    v
+}
+
+/// Whether stdin is a terminal (then it is not read for peers).
+pub fn stdin_is_tty() -> bool {
+    // SAFETY: isatty only inspects the descriptor.
+    unsafe { libc::isatty(libc::STDIN_FILENO) == 1 }
+}
+
+/// Runs a download (and seeding); returns the exit code.
+///
+/// For a magnet link, a first phase runs a session in
+/// [`Phase::AwaitingMetadata`](crate::session::Phase) with `ut_metadata`
+/// fetching the info dictionary (peers from the link, `--peer`, stdin
+/// and its trackers, all kept for later). Once verified, that session
+/// closes its connections and the download proceeds as from a `.torrent`:
+/// a new session over the same listener, announcer and peer sources, with
+/// every address the first one knew (the connections are made again).
+pub fn run(mut opts: Options) -> i32 {
+    crate::signals::install_stop_handlers();
+    let started = Instant::now();
+    let out = Output { json: opts.json };
+    let mut rng_seed = opts.rng_seed.unwrap_or_else(rand::random);
+    let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(rng_seed);
+    rng_seed = rng_seed.wrapping_add(1);
+    let peer_id = crate::wire::make_peer_id(&mut rng);
+    let (info_hash, trackers) = match &opts.input {
+        Input::Torrent(m) => (m.info_hash, m.trackers.clone()),
+        Input::Magnet(m) => {
+            // x.pe= host names are resolved once, here.
+            let resolved = m.peer_hosts.iter().flat_map(|h| {
+                use std::net::ToSocketAddrs;
+                match h.to_socket_addrs() {
+                    Ok(addrs) => addrs.collect::<Vec<_>>(),
+                    Err(e) => {
+                        log::warn!("x.pe={h}: cannot resolve: {e}");
+                        Vec::new()
+                    }
+                }
+            });
+            for p in m.peers.iter().copied().chain(resolved) {
+                if !opts.peers.contains(&p) {
+                    opts.peers.push(p);
+                }
+            }
+            (m.info_hash, m.tracker_tiers())
+        }
+    };
+
+    let listener = match TcpListener::bind(opts.listen) {
+        Ok(l) => l,
+        Err(e) => {
+            log::error!(
+                "cannot listen on {}: {e} (choose another --listen port)",
+                opts.listen
+            );
+            return exit::FAILURE;
+        }
+    };
+    let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
+    let poll = match Poll::new() {
+        Ok(p) => p,
+        Err(e) => {
+            log::error!("cannot create the event loop: {e}");
+            return exit::FAILURE;
+        }
+    };
+    let waker = Arc::new(Waker::new(poll.registry(), WAKER).expect("waker"));
+    let mut listener = listener;
+    poll.registry()
+        .register(&mut listener, LISTENER, Interest::READABLE)
+        .expect("register listener");
+    let mut sources: Vec<Box<dyn PeerSource>> = Vec::new();
+    if opts.stdin_peers {
+        let w = waker.clone();
+        sources.push(Box::new(StdinPeers::spawn(Arc::new(move || {
+            let _ = w.wake();
+        }))));
+    }
+    let mut dht_port = None;
+    if let Some(mut d) = opts.dht.clone() {
+        d.info_hash = info_hash;
+        d.announce_port = port;
+        if d.bind.port() == 0 {
+            d.bind.set_port(port);
+        }
+        d.seed = rng_seed.wrapping_add(2);
+        let w = waker.clone();
+        match crate::dht::DhtPeers::start(
+            d,
+            Arc::new(move || {
+                let _ = w.wake();
+            }),
+        ) {
+            Ok(source) => {
+                dht_port = Some(source.port());
+                sources.push(Box::new(source));
+            }
+            Err(e) => log::warn!("dht: cannot start the node: {e}; going on without it"),
+        }
+    }
+    let stats = Arc::new(Stats::default());
+    let (report_tx, report_rx) = mpsc::channel();
+    if opts.announce {
+        sources.push(Box::new(TrackerPeers { reports: report_rx }));
+    }
+    let announcer = if opts.announce {
+        let w = waker.clone();
+        // Unknown until the metadata is here: not a seed.
+        stats.left.store(1, Ordering::Relaxed);
+        Some(Announcer::start(
+            trackers,
+            info_hash,
+            peer_id,
+            port,
+            stats.clone(),
+            report_tx,
+            Arc::new(move || {
+                let _ = w.wake();
+            }),
+            rng_seed.wrapping_add(1),
+        ))
+    } else {
+        None
+    };
+    let net = Net {
+        poll,
+        listener,
+        sources,
+        announcer,
+        stats,
+        stdin_peers: 0,
+        stdin_ended: false,
+        known: Vec::new(),
+        banned: Vec::new(),
+    };
+    let mut cfg = Config::new(info_hash, peer_id);
+    cfg.listen_port = port;
+    cfg.max_peers = opts.max_peers;
+    cfg.max_buffer_bytes = opts.max_buffer;
+    cfg.upload_slots = opts.upload_slots;
+    cfg.seed = rng_seed;
+    cfg.max_upload_rate = opts.max_upload_rate;
+    cfg.encryption = opts.encryption;
+    cfg.dht_port = dht_port;
+
+    let input = std::mem::replace(&mut opts.input, Input::Magnet(empty_magnet()));
+    // The torrent, and its file as --save-torrent writes it.
+    let (meta, mut net, file) = match input {
+        Input::Torrent(meta) => {
+            let file = crate::magnet::torrent_file(&meta.info_bytes, &meta.trackers);
+            (*meta, net, file)
+        }
+        Input::Magnet(magnet) => {
+            out.emit(json!({
+                "event": "listening",
+                "port": port,
+                "peer_id": hex::encode(&peer_id),
+                "info_hash": magnet.info_hash_hex(),
+                "name": magnet.name,
+                "metadata": false,
+            }));
+            if opts.progress {
+                progress::with_line_cleared(|| {
+                    eprintln!(
+                        "bt-fetch: listening on port {port}, peer id {}; fetching the metadata",
+                        String::from_utf8_lossy(&peer_id)
+                    )
+                });
+            }
+            match fetch_metadata(&magnet, cfg.clone(), net, &opts, &out, started) {
+                Ok((meta, mut net)) => {
+                    let meta = *meta;
+                    if meta.info.private && cfg.dht_port.take().is_some() {
+                        log::warn!("the torrent is private: the DHT is stopped (BEP 27)");
+                        net.sources.retain(|s| s.origin() != Origin::Dht);
+                    }
+                    out.emit(json!({
+                        "event": "metadata",
+                        "info_hash": meta.info_hash_hex(),
+                        "name": meta.info.name_lossy(),
+                        "size": meta.info.total_length,
+                        "pieces": meta.info.piece_count(),
+                        "private": meta.info.private,
+                        "seconds": (started.elapsed().as_secs_f64() * 1000.0).round() / 1000.0,
+                    }));
+                    let file = magnet.torrent_bytes(&meta.info_bytes);
+                    (meta, net, file)
+                }
+                Err(code) => return code,
+            }
+        }
+    };
+    if let Some(path) = &opts.save_torrent {
+        if let Err(e) = std::fs::write(path, file) {
+            log::error!("cannot write {}: {e}", path.display());
+            if let Some(mut a) = net.announcer.take() {
+                a.stop();
+            }
+            return exit::LOCAL_IO;
+        }
+        log::info!("torrent saved to {}", path.display());
+    }
+    if opts.metadata_only {
+        if let Some(mut a) = net.announcer.take() {
+            a.stop();
+        }
+        out.emit(json!({"event": "done", "status": "ok", "metadata_only": true}));
+        return exit::OK;
+    }
+    let info = &meta.info;
+
+    if let Err(e) = std::fs::create_dir_all(&opts.output) {
+        log::error!(
+            "cannot create the output folder {}: {e}",
+            opts.output.display()
+        );
+        return exit::FAILURE;
+    }
+    // Recheck what is already there (resume).
+    let checked = AtomicU64::new(0);
+    let report = match crate::cli::with_progress(
+        "checking",
+        info.total_length,
+        &checked,
+        opts.progress,
+        || verify::verify(info, &opts.output, opts.hash_threads, &checked),
+    ) {
+        Ok(r) => r,
+        Err(e) => {
+            log::error!("checking existing data: {e}");
+            return exit::FAILURE;
+        }
+    };
+    let good = report.count(PieceState::Good);
+    if good > 0 {
+        log::info!(
+            "{good} of {} pieces already present and good",
+            info.piece_count()
+        );
+    }
+
+    let mut session = Session::new(
+        cfg,
+        info.piece_length,
+        info.total_length,
+        info.piece_count(),
+    );
+    for e in torrent_extensions(&meta) {
+        session.register_extension(e);
+    }
+    match crate::choker::by_name(&opts.strategy, info.piece_length) {
+        Some(c) => session.set_choker(c),
+        None => {
+            log::error!("unknown strategy {:?}", opts.strategy);
+            return exit::USAGE;
+        }
+    }
+    for (i, s) in report.pieces.iter().enumerate() {
+        if *s == PieceState::Good {
+            session.set_have(i);
+        }
+    }
+    drop(report);
+    net.stats.left.store(
+        info.total_length
+            .saturating_sub(session.picker().bytes_verified()),
+        Ordering::Relaxed,
+    );
+
+    if opts.progress {
+        progress::with_line_cleared(|| {
+            eprintln!(
+                "bt-fetch: listening on port {port}, peer id {}",
+                String::from_utf8_lossy(&peer_id)
+            )
+        });
+    }
+    out.emit(json!({
+        "event": "listening",
+        "port": port,
+        "peer_id": hex::encode(&peer_id),
+        "info_hash": meta.info_hash_hex(),
+        "name": info.name_lossy(),
+        "size": info.total_length,
+        "pieces": info.piece_count(),
+        "have_pieces": good,
+    }));
+
+    let storage = Arc::new(Storage::new(info, &opts.output));
+    storage.set_direct_io(opts.direct_io);
+    if let Err(e) = storage.create_empty_files() {
+        log::error!("{e}");
+        return exit::FAILURE;
+    }
+
+    let (done_tx, done_rx) = mpsc::channel::<Done>();
+    let w = waker.clone();
+    let mut disk = DiskPool::start(
+        storage.clone(),
+        opts.disk_threads,
+        done_tx,
+        Arc::new(move || {
+            let _ = w.wake();
+        }),
+    );
+    // Peers that lied about the metadata stay banned.
+    for a in std::mem::take(&mut net.banned) {
+        session.ban(a);
+    }
+    for p in &opts.peers {
+        session.add_candidate(*p, Origin::CommandLine);
+    }
+    for (a, o) in std::mem::take(&mut net.known) {
+        session.add_candidate(a, o);
+    }
+    let mut driver = Driver::new(
+        net,
+        session,
+        Some(&disk),
+        Some(storage.clone()),
+        &out,
+        done_rx,
+        info.total_length,
+    );
+    if !opts.web_seeds.is_empty() {
+        let w = waker.clone();
+        let mut fetch_opts = crate::webseed::http::FetchOptions::default();
+        fetch_opts.tracker.ca_files = opts.ca_files.clone();
+        driver.web = Some(crate::webseed::WebSeedDriver::new(
+            &opts.web_seeds,
+            Arc::new(info.clone()),
+            &mut driver.session,
+            fetch_opts,
+            opts.max_buffer,
+            Arc::new(move || {
+                let _ = w.wake();
+            }),
+        ));
+    }
+    if driver.session.is_complete() {
+        driver.completed_at = Some(Instant::now());
+    }
+    let code = driver.run_loop(&opts, started);
+    if let Some(w) = driver.web.as_mut() {
+        w.stop();
+    }
+    driver.session.shutdown_web_seeds();
+    driver.session.shutdown(Instant::now());
+    driver.do_actions(Instant::now());
+    if let Some(mut a) = driver.announcer.take() {
+        a.stop();
+    }
+    let totals = driver.session.totals();
+    let web_stats = driver.session.web_seed_stats();
+    let reason = driver.reason.take();
+    drop(driver);
+    disk.shutdown();
+    storage.close_all();
+    let seconds = started.elapsed().as_secs_f64();
+    let mut done = json!({
+        "event": "done",
+        "status": match code { 0 => "ok", _ => "failed" },
+        "size": info.total_length,
+        "downloaded": totals.downloaded,
+        "uploaded": totals.uploaded,
+        "wasted": totals.wasted,
+        "hash_failures": totals.hash_failures,
+        "seconds": (seconds * 1000.0).round() / 1000.0,
+    });
+    if let Some(why) = reason {
+        done["reason"] = why.into();
+    }
+    if !web_stats.is_empty() {
+        done["web_seeds"] = web_stats
+            .iter()
+            .map(|w| {
+                json!({
+                    "url": w.url,
+                    "downloaded": w.downloaded,
+                    "failures": w.failures,
+                    "bad_pieces": w.bad_pieces,
+                })
+            })
+            .collect();
+    }
+    out.emit(done);
+    if code == exit::OK && opts.progress {
+        let rate = totals.downloaded as f64 / seconds.max(1e-3);
+        crate::progress::with_line_cleared(|| {
+            eprintln!(
+                "bt-fetch: {} in {:.1} s ({}), {} uploaded, {} wasted",
+                progress::bytes(info.total_length),
+                seconds,
+                progress::rate(rate),
+                progress::bytes(totals.uploaded),
+                progress::bytes(totals.wasted)
+            );
+            for w in &web_stats {
+                eprintln!(
+                    "bt-fetch: web seed {}: {} downloaded, {} failures",
+                    w.url,
+                    progress::bytes(w.downloaded),
+                    w.failures
+                );
+            }
+        });
+    }
+    code
+}
+
+fn empty_magnet() -> Magnet {
+    Magnet {
+        info_hash: [0; 20],
+        name: None,
+        trackers: Vec::new(),
+        peers: Vec::new(),
+        peer_hosts: Vec::new(),
+    }
+}
+
+/// What outlives a session: the event loop and listener, the peer sources,
+/// the announcer, and (between phases) the addresses known.
+struct Net {
+    poll: Poll,
+    listener: TcpListener,
+    sources: Vec<Box<dyn PeerSource>>,
+    announcer: Option<Announcer>,
+    stats: Arc<Stats>,
+    stdin_peers: usize,
+    stdin_ended: bool,
+    known: Vec<(SocketAddr, Origin)>,
+    banned: Vec<SocketAddr>,
+}
+
+/// The metadata phase: a session awaiting the metadata, with
+/// `ut_metadata` fetching, until the info dictionary is verified (and
+/// parses); then its connections are closed and what it learnt is handed
+/// back. `Err` carries the exit code.
+fn fetch_metadata(
+    magnet: &Magnet,
+    cfg: Config,
+    net: Net,
+    opts: &Options,
+    out: &Output,
+    started: Instant,
+) -> Result<(Box<Metainfo>, Net), i32> {
+    let slot = MetadataSlot::default();
+    let mut session = Session::awaiting_metadata(cfg);
+    session.register_extension(Box::new(UtMetadata::fetching(
+        magnet.info_hash,
+        slot.clone(),
+    )));
+    for p in &opts.peers {
+        session.add_candidate(*p, Origin::CommandLine);
+    }
+    // No disk work in this phase: the channel stays empty.
+    let (_done_tx, done_rx) = mpsc::channel::<Done>();
+    let mut driver = Driver::new(net, session, None, None, out, done_rx, 0);
+    driver.metadata = Some(slot.clone());
+    let code = driver.run_loop(opts, started);
+    let reason = driver.reason.take();
+    let now = Instant::now();
+    let known: Vec<(SocketAddr, Origin)> = driver
+        .session
+        .known_peers()
+        .into_iter()
+        .filter(|(_, o)| *o != Origin::Incoming)
+        .collect();
+    driver.session.shutdown(now);
+    driver.do_actions(now);
+    let banned = driver.session.banned_peers();
+    let mut net = driver.into_net();
+    net.known = known;
+    net.banned = banned;
+    let Some(bytes) = slot.take() else {
+        if let Some(mut a) = net.announcer.take() {
+            a.stop();
+        }
+        let mut done = json!({"event": "done", "status": "failed", "metadata": false});
+        if let Some(why) = reason {
+            done["reason"] = why.into();
+        }
+        out.emit(done);
+        return Err(if code == exit::OK {
+            exit::FAILURE
+        } else {
+            code
+        });
+    };
+    let torrent = magnet.torrent_bytes(&bytes);
+    match Metainfo::from_bytes(&torrent) {
+        Ok(mut meta) => {
+            if meta.info.name_missing {
+                let fallback = magnet
+                    .name
+                    .clone()
+                    .unwrap_or_else(|| magnet.info_hash_hex());
+                meta.info.set_fallback_name(fallback.as_bytes());
+            }
+            Ok((Box::new(meta), net))
+        }
+        Err(e) => {
+            // It hashes to the info-hash, so the link names a torrent we
+            // cannot read: no other peer will have a better one.
+            log::error!("the metadata matches the info-hash but is not a valid torrent: {e}");
+            if let Some(mut a) = net.announcer.take() {
+                a.stop();
+            }
+            Err(exit::INVALID_INPUT)
+        }
+    }
+}

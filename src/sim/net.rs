@@ -1,0 +1,685 @@
+//! The `bt-sim` engine: hundreds to thousands of real [`Session`]s (the
+//! picker, chokers and upload scheduler of `bt-fetch`) over a simulated
+//! network, deterministic for a given configuration.
+//!
+//! The model:
+//! - **Time** advances in fixed steps ([`NetConfig::step`], 100 ms by
+//!   default, the session's own rate-limit granularity); a session is ticked in a step only when its
+//!   [`Session::poll_timeout`] has come, so idle sessions cost little.
+//! - **Capacity.** Every peer has an upload and a download rate. Each step
+//!   a peer's upload allowance (its rate times the step, fractions carried)
+//!   is water-filled over its connections with bytes waiting — each gets an
+//!   equal share, what one cannot use goes to the others, as TCP flows
+//!   sharing an uplink roughly do — and each transfer is also bounded by
+//!   the receiver's download allowance. Senders take turns starting from a
+//!   rotating position, so no peer is always first.
+//! - **Latency.** Peer i sits at a distance drawn once from the seed;
+//!   bytes sent from a to b arrive (latency a + latency b) later, rounded
+//!   up to whole steps (at least one), in order.
+//!   Connection set-up is immediate.
+//! - **Peers** join at their [`PeerSpec::join_at`], ask a tracker (the
+//!   simulator) for [`NetConfig::tracker_peers`] random live peers, dial
+//!   them through the session's own candidate logic, and ask again every
+//!   [`NetConfig::reannounce`] while they have few connections. A
+//!   leecher leaves [`NetConfig::linger`] after it completes (its
+//!   connections close on both sides); seeders stay.
+//! - **Content is trusted, not hashed.** The peers are honest, so the
+//!   simulator answers every `Verify` with "good" without hashing, and
+//!   answers reads with zero bytes: no data is stored or hashed, only
+//!   carried (every byte still crosses the wire protocol and the parser).
+//!
+//! Everything is in vectors and ordered maps visited in index order; the
+//! only randomness is a `StdRng` seeded from [`NetConfig::seed`], so the
+//! same configuration gives the same results byte for byte.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+
+use super::{node_addr, node_peer_id};
+use crate::choker;
+use crate::session::{Action, CloseReason, Config, Event, Origin, Session, Token};
+
+/// Spent link buffers up to this capacity are reused, at most this many.
+const POOLED_BUFFER: usize = 64 * 1024;
+const MAX_POOLED: usize = 4096;
+
+/// One simulated peer.
+#[derive(Debug, Clone)]
+pub struct PeerSpec {
+    /// Its choking strategy (see [`choker::by_name`]).
+    pub strategy: String,
+    /// Bytes/s it can send and receive.
+    pub upload: u64,
+    pub download: u64,
+    /// When it joins, from the start of the run.
+    pub join_at: Duration,
+    /// It starts with every piece (and never leaves).
+    pub seeder: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct NetConfig {
+    pub peers: Vec<PeerSpec>,
+    pub size: u64,
+    pub piece_length: u64,
+    pub step: Duration,
+    /// Peers a tracker answer holds.
+    pub tracker_peers: usize,
+    /// Connections a session keeps at most.
+    pub max_peers: usize,
+    pub upload_slots: usize,
+    /// How often a peer with fewer than `tracker_peers / 2` connections
+    /// asks the tracker again.
+    pub reannounce: Duration,
+    /// How long a leecher stays (seeding) after it completes.
+    pub linger: Duration,
+    /// Range of a peer's distance; a link's latency is the sum of its ends'.
+    pub latency_ms: (u64, u64),
+    /// The run stops here even if some peers are not complete.
+    pub time_limit: Duration,
+    /// The first 8 bytes of every peer id. bt's own prefix (`-BT0100-`)
+    /// turns on the seed split between bt peers; the default, a foreign
+    /// prefix, leaves it off so that peers behave like generic clients.
+    pub peer_id_prefix: [u8; 8],
+    pub seed: u64,
+}
+
+impl Default for NetConfig {
+    fn default() -> Self {
+        NetConfig {
+            peers: Vec::new(),
+            size: 16 << 20,
+            piece_length: 256 * 1024,
+            step: Duration::from_millis(100),
+            tracker_peers: 50,
+            max_peers: 80,
+            upload_slots: 4,
+            reannounce: Duration::from_secs(60),
+            linger: Duration::ZERO,
+            latency_ms: (5, 50),
+            time_limit: Duration::from_secs(24 * 3600),
+            peer_id_prefix: *b"-SM0100-",
+            seed: 1,
+        }
+    }
+}
+
+/// What became of one peer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PeerResult {
+    pub peer: usize,
+    pub strategy: String,
+    pub seeder: bool,
+    pub upload_capacity: u64,
+    pub join_at: Duration,
+    /// Seconds from joining to completion (None: did not complete).
+    pub download_seconds: Option<f64>,
+    /// Payload bytes sent and received over its life in the swarm.
+    pub uploaded: u64,
+    pub downloaded: u64,
+}
+
+/// One end of a connection.
+struct Link {
+    peer: usize,
+    peer_token: Token,
+    /// Steps bytes take to reach the other end.
+    delay: usize,
+}
+
+/// Bytes on their way to `to`, for its connection `token`.
+struct Flight {
+    to: usize,
+    token: Token,
+    bytes: Vec<u8>,
+}
+
+struct Node {
+    spec: PeerSpec,
+    session: Option<Session>,
+    links: BTreeMap<Token, Link>,
+    next_token: Token,
+    up_allowance: f64,
+    down_allowance: f64,
+    distance: Duration,
+    joined: bool,
+    left: bool,
+    completed_at: Option<Instant>,
+    next_announce: Option<Instant>,
+    uploaded: u64,
+    downloaded: u64,
+}
+
+pub struct Net {
+    cfg: NetConfig,
+    nodes: Vec<Node>,
+    rng: StdRng,
+    info_hash: [u8; 20],
+    pieces: usize,
+    zeros: Vec<u8>,
+    t0: Instant,
+    now: Instant,
+    steps: u64,
+    /// Indices of peers in the swarm now, in index order.
+    live: Vec<usize>,
+    scratch: Vec<Token>,
+    /// Bytes in flight, by the step they arrive in (a ring of buckets:
+    /// the bucket of step k is `k % len`).
+    flights: Vec<Vec<Flight>>,
+    /// Spent buffers, reused.
+    pool: Vec<Vec<u8>>,
+    /// Finished peers, in the order they finished.
+    finished: Vec<usize>,
+}
+
+/// The node index of a simulated address (the inverse of [`node_addr`]).
+fn addr_index(addr: &std::net::SocketAddr) -> Option<usize> {
+    match addr.ip() {
+        std::net::IpAddr::V4(ip) => Some(u32::from(ip).wrapping_sub(0x0a00_0001) as usize),
+        _ => None,
+    }
+}
+
+impl Net {
+    pub fn new(cfg: NetConfig) -> Net {
+        let mut rng = StdRng::seed_from_u64(cfg.seed);
+        let pieces = cfg.size.div_ceil(cfg.piece_length) as usize;
+        let nodes = cfg
+            .peers
+            .iter()
+            .map(|spec| {
+                let ms = rng.gen_range(cfg.latency_ms.0..=cfg.latency_ms.1.max(cfg.latency_ms.0));
+                Node {
+                    spec: spec.clone(),
+                    session: None,
+                    links: BTreeMap::new(),
+                    next_token: 0,
+                    up_allowance: 0.0,
+                    down_allowance: 0.0,
+                    distance: Duration::from_millis(ms),
+                    joined: false,
+                    left: false,
+                    completed_at: None,
+                    next_announce: None,
+                    uploaded: 0,
+                    downloaded: 0,
+                }
+            })
+            .collect();
+        let t0 = Instant::now();
+        let step_ms = cfg.step.as_millis().max(1) as u64;
+        let ring = (2 * cfg.latency_ms.1.max(cfg.latency_ms.0)).div_ceil(step_ms) as usize + 2;
+        let mut info_hash = [0u8; 20];
+        info_hash[..8].copy_from_slice(&cfg.seed.to_be_bytes());
+        Net {
+            zeros: vec![0; crate::session::MAX_READ as usize],
+            nodes,
+            rng,
+            info_hash,
+            pieces,
+            t0,
+            now: t0,
+            steps: 0,
+            live: Vec::new(),
+            scratch: Vec::new(),
+            flights: (0..ring).map(|_| Vec::new()).collect(),
+            pool: Vec::new(),
+            finished: Vec::new(),
+            cfg,
+        }
+    }
+
+    pub fn elapsed(&self) -> Duration {
+        self.now.saturating_duration_since(self.t0)
+    }
+
+    pub fn steps(&self) -> u64 {
+        self.steps
+    }
+
+    /// Runs until every leecher completed (or the time limit).
+    pub fn run(&mut self) {
+        while !self.done() && self.elapsed() < self.cfg.time_limit {
+            self.step();
+        }
+    }
+
+    /// Whether every leecher has joined and completed.
+    pub fn done(&self) -> bool {
+        self.nodes
+            .iter()
+            .all(|n| n.spec.seeder || n.completed_at.is_some())
+    }
+
+    /// Peers in the order they finished.
+    pub fn finished(&self) -> &[usize] {
+        &self.finished
+    }
+
+    /// The result of every peer, by index.
+    pub fn results(&self) -> Vec<PeerResult> {
+        (0..self.nodes.len()).map(|i| self.result(i)).collect()
+    }
+
+    pub fn result(&self, i: usize) -> PeerResult {
+        let n = &self.nodes[i];
+        let (mut up, mut down) = (n.uploaded, n.downloaded);
+        if let Some(s) = &n.session {
+            up = s.totals().uploaded;
+            down = s.totals().downloaded;
+        }
+        PeerResult {
+            peer: i,
+            strategy: n.spec.strategy.clone(),
+            seeder: n.spec.seeder,
+            upload_capacity: n.spec.upload,
+            join_at: n.spec.join_at,
+            download_seconds: n.completed_at.map(|t| {
+                t.saturating_duration_since(self.t0 + n.spec.join_at)
+                    .as_secs_f64()
+            }),
+            uploaded: up,
+            downloaded: down,
+        }
+    }
+
+    /// One step of the simulation.
+    pub fn step(&mut self) {
+        self.steps += 1;
+        self.now += self.cfg.step;
+        let now = self.now;
+        self.joins();
+        self.transmit();
+        self.deliver();
+        let live = std::mem::take(&mut self.live);
+        for &i in &live {
+            let Some(s) = self.nodes[i].session.as_mut() else {
+                continue;
+            };
+            if now >= s.poll_timeout(now) {
+                s.tick(now);
+            }
+            self.run_actions(i);
+        }
+        self.live = live;
+        self.announces();
+        self.leaves();
+    }
+
+    fn joins(&mut self) {
+        let now = self.now;
+        let elapsed = self.elapsed();
+        for i in 0..self.nodes.len() {
+            let n = &self.nodes[i];
+            if n.joined || n.spec.join_at > elapsed {
+                continue;
+            }
+            let mut sc = Config::new(self.info_hash, node_peer_id(&self.cfg.peer_id_prefix, i));
+            sc.seed = self.cfg.seed.wrapping_mul(1_000_003).wrapping_add(i as u64);
+            sc.upload_slots = self.cfg.upload_slots;
+            sc.max_peers = self.cfg.max_peers;
+            sc.max_buffer_bytes = 8 * self.cfg.piece_length;
+            sc.max_upload_rate = Some(n.spec.upload.max(1));
+            let mut s = Session::new(sc, self.cfg.piece_length, self.cfg.size, self.pieces);
+            let c = choker::by_name(&n.spec.strategy, self.cfg.piece_length)
+                .unwrap_or_else(|| Box::new(choker::Classic::new()));
+            s.set_choker(c);
+            if n.spec.seeder {
+                (0..self.pieces).for_each(|p| s.set_have(p));
+            }
+            let n = &mut self.nodes[i];
+            n.session = Some(s);
+            n.joined = true;
+            n.next_announce = Some(now);
+            if let Err(at) = self.live.binary_search(&i) {
+                self.live.insert(at, i);
+            }
+        }
+    }
+
+    /// The tracker: peers with few connections get a random sample of
+    /// the live peers.
+    fn announces(&mut self) {
+        let now = self.now;
+        for k in 0..self.live.len() {
+            let i = self.live[k];
+            let due = self.nodes[i].next_announce.is_some_and(|t| t <= now);
+            if !due {
+                continue;
+            }
+            self.nodes[i].next_announce = Some(now + self.cfg.reannounce);
+            let s = self.nodes[i].session.as_ref().expect("live");
+            if s.connection_count() >= self.cfg.tracker_peers / 2 {
+                continue;
+            }
+            let mut others: Vec<usize> = self.live.iter().copied().filter(|&j| j != i).collect();
+            others.shuffle(&mut self.rng);
+            others.truncate(self.cfg.tracker_peers);
+            let s = self.nodes[i].session.as_mut().expect("live");
+            for j in others {
+                s.add_candidate(node_addr(j), Origin::Tracker);
+            }
+        }
+    }
+
+    fn leaves(&mut self) {
+        let now = self.now;
+        let mut k = 0;
+        while k < self.live.len() {
+            let i = self.live[k];
+            let n = &self.nodes[i];
+            let go = !n.spec.seeder && n.completed_at.is_some_and(|t| t + self.cfg.linger <= now);
+            if !go {
+                k += 1;
+                continue;
+            }
+            self.live.remove(k);
+            let links = std::mem::take(&mut self.nodes[i].links);
+            for (_, l) in links {
+                self.close_remote(l.peer, l.peer_token);
+            }
+            let n = &mut self.nodes[i];
+            if let Some(s) = n.session.take() {
+                n.uploaded = s.totals().uploaded;
+                n.downloaded = s.totals().downloaded;
+            }
+            n.left = true;
+        }
+    }
+
+    /// The other end of a connection sees it close.
+    fn close_remote(&mut self, peer: usize, token: Token) {
+        let now = self.now;
+        self.nodes[peer].links.remove(&token);
+        if let Some(s) = self.nodes[peer].session.as_mut() {
+            s.on_closed(token, CloseReason::ClosedByPeer, now);
+        }
+    }
+
+    /// Moves bytes from output buffers onto links, within capacities.
+    fn transmit(&mut self) {
+        let dt = self.cfg.step.as_secs_f64();
+        for &i in &self.live {
+            let n = &mut self.nodes[i];
+            let up = n.spec.upload as f64 * dt;
+            let down = n.spec.download as f64 * dt;
+            // Unused allowance carries over one step at most.
+            n.up_allowance = (n.up_allowance + up).min(2.0 * up);
+            n.down_allowance = (n.down_allowance + down).min(2.0 * down);
+        }
+        let count = self.live.len();
+        if count == 0 {
+            return;
+        }
+        let start = (self.steps as usize) % count;
+        let mut demand: Vec<(usize, Token)> = Vec::new();
+        for k in 0..count {
+            let a = self.live[(start + k) % count];
+            let mut tokens = std::mem::take(&mut self.scratch);
+            if let Some(s) = &self.nodes[a].session {
+                s.tokens_with_output(&mut tokens);
+            } else {
+                tokens.clear();
+            }
+            if tokens.is_empty() {
+                self.scratch = tokens;
+                continue;
+            }
+            // Water-filling: smallest demands first, each up to an equal
+            // share of what is left.
+            demand.clear();
+            {
+                let s = self.nodes[a].session.as_mut().expect("live");
+                for &t in &tokens {
+                    let len = s.output(t).map_or(0, |o| o.len());
+                    demand.push((len, t));
+                }
+            }
+            demand.sort_unstable();
+            let mut left = self.nodes[a].up_allowance.floor().max(0.0) as usize;
+            let links = demand.len();
+            for (k, &(len, t)) in demand.iter().enumerate() {
+                if left == 0 {
+                    break;
+                }
+                let Some(link) = self.nodes[a].links.get(&t) else {
+                    continue;
+                };
+                let (b, bt, delay) = (link.peer, link.peer_token, link.delay);
+                let share = left / (links - k);
+                let recv = self.nodes[b].down_allowance.floor().max(0.0) as usize;
+                let take = len.min(share.max(1)).min(recv).min(left);
+                if take == 0 {
+                    continue;
+                }
+                let s = self.nodes[a].session.as_mut().expect("live");
+                let out = s.output(t).expect("has output");
+                let mut bytes = self.pool.pop().unwrap_or_default();
+                bytes.clear();
+                bytes.extend_from_slice(&out.pending()[..take]);
+                out.consume(take);
+                s.on_sent(t);
+                left -= take;
+                self.nodes[a].up_allowance -= take as f64;
+                self.nodes[b].down_allowance -= take as f64;
+                let ring = self.flights.len();
+                self.flights[(self.steps as usize + delay) % ring].push(Flight {
+                    to: b,
+                    token: bt,
+                    bytes,
+                });
+            }
+            self.scratch = tokens;
+        }
+    }
+
+    /// Hands over the bytes whose latency has passed (in the order they
+    /// were sent); bytes for a connection closed meanwhile are lost.
+    fn deliver(&mut self) {
+        let now = self.now;
+        let ring = self.flights.len();
+        let bucket = std::mem::take(&mut self.flights[self.steps as usize % ring]);
+        let mut spent = Vec::with_capacity(bucket.len());
+        for f in bucket {
+            let n = &mut self.nodes[f.to];
+            if n.links.contains_key(&f.token) {
+                if let Some(s) = n.session.as_mut() {
+                    s.on_data(f.token, &f.bytes, now);
+                }
+            }
+            spent.push(f.bytes);
+        }
+        // Keep small buffers for reuse; a big one (a fast peer's step)
+        // would otherwise keep its capacity for ever in the pool.
+        self.pool
+            .extend(spent.into_iter().filter(|b| b.capacity() <= POOLED_BUFFER));
+        self.pool.truncate(MAX_POOLED);
+    }
+
+    fn run_actions(&mut self, i: usize) {
+        let now = self.now;
+        loop {
+            let Some(action) = self.nodes[i].session.as_mut().and_then(|s| s.next_action()) else {
+                return;
+            };
+            match action {
+                Action::Verify { piece, buf } => {
+                    let s = self.nodes[i].session.as_mut().expect("live");
+                    s.on_verified(piece, true, buf, now);
+                }
+                Action::Read(read) => {
+                    let len = read.length as usize;
+                    let s = self.nodes[i].session.as_mut().expect("live");
+                    s.on_read(&read, &self.zeros[..len], now);
+                }
+                Action::Close(t) => {
+                    if let Some(l) = self.nodes[i].links.remove(&t) {
+                        self.close_remote(l.peer, l.peer_token);
+                    }
+                }
+                Action::Connect(addr) => self.connect(i, addr),
+                Action::Event(Event::Complete) => {
+                    let n = &mut self.nodes[i];
+                    if n.completed_at.is_none() && !n.spec.seeder {
+                        n.completed_at = Some(now);
+                        self.finished.push(i);
+                    }
+                }
+                Action::Event(e @ Event::PeerDisconnected { .. }) => {
+                    log::debug!("{:.1} s: peer {i}: {e:?}", self.elapsed().as_secs_f64());
+                }
+                Action::Event(_) => {}
+            }
+        }
+    }
+
+    fn connect(&mut self, i: usize, addr: std::net::SocketAddr) {
+        let now = self.now;
+        let j = addr_index(&addr).filter(|&j| j < self.nodes.len() && j != i);
+        let me = node_addr(i);
+        let ok = j.is_some_and(|j| {
+            self.nodes[j]
+                .session
+                .as_ref()
+                .is_some_and(|s| s.accepts(&me))
+        });
+        let Some(j) = j.filter(|_| ok) else {
+            if let Some(s) = self.nodes[i].session.as_mut() {
+                s.on_connect_failed(addr, "refused".into(), now);
+            }
+            return;
+        };
+        let latency = self.nodes[i].distance + self.nodes[j].distance;
+        let delay = (latency.as_secs_f64() / self.cfg.step.as_secs_f64()).ceil() as usize;
+        let delay = delay.clamp(1, self.flights.len() - 1);
+        let ti = self.nodes[i].next_token;
+        self.nodes[i].next_token += 1;
+        let tj = self.nodes[j].next_token;
+        self.nodes[j].next_token += 1;
+        self.nodes[i].links.insert(
+            ti,
+            Link {
+                peer: j,
+                peer_token: tj,
+                delay,
+            },
+        );
+        self.nodes[j].links.insert(
+            tj,
+            Link {
+                peer: i,
+                peer_token: ti,
+                delay,
+            },
+        );
+        let si = self.nodes[i].session.as_mut().expect("live");
+        si.on_connection(ti, addr, true, now);
+        si.on_connected(ti);
+        let sj = self.nodes[j].session.as_mut().expect("live");
+        sj.on_connection(tj, me, false, now);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn swarm(leechers: usize, strategy: &str, seed: u64) -> NetConfig {
+        let mut peers = vec![PeerSpec {
+            strategy: "classic".into(),
+            upload: 200_000,
+            download: 2_000_000,
+            join_at: Duration::ZERO,
+            seeder: true,
+        }];
+        for i in 0..leechers {
+            peers.push(PeerSpec {
+                strategy: if i % 2 == 0 {
+                    strategy.into()
+                } else {
+                    "classic".into()
+                },
+                upload: 50_000 + 10_000 * i as u64,
+                download: 1_000_000,
+                join_at: Duration::from_millis(100 * i as u64),
+                seeder: false,
+            });
+        }
+        NetConfig {
+            peers,
+            size: 2 << 20,
+            piece_length: 64 * 1024,
+            tracker_peers: 8,
+            seed,
+            time_limit: Duration::from_secs(3600),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_small_swarm_completes_under_every_strategy() {
+        for strategy in ["classic", "bittyrant", "propshare"] {
+            let mut net = Net::new(swarm(12, strategy, 3));
+            net.run();
+            assert!(net.done(), "{strategy}: everyone completes");
+            let r = net.results();
+            let up: u64 = r.iter().map(|p| p.uploaded).sum();
+            let down: u64 = r.iter().map(|p| p.downloaded).sum();
+            assert!(up >= down, "{strategy}: no byte received that was not sent");
+            assert!(r[1..].iter().all(|p| p.downloaded == 2 << 20));
+        }
+    }
+
+    /// One leecher behind one seeder: the transfer runs at the seeder's
+    /// upload rate (within 10 %), or at the leecher's download rate when
+    /// that is lower; a later joiner starts later.
+    #[test]
+    fn capacities_bound_the_transfer() {
+        let time = |seed_up: u64, down: u64| {
+            let peers = vec![
+                PeerSpec {
+                    strategy: "classic".into(),
+                    upload: seed_up,
+                    download: seed_up,
+                    join_at: Duration::ZERO,
+                    seeder: true,
+                },
+                PeerSpec {
+                    strategy: "classic".into(),
+                    upload: 10_000,
+                    download: down,
+                    join_at: Duration::from_secs(5),
+                    seeder: false,
+                },
+            ];
+            let mut net = Net::new(NetConfig {
+                peers,
+                size: 4 << 20,
+                piece_length: 256 * 1024,
+                ..Default::default()
+            });
+            net.run();
+            net.result(1).download_seconds.expect("completes")
+        };
+        let ideal = (4 << 20) as f64 / 200_000.0;
+        let t = time(200_000, 1_000_000);
+        assert!(t >= ideal && t < 1.1 * ideal, "{t} s for {ideal} s");
+        let t = time(1_000_000, 200_000);
+        assert!(t >= ideal && t < 1.1 * ideal, "{t} s for {ideal} s");
+    }
+
+    #[test]
+    fn same_config_same_results() {
+        let run = |seed| {
+            let mut net = Net::new(swarm(10, "bittyrant", seed));
+            net.run();
+            (net.results(), net.finished().to_vec(), net.steps())
+        };
+        assert_eq!(run(7), run(7));
+        assert_ne!(run(7).1, run(8).1);
+    }
+}
