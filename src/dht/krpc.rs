@@ -298,7 +298,7 @@ impl Message {
                 let message = list
                     .get(1)
                     .and_then(Value::as_bytes)
-                    .map(|b| String::from_utf8_lossy(&b[..b.len().min(200)]).into_owned())
+                    .map(|b| bounded_text(b, 200))
                     .unwrap_or_default();
                 Body::Error { code, message }
             }
@@ -311,6 +311,20 @@ impl Message {
             body,
         })
     }
+}
+
+/// Text from a peer's bytes: lossy UTF-8 of at most `max` bytes, cut at a
+/// character boundary to stay within `max` bytes once encoded (a byte that
+/// is not UTF-8 becomes a 3-byte U+FFFD), so that re-encoding the message
+/// decodes to the same text.
+fn bounded_text(b: &[u8], max: usize) -> String {
+    let mut text = String::from_utf8_lossy(&b[..b.len().min(max)]).into_owned();
+    let mut end = text.len().min(max);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text.truncate(end);
+    text
 }
 
 fn bytes_field<'a>(d: &Value<'a>, key: &'static str) -> Result<&'a [u8], KrpcError> {
@@ -366,7 +380,7 @@ fn decode_query(root: &Value<'_>) -> Result<Query, KrpcError> {
         }
         other => Query::Unknown {
             id,
-            method: String::from_utf8_lossy(&other[..other.len().min(32)]).into_owned(),
+            method: bounded_text(other, 32),
         },
     })
 }
