@@ -578,14 +578,7 @@ fn dht_follow_start(
 ) -> std::io::Result<bt::dht::DhtPeers> {
     let mut opts =
         bt::dht::SourceOptions::new(info_hash, port, SocketAddr::from(([0, 0, 0, 0], 0)));
-    opts.bootstrap = if cli.dht_bootstrap.is_empty() {
-        bt::dht::DEFAULT_BOOTSTRAP
-            .iter()
-            .map(|s| s.to_string())
-            .collect()
-    } else {
-        cli.dht_bootstrap.clone()
-    };
+    opts.bootstrap = bt::dht::bootstrap_or_default(&cli.dht_bootstrap);
     opts.table_file = bt::dht::persist::default_path();
     // The loop polls the source every 100 ms: no wake-up needed.
     bt::dht::DhtPeers::start(opts, std::sync::Arc::new(|| {}))
@@ -615,14 +608,7 @@ fn dht_start(
     seed: u64,
 ) -> std::thread::JoinHandle<Result<Vec<std::net::SocketAddrV4>, bt::dht::DhtError>> {
     let opts = bt::dht::FindPeers {
-        bootstrap: if cli.dht_bootstrap.is_empty() {
-            bt::dht::DEFAULT_BOOTSTRAP
-                .iter()
-                .map(|s| s.to_string())
-                .collect()
-        } else {
-            cli.dht_bootstrap.clone()
-        },
+        bootstrap: bt::dht::bootstrap_or_default(&cli.dht_bootstrap),
         info_hash,
         announce: (cli.event != Event::Stopped).then_some(Some(cli.port)),
         timeout: Duration::from_secs_f64(cli.timeout),
@@ -658,19 +644,8 @@ fn dht_print(
         }
     };
     log::info!("dht: {} peers", peers.len());
-    let mut stdout = std::io::stdout().lock();
-    for p in peers {
-        if out.printed.insert(SocketAddr::V4(p)) {
-            let line = DhtPeerLine {
-                ip: p.ip().to_string(),
-                port: p.port(),
-                source: "dht",
-            };
-            let line = serde_json::to_string(&line).map_err(std::io::Error::other)?;
-            writeln!(stdout, "{line}")?;
-        }
-    }
-    stdout.flush()?;
+    let peers: Vec<SocketAddr> = peers.into_iter().map(SocketAddr::V4).collect();
+    print_dht_peers(out, &peers)?;
     Ok(true)
 }
 

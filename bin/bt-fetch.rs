@@ -249,14 +249,7 @@ fn run(cli: Cli) -> i32 {
         dht: dht.then(|| {
             let mut d =
                 bt::dht::SourceOptions::new([0; 20], 0, SocketAddr::new(cli.bind, cli.listen));
-            d.bootstrap = if cli.dht_bootstrap.is_empty() {
-                bt::dht::DEFAULT_BOOTSTRAP
-                    .iter()
-                    .map(|s| s.to_string())
-                    .collect()
-            } else {
-                cli.dht_bootstrap.clone()
-            };
+            d.bootstrap = bt::dht::bootstrap_or_default(&cli.dht_bootstrap);
             d.table_file = bt::dht::persist::default_path();
             d
         }),

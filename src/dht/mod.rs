@@ -48,3 +48,13 @@ pub const DEFAULT_BOOTSTRAP: &[&str] = &[
     "dht.transmissionbt.com:6881",
     "router.utorrent.com:6881",
 ];
+
+/// The bootstrap nodes a program was given (`--dht-bootstrap`), or the
+/// public routers when it was given none.
+pub fn bootstrap_or_default(given: &[String]) -> Vec<String> {
+    if given.is_empty() {
+        DEFAULT_BOOTSTRAP.iter().map(|s| s.to_string()).collect()
+    } else {
+        given.to_vec()
+    }
+}
