@@ -449,7 +449,8 @@ pub(crate) fn parse_head(bytes: &[u8]) -> Result<Head, HttpError> {
 // ---- The driver ---------------------------------------------------------
 
 /// A connection, plain or TLS.
-enum Stream {
+/// A connection, plain or TLS (also the web seed fetcher's).
+pub(crate) enum Stream {
     Plain(TcpStream),
     Tls(Box<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>),
 }

@@ -10,10 +10,9 @@
 //! parsed by the tracker client's parser.
 
 use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use crate::tracker::http::{self as th, ChunkedDecoder, HttpError, MAX_HEAD};
+use crate::tracker::http::{self as th, ChunkedDecoder, HttpError, Stream, MAX_HEAD};
 use crate::tracker::url::{Scheme, Url};
 use crate::tracker::{tls, TrackerOptions};
 
@@ -66,35 +65,6 @@ pub enum FetchError {
     Slow(String),
     #[error("stopped")]
     Stopped,
-}
-
-enum Stream {
-    Plain(TcpStream),
-    Tls(Box<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>),
-}
-
-impl Read for Stream {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        match self {
-            Stream::Plain(s) => s.read(buf),
-            Stream::Tls(s) => s.read(buf),
-        }
-    }
-}
-
-impl Write for Stream {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        match self {
-            Stream::Plain(s) => s.write(buf),
-            Stream::Tls(s) => s.write(buf),
-        }
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        match self {
-            Stream::Plain(s) => s.flush(),
-            Stream::Tls(s) => s.flush(),
-        }
-    }
 }
 
 /// An open connection and the bytes read past the last response.
