@@ -442,6 +442,16 @@ impl Peer {
         self.last_send = now;
     }
 
+    /// Tells the peer (fast extension) we will not serve a request.
+    pub fn reject(&mut self, r: BlockRequest, now: Instant) {
+        let msg = Message::Reject {
+            index: r.piece,
+            begin: r.begin,
+            length: r.length,
+        };
+        self.send(&msg, now);
+    }
+
     /// Payload bytes sent (a piece message) through a raw write.
     pub fn count_upload(&mut self, n: u64, now: Instant) {
         self.last_send = now;

@@ -48,14 +48,7 @@ impl Session {
         let queued: Vec<BlockRequest> = p.requests_in.drain(..).collect();
         if fast {
             for r in queued {
-                p.send(
-                    &Message::Reject {
-                        index: r.piece,
-                        begin: r.begin,
-                        length: r.length,
-                    },
-                    now,
-                );
+                p.reject(r, now);
             }
         }
     }
@@ -127,14 +120,7 @@ impl Session {
         let full = p.requests_in.len() >= MAX_QUEUED_REQUESTS;
         if p.am_choking || !have || full {
             if fast {
-                p.send(
-                    &Message::Reject {
-                        index: r.piece,
-                        begin: r.begin,
-                        length: r.length,
-                    },
-                    now,
-                );
+                p.reject(r, now);
                 return;
             }
             if !have {
