@@ -27,7 +27,7 @@ use std::time::Instant;
 
 use rand::RngCore;
 
-use super::{choose, Candidate, CapacityEstimate, ChokeDecision, ChokeRound, Choker, Classic};
+use super::{optimistic_among, CapacityEstimate, ChokeDecision, ChokeRound, Choker, Classic};
 use crate::session::Token;
 
 /// u_p grows by δ = 20 % each round p does not reciprocate (§4.1).
@@ -180,22 +180,10 @@ impl Choker for BitTyrant {
             }
         }
         // One optimistic unchoke among the rest, at its u_p.
-        let rest: Vec<Candidate> = round
-            .peers
-            .iter()
-            .filter(|p| !decision.unchoke.contains(&p.token))
-            .map(|p| Candidate {
-                id: p.token,
-                interested: p.interested,
-                rate: 0.0,
-                snubbed: false,
-                connected_at: p.connected_at,
-            })
-            .collect();
-        let keep = self.optimistic.filter(|t| !decision.unchoke.contains(t));
-        let opt = choose(&rest, 0, keep, round.rotate_optimistic, round.now, rng);
-        self.optimistic = opt.optimistic;
-        if let Some(o) = opt.optimistic {
+        let unchoked = &decision.unchoke;
+        let opt = optimistic_among(round, self.optimistic, |t| unchoked.contains(&t), rng);
+        self.optimistic = opt;
+        if let Some(o) = opt {
             decision.unchoke.push(o);
             decision.rates.push((o, self.estimates[&o].u));
         }

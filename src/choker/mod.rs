@@ -210,6 +210,31 @@ pub struct Decision {
     pub optimistic: Option<usize>,
 }
 
+/// One optimistic unchoke among the peers of `round` that `excluded` leaves
+/// out (those a strategy already unchoked): `current` is kept unless it is
+/// time to rotate or it left the pool, else one is drawn as in [`choose`],
+/// newcomers favoured. Its rate is the strategy's to set.
+pub(crate) fn optimistic_among(
+    round: &ChokeRound,
+    current: Option<Token>,
+    excluded: impl Fn(Token) -> bool,
+    rng: &mut dyn RngCore,
+) -> Option<Token> {
+    let pool: Vec<Candidate> = round
+        .peers
+        .iter()
+        .filter(|p| !excluded(p.token))
+        .map(|p| Candidate {
+            id: p.token,
+            interested: p.interested,
+            rate: 0.0,
+            snubbed: false,
+            connected_at: p.connected_at,
+        })
+        .collect();
+    choose(&pool, 0, current, round.rotate_optimistic, round.now, rng).optimistic
+}
+
 /// The classic round as a pure function. `optimistic` is the current
 /// optimistic unchoke, replaced when `rotate` is true or it is gone or no
 /// longer interested.

@@ -15,7 +15,7 @@
 
 use rand::RngCore;
 
-use super::{choose, Candidate, CapacityEstimate, ChokeDecision, ChokeRound, Choker, Classic};
+use super::{optimistic_among, CapacityEstimate, ChokeDecision, ChokeRound, Choker, Classic};
 use crate::session::Token;
 
 /// Share of our upload kept for optimistic unchoking: the paper keeps
@@ -52,27 +52,8 @@ impl Choker for PropShare {
             self.optimistic = None;
             return self.classic.round(round, rng);
         }
-        let pool: Vec<Candidate> = round
-            .peers
-            .iter()
-            .filter(|p| !bids.iter().any(|(t, _)| *t == p.token))
-            .map(|p| Candidate {
-                id: p.token,
-                interested: p.interested,
-                rate: 0.0,
-                snubbed: false,
-                connected_at: p.connected_at,
-            })
-            .collect();
-        let opt = choose(
-            &pool,
-            0,
-            self.optimistic,
-            round.rotate_optimistic,
-            round.now,
-            rng,
-        )
-        .optimistic;
+        let bidder = |t: Token| bids.iter().any(|(b, _)| *b == t);
+        let opt = optimistic_among(round, self.optimistic, bidder, rng);
         self.optimistic = opt;
         let shared = if opt.is_some() {
             cap * (1.0 - OPTIMISTIC_SHARE)
