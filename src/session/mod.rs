@@ -735,6 +735,9 @@ impl Session {
     }
 
     fn remove_peer(&mut self, token: Token, reason: CloseReason, close: bool, now: Instant) {
+        // A peer that leaves before it was reported connected is reported
+        // now, so that every disconnect has its connect.
+        self.announce(token);
         let Some(p) = self.peers.remove(&token) else {
             return;
         };
@@ -762,16 +765,7 @@ impl Session {
         for (_, e) in self.extensions.each() {
             e.on_peer_gone(token);
         }
-        if let Some(h) = p.handshake() {
-            if !p.announced {
-                self.actions.push_back(Action::Event(Event::PeerConnected {
-                    addr: p.addr,
-                    client: p.client_name(),
-                    peer_id: h.peer_id,
-                    source: self.candidates.origin(&p.addr).unwrap_or(Origin::Incoming),
-                    encryption: p.mse_method,
-                }));
-            }
+        if p.handshake().is_some() {
             self.actions
                 .push_back(Action::Event(Event::PeerDisconnected {
                     addr: p.addr,
