@@ -2,6 +2,7 @@
 
 mod common;
 
+use std::path::Path;
 use std::time::Duration;
 
 use common::clients::*;
@@ -10,12 +11,7 @@ use common::peers::*;
 const LIMIT: Duration = Duration::from_secs(180);
 
 /// Downloads `torrent` with bt-fetch from a peer at `port`; checks the data.
-fn fetch_from(
-    port: u16,
-    torrent: &std::path::Path,
-    out: &std::path::Path,
-    label: &str,
-) -> serde_json::Value {
+fn fetch_from(port: u16, torrent: &Path, out: &Path, label: &str) -> serde_json::Value {
     let peer = format!("127.0.0.1:{port}");
     let mut leech = Fetch::local(
         label,
@@ -26,7 +22,13 @@ fn fetch_from(
     leech.finish(LIMIT)
 }
 
-fn seed_with_bt(torrent: &std::path::Path, dir: &std::path::Path, peer_port: u16) -> Fetch {
+/// Stops a bt-fetch seeder the way a user would and returns its `done` event.
+fn stop(mut seeder: Fetch) -> serde_json::Value {
+    seeder.proc.signal(libc::SIGTERM);
+    seeder.finish(Duration::from_secs(10))
+}
+
+fn seed_with_bt(torrent: &Path, dir: &Path, peer_port: u16) -> Fetch {
     let peer = format!("127.0.0.1:{peer_port}");
     Fetch::local(
         "bt seeder",
@@ -56,12 +58,11 @@ fn aria2_downloads_from_bt() {
     let out = tmp.join("aria");
     std::fs::create_dir_all(&out).unwrap();
     let (mut aria, port) = aria2(false, &torrent, &out);
-    let mut seeder = seed_with_bt(&torrent, &tmp.join("seed"), port);
+    let seeder = seed_with_bt(&torrent, &tmp.join("seed"), port);
     let status = aria.wait_exit(LIMIT).expect("aria2 finished in time");
     assert!(status.success(), "aria2 exited with {status}");
     assert_same(&data, &out.join("a.bin"));
-    seeder.proc.signal(libc::SIGTERM);
-    let done = seeder.finish(Duration::from_secs(10));
+    let done = stop(seeder);
     assert!(done["uploaded"].as_u64().unwrap() >= 9_000_000);
 }
 
@@ -85,68 +86,63 @@ fn qbittorrent_downloads_from_bt() {
     let out = tmp.join("qb");
     std::fs::create_dir_all(&out).unwrap();
     let qb = qbittorrent(&tmp.join("profile"), &torrent, &out);
-    let mut seeder = seed_with_bt(&torrent, &tmp.join("seed"), qb.port);
+    let seeder = seed_with_bt(&torrent, &tmp.join("seed"), qb.port);
     qb.wait_seeding(LIMIT);
     assert_same(&root, &out.join("tree"));
-    seeder.proc.signal(libc::SIGTERM);
-    seeder.finish(Duration::from_secs(10));
+    stop(seeder);
+}
+
+/// How a test starts Transmission: with `-et` (plaintext preferred) or with
+/// its defaults (encryption preferred).
+type StartTransmission = fn(&Path, &Path, &Path) -> Transmission;
+
+/// bt-fetch downloads an 8 MB file from Transmission.
+fn bt_downloads_from_transmission(label: &str, seed: u64, start: StartTransmission) {
+    let tmp = temp(label);
+    let data = single_file(&tmp.join("seed"), "t.bin", 8_000_000, seed);
+    let torrent = make_torrent(&data, &tmp.join("t.torrent"), "256K");
+    let tr = start(&tmp.join("cfg"), &torrent, &tmp.join("seed"));
+    // Transmission verifies the data before it seeds; bt-fetch retries.
+    let out = tmp.join("leech");
+    fetch_from(tr.port, &torrent, &out, label);
+    assert_same(&data, &out.join("t.bin"));
+}
+
+/// Transmission downloads a tree from a bt-fetch seeder that dials it (the
+/// case where Transmission dials us with MSE is in tests/fetch_encryption.rs).
+fn transmission_downloads_from_bt(label: &str, seed: u64, start: StartTransmission) {
+    let tmp = temp(label);
+    let root = multi_file(&tmp.join("seed"), "tree", seed);
+    let torrent = make_torrent(&root, &tmp.join("t.torrent"), "256K");
+    let out = tmp.join("tr");
+    std::fs::create_dir_all(&out).unwrap();
+    let tr = start(&tmp.join("cfg"), &torrent, &out);
+    let seeder = seed_with_bt(&torrent, &tmp.join("seed"), tr.port);
+    tr.wait_finished(LIMIT);
+    assert_same_but_empty(&root, &out.join("tree"));
+    stop(seeder);
 }
 
 #[test]
 fn download_from_transmission() {
-    let tmp = temp("fetch-tr-seed");
-    let data = single_file(&tmp.join("seed"), "t.bin", 8_000_000, 80);
-    let torrent = make_torrent(&data, &tmp.join("t.torrent"), "256K");
-    let tr = transmission(&tmp.join("cfg"), &torrent, &tmp.join("seed"));
-    // Transmission verifies the data before it seeds; bt-fetch retries.
-    let out = tmp.join("leech");
-    fetch_from(tr.port, &torrent, &out, "bt from Transmission");
-    assert_same(&data, &out.join("t.bin"));
+    bt_downloads_from_transmission("fetch-tr-seed", 80, transmission);
 }
 
 #[test]
 fn download_from_default_transmission() {
     // Transmission with its default encryption setting (preferred) accepts
     // our plaintext handshake.
-    let tmp = temp("fetch-trd-seed");
-    let data = single_file(&tmp.join("seed"), "t.bin", 8_000_000, 81);
-    let torrent = make_torrent(&data, &tmp.join("t.torrent"), "256K");
-    let tr = transmission_default(&tmp.join("cfg"), &torrent, &tmp.join("seed"));
-    let out = tmp.join("leech");
-    fetch_from(tr.port, &torrent, &out, "bt from default Transmission");
-    assert_same(&data, &out.join("t.bin"));
+    bt_downloads_from_transmission("fetch-trd-seed", 81, transmission_default);
+}
+
+#[test]
+fn transmission_downloads_from_bt_connecting_to_it() {
+    transmission_downloads_from_bt("fetch-tr-leech", 90, transmission);
 }
 
 #[test]
 fn default_transmission_downloads_from_bt_connecting_to_it() {
-    // Our seeder dials Transmission (defaults); the case where Transmission
-    // dials us with MSE is in tests/fetch_encryption.rs.
-    let tmp = temp("fetch-trd-leech");
-    let root = multi_file(&tmp.join("seed"), "tree", 91);
-    let torrent = make_torrent(&root, &tmp.join("t.torrent"), "256K");
-    let out = tmp.join("tr");
-    std::fs::create_dir_all(&out).unwrap();
-    let tr = transmission_default(&tmp.join("cfg"), &torrent, &out);
-    let mut seeder = seed_with_bt(&torrent, &tmp.join("seed"), tr.port);
-    tr.wait_finished(LIMIT);
-    assert_same_but_empty(&root, &out.join("tree"));
-    seeder.proc.signal(libc::SIGTERM);
-    seeder.finish(Duration::from_secs(10));
-}
-
-#[test]
-fn transmission_downloads_from_bt() {
-    let tmp = temp("fetch-tr-leech");
-    let root = multi_file(&tmp.join("seed"), "tree", 90);
-    let torrent = make_torrent(&root, &tmp.join("t.torrent"), "256K");
-    let out = tmp.join("tr");
-    std::fs::create_dir_all(&out).unwrap();
-    let tr = transmission(&tmp.join("cfg"), &torrent, &out);
-    let mut seeder = seed_with_bt(&torrent, &tmp.join("seed"), tr.port);
-    tr.wait_finished(LIMIT);
-    assert_same_but_empty(&root, &out.join("tree"));
-    seeder.proc.signal(libc::SIGTERM);
-    seeder.finish(Duration::from_secs(10));
+    transmission_downloads_from_bt("fetch-trd-leech", 91, transmission_default);
 }
 
 #[test]
@@ -198,6 +194,5 @@ fn download_from_mixed_swarm() {
     assert!(contributors >= 2, "data came from several peers: {gave:?}");
     let total: u64 = gave.iter().map(|(_, n)| n).sum();
     assert!(total >= 40 << 20, "{gave:?} {done}");
-    bt_seed.proc.signal(libc::SIGTERM);
-    bt_seed.finish(Duration::from_secs(10));
+    stop(bt_seed);
 }
