@@ -6,15 +6,15 @@ mod common;
 #[path = "common/tracker.rs"]
 mod tracker;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::fake_server::{read_exact_bounded, FakeServer};
 use common::peers::*;
 
 const LIMIT: Duration = Duration::from_secs(180);
@@ -262,76 +262,14 @@ enum Meta {
 }
 
 /// A raw-socket peer that speaks just enough BEP 10 and BEP 9 to lie.
-struct FakeMeta {
-    port: u16,
-    stop: Arc<AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl FakeMeta {
-    fn start(info_hash: [u8; 20], size: usize, how: Meta) -> FakeMeta {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.set_nonblocking(true).unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let stop = Arc::new(AtomicBool::new(false));
-        let s2 = stop.clone();
-        let thread = std::thread::spawn(move || {
-            let deadline = Instant::now() + Duration::from_secs(120);
-            let mut handlers = Vec::new();
-            while !s2.load(Ordering::Relaxed) && Instant::now() < deadline && handlers.len() < 10 {
-                match listener.accept() {
-                    Ok((stream, _)) => {
-                        let s3 = s2.clone();
-                        handlers.push(std::thread::spawn(move || {
-                            let _ = fake_serve(stream, info_hash, size, how, &s3, deadline);
-                        }));
-                    }
-                    Err(_) => std::thread::sleep(Duration::from_millis(10)),
-                }
-            }
-            s2.store(true, Ordering::Relaxed);
-            for h in handlers {
-                let _ = h.join();
-            }
-        });
-        FakeMeta {
-            port,
-            stop,
-            thread: Some(thread),
-        }
-    }
-}
-
-impl Drop for FakeMeta {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-fn read_full(
-    s: &mut TcpStream,
-    buf: &mut [u8],
-    stop: &AtomicBool,
-    end: Instant,
-) -> std::io::Result<()> {
-    let mut got = 0;
-    while got < buf.len() {
-        if stop.load(Ordering::Relaxed) || Instant::now() > end {
-            return Err(std::io::ErrorKind::TimedOut.into());
-        }
-        match s.read(&mut buf[got..]) {
-            Ok(0) => return Err(std::io::ErrorKind::UnexpectedEof.into()),
-            Ok(n) => got += n,
-            Err(e)
-                if e.kind() == std::io::ErrorKind::WouldBlock
-                    || e.kind() == std::io::ErrorKind::TimedOut => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
+fn fake_meta(info_hash: [u8; 20], size: usize, how: Meta) -> FakeServer {
+    FakeServer::start(
+        10,
+        Duration::from_secs(120),
+        move |stream, stop, deadline| {
+            let _ = fake_serve(stream, info_hash, size, how, stop, deadline);
+        },
+    )
 }
 
 fn extended(id: u8, payload: &[u8]) -> Vec<u8> {
@@ -361,7 +299,7 @@ fn fake_serve(
     s.set_nonblocking(false)?;
     s.set_read_timeout(Some(Duration::from_millis(100)))?;
     let mut hs = [0u8; 68];
-    read_full(&mut s, &mut hs, stop, end)?;
+    read_exact_bounded(&mut s, &mut hs, stop, end)?;
     let mut reply = vec![19u8];
     reply.extend_from_slice(b"BitTorrent protocol");
     reply.extend_from_slice(&[0, 0, 0, 0, 0, 0x10, 0, 0]); // BEP 10
@@ -383,7 +321,7 @@ fn fake_serve(
     let mut their_id = 0u8;
     loop {
         let mut lenb = [0u8; 4];
-        read_full(&mut s, &mut lenb, stop, end)?;
+        read_exact_bounded(&mut s, &mut lenb, stop, end)?;
         let len = u32::from_be_bytes(lenb) as usize;
         if len == 0 {
             continue;
@@ -392,7 +330,7 @@ fn fake_serve(
             return Ok(());
         }
         let mut msg = vec![0u8; len];
-        read_full(&mut s, &mut msg, stop, end)?;
+        read_exact_bounded(&mut s, &mut msg, stop, end)?;
         if msg[0] != 20 || len < 2 {
             continue;
         }
@@ -451,9 +389,9 @@ fn hostile_metadata_peers_are_dropped_and_the_download_completes() {
         bytes.len() - 1 - start
     };
     assert!(size > 16384, "two metadata pieces at least ({size})");
-    let fakes: Vec<FakeMeta> = [Meta::WrongHash, Meta::Oversize, Meta::Silent, Meta::Endless]
+    let fakes: Vec<FakeServer> = [Meta::WrongHash, Meta::Oversize, Meta::Silent, Meta::Endless]
         .into_iter()
-        .map(|how| FakeMeta::start(hash_bytes, size, how))
+        .map(|how| fake_meta(hash_bytes, size, how))
         .collect();
     let mut seeder = Fetch::local(
         "honest seeder",

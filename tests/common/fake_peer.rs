@@ -3,8 +3,10 @@
 
 #![allow(dead_code)]
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::io::Write;
+use std::net::TcpStream;
+
+use super::fake_server::{read_exact_bounded, FakeServer};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -21,78 +23,29 @@ pub enum Behaviour {
 
 pub struct FakePeer {
     pub port: u16,
-    stop: Arc<AtomicBool>,
     pub requests_seen: Arc<AtomicU64>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    _server: FakeServer,
 }
 
 impl FakePeer {
     pub fn start(info_hash: [u8; 20], pieces: usize, behaviour: Behaviour) -> FakePeer {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.set_nonblocking(true).unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let stop = Arc::new(AtomicBool::new(false));
         let seen = Arc::new(AtomicU64::new(0));
-        let (s2, seen2) = (stop.clone(), seen.clone());
-        let thread = std::thread::spawn(move || {
-            let deadline = Instant::now() + Duration::from_secs(120);
-            let mut handlers = Vec::new();
-            while !s2.load(Ordering::Relaxed) && Instant::now() < deadline && handlers.len() < 20 {
-                match listener.accept() {
-                    Ok((stream, _)) => {
-                        let (s3, seen3) = (s2.clone(), seen2.clone());
-                        handlers.push(std::thread::spawn(move || {
-                            let _ =
-                                serve(stream, info_hash, pieces, behaviour, &s3, &seen3, deadline);
-                        }));
-                    }
-                    Err(_) => std::thread::sleep(Duration::from_millis(10)),
-                }
-            }
-            s2.store(true, Ordering::Relaxed);
-            for h in handlers {
-                let _ = h.join();
-            }
-        });
+        let counter = seen.clone();
+        let server = FakeServer::start(
+            20,
+            Duration::from_secs(120),
+            move |stream, stop, deadline| {
+                let _ = serve(
+                    stream, info_hash, pieces, behaviour, stop, &counter, deadline,
+                );
+            },
+        );
         FakePeer {
-            port,
-            stop,
+            port: server.port,
             requests_seen: seen,
-            thread: Some(thread),
+            _server: server,
         }
     }
-}
-
-impl Drop for FakePeer {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-fn read_exact_bounded(
-    s: &mut TcpStream,
-    buf: &mut [u8],
-    stop: &AtomicBool,
-    deadline: Instant,
-) -> std::io::Result<()> {
-    let mut got = 0;
-    while got < buf.len() {
-        if stop.load(Ordering::Relaxed) || Instant::now() > deadline {
-            return Err(std::io::ErrorKind::TimedOut.into());
-        }
-        match s.read(&mut buf[got..]) {
-            Ok(0) => return Err(std::io::ErrorKind::UnexpectedEof.into()),
-            Ok(n) => got += n,
-            Err(e)
-                if e.kind() == std::io::ErrorKind::WouldBlock
-                    || e.kind() == std::io::ErrorKind::TimedOut => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
 }
 
 fn serve(
