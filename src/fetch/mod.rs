@@ -32,6 +32,7 @@ use crate::verify::{self, PieceState};
 
 mod driver;
 mod events;
+pub mod select;
 
 use driver::Driver;
 

@@ -285,8 +285,11 @@ impl Session {
         if good {
             self.actions
                 .push_back(Action::Event(Event::PieceVerified { piece }));
+            // A piece kept only partly on disk (--select) is not announced:
+            // we could not serve it.
+            let announce = self.picker.can_serve(piece as usize);
             for p in self.peers.values_mut() {
-                if p.is_established() && !p.have.get(piece as usize) {
+                if announce && p.is_established() && !p.have.get(piece as usize) {
                     p.send(&Message::Have(piece), now);
                 }
             }

@@ -335,6 +335,27 @@ impl Session {
         }
     }
 
+    /// Leaves a piece out of the download (`--select`; before any peer
+    /// connects): never requested, not needed for completion.
+    pub fn skip_piece(&mut self, piece: usize) {
+        self.picker.skip(piece);
+        if self.picker.is_complete() && self.phase == Phase::Downloading {
+            self.phase = Phase::Seeding;
+        }
+    }
+
+    /// Marks a piece we will keep only partly on disk (`--select`: it is
+    /// shared with a file left out): once verified it is neither
+    /// advertised nor served.
+    pub fn keep_partly(&mut self, piece: usize) {
+        self.picker.set_partly_kept(piece);
+    }
+
+    /// Starts new pieces in index order (`--sequential`).
+    pub fn set_sequential(&mut self, on: bool) {
+        self.picker.set_sequential(on);
+    }
+
     pub fn phase(&self) -> Phase {
         self.phase
     }
@@ -662,7 +683,7 @@ impl Session {
                 |d| self.extensions.handshake_fields(d),
             )
         });
-        let have_bits = self.picker.have();
+        let have_bits = self.picker.servable();
         let peer = self.peers.get_mut(&token).expect("peer present");
         peer.state = PeerState::Established(h);
         if let Some(payload) = &ext_hs {
