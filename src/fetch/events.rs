@@ -68,6 +68,15 @@ impl Driver<'_> {
                 self.out
                     .emit(json!({"event": "peer_banned", "addr": addr.to_string()}));
             }
+            Event::ConnectFailed { addr, error } => {
+                log::info!("{addr}: {error}");
+                self.connect_failures += 1;
+                self.out.emit(json!({
+                    "event": "connect_failed",
+                    "addr": addr.to_string(),
+                    "error": error,
+                }));
+            }
             Event::DhtNode { addr } => {
                 for s in &mut self.sources {
                     s.add_dht_node(addr);
