@@ -52,14 +52,24 @@ fn max_download_rate_paces_the_download() {
     // well under 3 s means the limit was ignored (unlimited, this takes a
     // fraction of a second on loopback).
     let seconds = done["seconds"].as_f64().unwrap();
-    assert!(seconds >= 3.0, "8 MiB in {seconds} s: the limit was ignored");
+    assert!(
+        seconds >= 3.0,
+        "8 MiB in {seconds} s: the limit was ignored"
+    );
     let rate = size as f64 / seconds;
+    eprintln!(
+        "8 MiB at --max-download-rate 2M: {seconds:.2} s ({:.2} MiB/s); wall {wall:.2} s",
+        rate / (1 << 20) as f64
+    );
     assert!(
         rate <= 2.6 * (1 << 20) as f64,
         "{rate} B/s is above the 2 MiB/s limit"
     );
     // Noisy machines are slow, never fast; but not absurdly slow either.
-    assert!(wall < 60.0, "took {wall} s: the limit throttles far too much");
+    assert!(
+        wall < 60.0,
+        "took {wall} s: the limit throttles far too much"
+    );
     seeder.proc.signal(libc::SIGTERM);
     seeder.finish(Duration::from_secs(10));
 }
@@ -81,7 +91,9 @@ fn select_fetches_only_the_chosen_files_and_serves_only_whole_pieces() {
         "picky",
         t,
         out.to_str().unwrap(),
-        &["--peer", &peer, "--select", "2", "--select", "z/*.dat", "--seed"],
+        &[
+            "--peer", &peer, "--select", "2", "--select", "z/*.dat", "--seed",
+        ],
     );
     let listening = picky.wait_event("listening", LIMIT);
     picky.wait_event("complete", LIMIT);
@@ -122,7 +134,14 @@ fn select_fetches_only_the_chosen_files_and_serves_only_whole_pieces() {
         "third",
         t,
         out3.to_str().unwrap(),
-        &["--peer", &picky_peer, "--select", "sub/b.bin", "--timeout", "6"],
+        &[
+            "--peer",
+            &picky_peer,
+            "--select",
+            "sub/b.bin",
+            "--timeout",
+            "6",
+        ],
     );
     let done = third.wait_event("done", Duration::from_secs(60));
     assert_eq!(done["status"], "failed", "{done}");
