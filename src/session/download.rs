@@ -178,7 +178,7 @@ impl Session {
             return;
         }
         if let Some(bucket) = &mut self.download_limit {
-            want = want.min(bucket.blocks_affordable(now));
+            want = bucket.allow(want, now);
             if want == 0 {
                 return; // the bucket wakes us when tokens return
             }

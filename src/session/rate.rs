@@ -62,15 +62,21 @@ impl DownloadBucket {
         self.last = Some(now);
     }
 
-    /// How many whole blocks may be requested now; when none, the bucket
-    /// remembers that a request waits (see [`DownloadBucket::wake_at`]).
+    /// How many whole blocks may be requested now.
     pub fn blocks_affordable(&mut self, now: Instant) -> usize {
         self.refill(now);
-        let n = (self.tokens / u64::from(BLOCK_LEN)) as usize;
-        if n == 0 {
+        (self.tokens / u64::from(BLOCK_LEN)) as usize
+    }
+
+    /// Of `want` blocks, how many may be requested now; when that is fewer,
+    /// the bucket remembers that requests wait (see
+    /// [`DownloadBucket::wake_at`]).
+    pub fn allow(&mut self, want: usize, now: Instant) -> usize {
+        let n = self.blocks_affordable(now);
+        if n < want {
             self.starved = true;
         }
-        n
+        n.min(want)
     }
 
     /// Spends tokens on `bytes` of requests.
@@ -137,10 +143,11 @@ mod tests {
         let t0 = Instant::now();
         let mut b = DownloadBucket::new(B * 2); // two blocks a second
         assert_eq!(b.wake_at(t0), None, "nothing waits yet");
-        let n = b.blocks_affordable(t0);
+        let n = b.allow(1, t0);
         assert_eq!(n, 1, "capacity is one block at this rate");
+        assert_eq!(b.wake_at(t0), None, "nothing waits yet");
         b.spend(B);
-        assert_eq!(b.blocks_affordable(t0), 0);
+        assert_eq!(b.allow(3, t0), 0);
         let at = b.wake_at(t0).expect("a request waits");
         assert_eq!(at, t0 + Duration::from_millis(500));
         assert!(!b.take_wakeup(t0 + Duration::from_millis(250)));
