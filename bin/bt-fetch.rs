@@ -109,7 +109,7 @@ struct Cli {
     rng_seed: Option<u64>,
     // --- user controls (issue 13) ---
     /// Download at most this many bytes per second from peers (units K,
-    /// M, G); web seeds are not limited.
+    /// M, G; 0: no limit); web seeds are not limited.
     #[arg(long, value_name = "RATE", value_parser = cli::parse_size)]
     max_download_rate: Option<u64>,
     /// Download only these files: numbers (1-based, in the order of

@@ -70,6 +70,9 @@ impl Selection {
                 return Err(format!("--select {sel}: matches no file of the torrent"));
             }
         }
+        if !files.contains(&true) {
+            return Err("--select: no file selected".into());
+        }
         Ok(Selection { files })
     }
 
@@ -209,5 +212,7 @@ mod tests {
         let e = Selection::resolve(&i, &["*.iso".into()]).unwrap_err();
         assert!(e.contains("*.iso"), "{e}");
         assert!(Selection::resolve(&i, &["0".into()]).is_err());
+        let e = Selection::resolve(&i, &[",".into()]).unwrap_err();
+        assert!(e.contains("no file selected"), "{e}");
     }
 }
