@@ -318,3 +318,39 @@ fn stdin_peer_lines_warn_with_line_numbers_and_accept_host_names() {
     seeder.proc.signal(libc::SIGTERM);
     seeder.finish(Duration::from_secs(10));
 }
+
+#[test]
+fn select_from_a_libtorrent_seeder() {
+    let tmp = temp("controls-select-lt");
+    let root = multi_file(&tmp.join("seed"), "tree", 32);
+    let torrent = make_torrent(&root, &tmp.join("tree.torrent"), "128K");
+    let lt = LtPeer::start("seed", &torrent, &tmp.join("seed"), &[]);
+    let out = tmp.join("leech");
+    let peer = format!("127.0.0.1:{}", lt.port);
+    // sub/deeper/c.bin alone: it shares its first piece with b.bin and
+    // its last with last.dat (the empty file between takes no byte).
+    let mut leech = Fetch::local(
+        "leecher",
+        torrent.to_str().unwrap(),
+        out.to_str().unwrap(),
+        &["--peer", &peer, "--select", "*/c.bin"],
+    );
+    let done = leech.finish(LIMIT);
+    assert_eq!(done["status"], "ok");
+    assert_same(
+        &root.join("sub/deeper/c.bin"),
+        &out.join("tree/sub/deeper/c.bin"),
+    );
+    let mut present = Vec::new();
+    for name in ["a.bin", "sub/b.bin", "sub/deeper/empty.txt", "z/last.dat"] {
+        if out.join("tree").join(name).exists() {
+            present.push(name);
+        }
+    }
+    assert!(present.is_empty(), "not selected but created: {present:?}");
+    let downloaded = done["downloaded"].as_u64().unwrap();
+    assert!(
+        downloaded < 5_500_123 + 2 * 131072,
+        "downloaded {downloaded}: more than c.bin's pieces"
+    );
+}
