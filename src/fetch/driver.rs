@@ -66,6 +66,10 @@ pub(super) struct Driver<'a> {
     pub(super) listen_port: u16,
     /// The run was stopped by SIGINT/SIGTERM before it was complete.
     pub(super) interrupted: bool,
+    /// The torrent's size when `--select` leaves files out (`total` is
+    /// then the selected pieces' bytes): trackers hear what is left of the
+    /// whole torrent, and no `completed`, since we never become a seed.
+    pub(super) partial_of: Option<u64>,
 }
 
 /// With no peer connected for this long (or every attempt failed), say so.
@@ -112,6 +116,7 @@ impl<'a> Driver<'a> {
             said_stuck: false,
             listen_port,
             interrupted: false,
+            partial_of: None,
         }
     }
 
@@ -285,9 +290,10 @@ impl<'a> Driver<'a> {
             self.stats
                 .downloaded
                 .store(totals.downloaded, Ordering::Relaxed);
-            self.stats
-                .left
-                .store(self.total.saturating_sub(have), Ordering::Relaxed);
+            self.stats.left.store(
+                self.partial_of.unwrap_or(self.total).saturating_sub(have),
+                Ordering::Relaxed,
+            );
             if now >= next_report {
                 next_report = now + Duration::from_secs(1);
                 if let Some(path) = self.storage.as_ref().and_then(|s| s.vanished_file()) {

@@ -84,7 +84,11 @@ impl Driver<'_> {
             }
             Event::WebSeed(e) => self.web_seed_event(e),
             Event::Complete => {
-                if let Some(a) = &self.announcer {
+                if let Some(a) = self
+                    .announcer
+                    .as_ref()
+                    .filter(|_| self.partial_of.is_none())
+                {
                     a.completed();
                 }
                 log::info!("download complete");

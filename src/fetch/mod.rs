@@ -442,8 +442,11 @@ pub fn run(mut opts: Options) -> i32 {
     let already_complete = session.is_complete();
     let wanted = session.picker().bytes_wanted();
     drop(report);
+    // Trackers hear what is left of the whole torrent (a selection never
+    // makes us a seed).
     net.stats.left.store(
-        wanted.saturating_sub(session.picker().bytes_verified()),
+        info.total_length
+            .saturating_sub(session.picker().bytes_verified()),
         Ordering::Relaxed,
     );
 
@@ -526,6 +529,15 @@ pub fn run(mut opts: Options) -> i32 {
                 let _ = w.wake();
             }),
         ));
+    }
+    let leaves_out = |sel: &select::Selection| {
+        sel.files
+            .iter()
+            .zip(&info.files)
+            .any(|(&on, f)| !on && !f.pad)
+    };
+    if selection.as_ref().is_some_and(leaves_out) {
+        driver.partial_of = Some(info.total_length);
     }
     if driver.session.is_complete() {
         driver.completed_at = Some(Instant::now());
