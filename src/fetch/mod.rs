@@ -277,6 +277,7 @@ pub fn run(mut opts: Options) -> i32 {
         stats,
         stdin_peers: 0,
         stdin_ended: false,
+        said_stuck: false,
         known: Vec::new(),
         banned: Vec::new(),
     };
@@ -648,6 +649,8 @@ struct Net {
     stats: Arc<Stats>,
     stdin_peers: usize,
     stdin_ended: bool,
+    /// "No peer reachable yet" was said (once per run, not per phase).
+    said_stuck: bool,
     known: Vec<(SocketAddr, Origin)>,
     banned: Vec<SocketAddr>,
 }
