@@ -32,8 +32,8 @@ struct Cli {
     /// Folder to download into (the torrent's name is created inside it).
     #[arg(short, long, default_value = ".")]
     output: PathBuf,
-    /// A peer to connect to (repeatable).
-    #[arg(long = "peer", value_name = "IP:PORT")]
+    /// A peer to connect to: IP:PORT, [IPv6]:PORT or HOST:PORT (repeatable).
+    #[arg(long = "peer", value_name = "IP:PORT", value_parser = bt::peer_source::resolve_peer)]
     peers: Vec<SocketAddr>,
     /// Announce to the torrent's trackers for peers.
     #[arg(long)]
@@ -107,6 +107,24 @@ struct Cli {
     /// Seed for the random choices (for reproducible runs).
     #[arg(long, hide = true)]
     rng_seed: Option<u64>,
+    // --- user controls (issue 13) ---
+    /// Download at most this many bytes per second from peers (units K,
+    /// M, G; 0: no limit); web seeds are not limited.
+    #[arg(long, value_name = "RATE", value_parser = cli::parse_size)]
+    max_download_rate: Option<u64>,
+    /// Download only these files: numbers (1-based, in the order of
+    /// `bt-meta info`'s files) or patterns on their paths (`*`, `?`);
+    /// repeatable or comma-separated.
+    #[arg(long, value_name = "PATTERN|INDEX,…")]
+    select: Vec<String>,
+    /// Fetch pieces in order (for playing media while it downloads).
+    #[arg(long)]
+    sequential: bool,
+    /// Stop seeding this long after the download completes (30, 90s,
+    /// 10m, 1h); with --seed-ratio, whichever comes first.
+    #[arg(long, value_name = "DURATION", value_parser = cli::parse_duration)]
+    seed_time: Option<Duration>,
+    // --- end of user controls ---
     #[command(flatten)]
     verbosity: Verbosity,
 }
@@ -203,6 +221,7 @@ fn run(cli: Cli) -> i32 {
         && stdin_tty
         && !cli.seed
         && cli.seed_ratio.is_none()
+        && cli.seed_time.is_none()
     {
         if is_magnet && no_trackers && !private {
             log::error!(
@@ -230,6 +249,10 @@ fn run(cli: Cli) -> i32 {
         stdin_peers,
         seed: cli.seed,
         seed_ratio: cli.seed_ratio,
+        seed_time: cli.seed_time,
+        max_download_rate: cli.max_download_rate.filter(|&r| r > 0),
+        select: cli.select,
+        sequential: cli.sequential,
         timeout: cli.timeout.map(Duration::from_secs),
         json: cli.json,
         progress: cli.verbosity.quiet == 0,

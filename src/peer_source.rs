@@ -110,8 +110,10 @@ impl StdinPeers {
                 let stdin = std::io::stdin();
                 let mut reader = std::io::BufReader::new(stdin.lock());
                 let mut line = Vec::new();
+                let mut number = 0u64;
                 loop {
                     line.clear();
+                    number += 1;
                     // Lines are bounded: a longer one is skipped.
                     let n = match (&mut reader).take(64 * 1024).read_until(b'\n', &mut line) {
                         Ok(0) | Err(_) => {
@@ -123,21 +125,26 @@ impl StdinPeers {
                         Ok(n) => n,
                     };
                     if n == 64 * 1024 && !line.ends_with(b"\n") {
+                        log::warn!("stdin line {number}: longer than 64 KiB; skipped");
                         let _ = reader.skip_until(b'\n');
                         continue;
                     }
-                    match parse_peer_line(&line) {
-                        Some(addr) => {
+                    if line.iter().all(u8::is_ascii_whitespace) {
+                        continue;
+                    }
+                    // Host names are resolved here, on this thread: a slow
+                    // resolver never holds up the event loop.
+                    match peer_line(&line) {
+                        Ok(addr) => {
                             if tx.send(Some(addr)).is_err() {
                                 return;
                             }
                             wake();
                         }
-                        None => {
+                        Err(why) => {
                             let text = String::from_utf8_lossy(&line);
-                            if !text.trim().is_empty() {
-                                log::warn!("stdin: not a peer: {}", text.trim());
-                            }
+                            let shown: String = text.trim().chars().take(200).collect();
+                            log::warn!("stdin line {number}: {why}: {shown}");
                         }
                     }
                 }
@@ -166,7 +173,8 @@ impl PeerSource for StdinPeers {
     }
 }
 
-/// Parses `{"ip": "1.2.3.4", "port": 6881, ...}` or `1.2.3.4:6881`.
+/// Parses `{"ip": "1.2.3.4", "port": 6881, ...}` or `1.2.3.4:6881`
+/// (addresses only: no name is resolved).
 pub fn parse_peer_line(line: &[u8]) -> Option<SocketAddr> {
     let text = std::str::from_utf8(line).ok()?.trim();
     if text.starts_with('{') {
@@ -176,6 +184,77 @@ pub fn parse_peer_line(line: &[u8]) -> Option<SocketAddr> {
         return (port != 0).then(|| SocketAddr::new(ip, port));
     }
     text.parse().ok()
+}
+
+/// A peer line as stdin carries it — a JSON object with `ip` and `port`
+/// (as `bt-announce` prints), `IP:PORT`, `[IPv6]:PORT` or `HOST:PORT` —
+/// resolved to one address; the error says what was wrong. May block on
+/// the resolver: call it off the event loop.
+pub fn peer_line(line: &[u8]) -> Result<SocketAddr, String> {
+    let text = std::str::from_utf8(line)
+        .map_err(|_| "not UTF-8 text".to_string())?
+        .trim();
+    if text.starts_with('{') {
+        let v: serde_json::Value =
+            serde_json::from_str(text).map_err(|e| format!("not valid JSON ({e})"))?;
+        let host = v
+            .get("ip")
+            .and_then(|h| h.as_str())
+            .ok_or("a JSON peer needs an \"ip\" string")?;
+        let port = v
+            .get("port")
+            .and_then(|p| p.as_u64())
+            .ok_or("a JSON peer needs a \"port\" number")?;
+        let port = u16::try_from(port)
+            .ok()
+            .filter(|&p| p != 0)
+            .ok_or_else(|| format!("port {port} is not a port (1 to 65535)"))?;
+        return match host.parse::<std::net::IpAddr>() {
+            Ok(ip) => Ok(SocketAddr::new(ip, port)),
+            Err(_) => resolve_peer(&format!("{host}:{port}")),
+        };
+    }
+    resolve_peer(text)
+}
+
+/// `IP:PORT`, `[IPv6]:PORT` or `HOST:PORT` as one address (a name that
+/// resolves to several: the first IPv4 one, else the first). Blocks on the
+/// resolver for names. Also `--peer`'s parser.
+pub fn resolve_peer(text: &str) -> Result<SocketAddr, String> {
+    use std::net::ToSocketAddrs;
+    let text = text.trim();
+    if let Ok(a) = text.parse::<SocketAddr>() {
+        return if a.port() == 0 {
+            Err("port 0 is not a port".into())
+        } else {
+            Ok(a)
+        };
+    }
+    let Some((host, port)) = text.rsplit_once(':') else {
+        return Err("expected IP:PORT, [IPv6]:PORT, HOST:PORT or a JSON object".into());
+    };
+    let port: u16 = port
+        .parse()
+        .ok()
+        .filter(|&p| p != 0)
+        .ok_or_else(|| format!("{port:?} is not a port (1 to 65535)"))?;
+    let valid_host = !host.is_empty()
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
+    if !valid_host {
+        return Err("expected IP:PORT, [IPv6]:PORT, HOST:PORT or a JSON object".into());
+    }
+    let addrs: Vec<SocketAddr> = (host, port)
+        .to_socket_addrs()
+        .map_err(|e| format!("cannot resolve {host}: {e}"))?
+        .collect();
+    addrs
+        .iter()
+        .find(|a| a.is_ipv4())
+        .or(addrs.first())
+        .copied()
+        .ok_or_else(|| format!("{host} has no address"))
 }
 
 /// Peers from the torrent's trackers: what the announcer thread reports.
@@ -207,5 +286,32 @@ impl PeerSource for TrackerPeers {
                 Report::Failed { error } => out.push(Learnt::TrackerError { error }),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn peer_lines_and_their_errors() {
+        let a: SocketAddr = "127.0.0.1:6881".parse().unwrap();
+        assert_eq!(peer_line(b"127.0.0.1:6881\n"), Ok(a));
+        assert_eq!(peer_line(b"localhost:6881"), Ok(a), "IPv4 first");
+        assert_eq!(peer_line(b"[::1]:6881"), Ok("[::1]:6881".parse().unwrap()));
+        assert_eq!(
+            peer_line(br#"{"ip": "localhost", "port": 6881, "peer_id": "x"}"#),
+            Ok(a)
+        );
+        let err = |l: &[u8]| peer_line(l).unwrap_err();
+        assert!(err(b"hello").contains("expected IP:PORT"));
+        assert!(err(b"1.2.3.4:0").contains("port 0"));
+        assert!(err(b"1.2.3.4:99999").contains("not a port"));
+        assert!(err(br#"{"ip": "1.2.3.4"}"#).contains("\"port\""));
+        assert!(err(br#"{"port": 1}"#).contains("\"ip\""));
+        assert!(err(b"{nope").contains("not valid JSON"));
+        assert!(err(b"\xff:1").contains("UTF-8"));
+        assert!(err(b"no-such-host.invalid:6881").contains("cannot resolve no-such-host.invalid"));
+        assert!(err(b"a b:1").contains("expected"));
     }
 }

@@ -128,6 +128,9 @@ enum PieceState {
     /// Complete in memory, being hashed and written.
     Verifying,
     Have,
+    /// Not wanted (`bt-fetch --select` left out every file it touches):
+    /// never picked, and not needed for completion.
+    Skipped,
 }
 
 /// A piece being assembled in memory.
@@ -183,6 +186,15 @@ pub struct Picker {
     random_first: usize,
     /// Largest number of peers a block is requested from in endgame.
     endgame_dups: u8,
+    /// Pieces in the `Skipped` state (kept so that completion is O(1)).
+    skipped: usize,
+    /// Start new pieces in index order (`--sequential`) instead of rarest
+    /// first.
+    sequential: bool,
+    /// Pieces we hold but only partly on disk (shared with files left out
+    /// by a selection): never advertised nor served, since we could not
+    /// read them back whole.
+    partly_kept: Bitfield,
 }
 
 impl Picker {
@@ -200,6 +212,9 @@ impl Picker {
             max_buffers: max_buffers.max(1),
             random_first: 4,
             endgame_dups: 2,
+            skipped: 0,
+            sequential: false,
+            partly_kept: Bitfield::new(pieces),
         }
     }
 
@@ -228,8 +243,66 @@ impl Picker {
         self.have.get(i)
     }
 
+    /// Whether every wanted piece is had (all of them, unless some were
+    /// skipped).
     pub fn is_complete(&self) -> bool {
-        self.have.is_full()
+        self.have.count() + self.skipped == self.state.len()
+    }
+
+    /// Leaves piece `i` out of the download (before any is picked): it is
+    /// never requested and completion does not wait for it.
+    pub fn skip(&mut self, i: usize) {
+        if self.state[i] == PieceState::Missing {
+            self.state[i] = PieceState::Skipped;
+            self.skipped += 1;
+        }
+    }
+
+    /// Whether piece `i` was left out with [`Picker::skip`].
+    pub fn is_skipped(&self, i: usize) -> bool {
+        self.state.get(i) == Some(&PieceState::Skipped)
+    }
+
+    /// Starts new pieces lowest index first (for streaming) rather than
+    /// rarest first; started pieces are still finished first and the
+    /// endgame is unchanged.
+    pub fn set_sequential(&mut self, on: bool) {
+        self.sequential = on;
+    }
+
+    /// Marks piece `i` as one we keep only partly on disk: once had, it
+    /// is still neither advertised nor served.
+    pub fn set_partly_kept(&mut self, i: usize) {
+        self.partly_kept.set(i);
+    }
+
+    /// Whether we can serve piece `i`: had, and whole on disk.
+    pub fn can_serve(&self, i: usize) -> bool {
+        self.has(i) && !self.partly_kept.get(i)
+    }
+
+    /// The pieces to advertise (bitfield, have-all): those we can serve.
+    pub fn servable(&self) -> std::borrow::Cow<'_, Bitfield> {
+        if self.partly_kept.count() == 0 {
+            return std::borrow::Cow::Borrowed(&self.have);
+        }
+        let mut b = Bitfield::new(self.have.len());
+        for i in self.have.ones().filter(|&i| !self.partly_kept.get(i)) {
+            b.set(i);
+        }
+        std::borrow::Cow::Owned(b)
+    }
+
+    /// Bytes of the pieces still wanted or had (all but the skipped ones):
+    /// the size of the download.
+    pub fn bytes_wanted(&self) -> u64 {
+        if self.skipped == 0 {
+            return self.total;
+        }
+        (0..self.state.len())
+            .filter(|&i| self.state[i] != PieceState::Skipped)
+            .map(|i| self.piece_size(i))
+            .sum()
     }
 
     /// Bytes of the pieces we have (O(1): every piece but the last is full).
@@ -248,6 +321,9 @@ impl Picker {
 
     /// Marks a piece as already present (found good on disk).
     pub fn set_have(&mut self, i: usize) {
+        if self.state[i] == PieceState::Skipped {
+            self.skipped -= 1;
+        }
         self.have.set(i);
         self.state[i] = PieceState::Have;
     }
@@ -263,7 +339,7 @@ impl Picker {
     /// Whether a peer holding `peer` has anything we need.
     pub fn interesting(&self, peer: &Bitfield) -> bool {
         if peer.is_full() {
-            return !self.have.is_full();
+            return !self.is_complete();
         }
         peer.ones().any(|i| self.wants(i))
     }
@@ -415,8 +491,14 @@ impl Picker {
 
     /// The rarest missing piece the peer has, ties broken at random (any
     /// such piece at random while we have fewer than `random_first`,
-    /// unless the scope leaves pieces out).
+    /// unless the scope leaves pieces out); in sequential mode, the
+    /// lowest-index one.
     fn choose_new(&self, peer: &Bitfield, rng: &mut impl Rng, scope: &Scope<'_>) -> Option<usize> {
+        if self.sequential {
+            return (0..self.state.len()).find(|&i| {
+                self.state[i] == PieceState::Missing && peer.get(i) && scope.allows(i as u32)
+            });
+        }
         let random = self.have.count() < self.random_first && scope.leave.is_none();
         let mut best: Option<usize> = None;
         let mut best_avail = u32::MAX;
@@ -708,6 +790,70 @@ mod tests {
         pick(&mut p, &all, 2, &mut out);
         assert_eq!(out[0], BlockRef { piece: 1, block: 1 });
         assert_ne!(out[1].piece, 2, "piece 2 is the commonest");
+    }
+
+    #[test]
+    fn sequential_starts_lowest_missing_piece_first() {
+        // 6 pieces of 2 blocks; piece 5 the rarest, piece 0 already had.
+        let mut p = Picker::new(32768, 6 * 32768, 6, 8);
+        p.set_sequential(true);
+        let all = Bitfield::full(6);
+        p.add_availability(&all);
+        p.add_availability(&all);
+        p.avail[5] = 1;
+        p.set_have(0);
+        let mut out = Vec::new();
+        pick(&mut p, &all, 5, &mut out);
+        let pieces: Vec<u32> = out.iter().map(|b| b.piece).collect();
+        assert_eq!(pieces, vec![1, 1, 2, 2, 3], "in index order, not rarest");
+        // A peer lacking piece 4 gets the next one it has.
+        let mut some = Bitfield::new(6);
+        for i in [0, 1, 2, 3, 5] {
+            some.set(i);
+        }
+        out.clear();
+        pick(&mut p, &some, 3, &mut out);
+        let pieces: Vec<u32> = out.iter().map(|b| b.piece).collect();
+        assert_eq!(pieces, vec![3, 5, 5], "piece 3 finished, 4 skipped");
+        // Without the switch the same state picks the rarest (piece 5).
+        let mut q = Picker::new(32768, 6 * 32768, 6, 8);
+        q.random_first = 0;
+        q.add_availability(&all);
+        q.add_availability(&all);
+        q.avail[5] = 1;
+        out.clear();
+        pick(&mut q, &all, 1, &mut out);
+        assert_eq!(out[0].piece, 5);
+    }
+
+    #[test]
+    fn skipped_pieces_are_never_picked_and_do_not_block_completion() {
+        let mut p = Picker::new(16384, 4 * 16384, 4, 8);
+        let all = Bitfield::full(4);
+        p.add_availability(&all);
+        p.skip(1);
+        p.skip(3);
+        assert!(!p.wants(1) && p.wants(0));
+        assert_eq!(p.bytes_wanted(), 2 * 16384);
+        let mut out = Vec::new();
+        pick(&mut p, &all, 10, &mut out);
+        let mut pieces: Vec<u32> = out.iter().map(|b| b.piece).collect();
+        pieces.sort();
+        assert_eq!(pieces, vec![0, 2]);
+        assert!(!p.is_complete());
+        for piece in [0, 2] {
+            let r = p.received(BlockRef { piece, block: 0 }, &[0; 16384], 1);
+            assert!(matches!(r, Received::Stored { complete: true, .. }));
+            let (buf, _) = p.take_complete(piece).unwrap();
+            p.verified(piece, true, buf);
+        }
+        assert!(p.is_complete(), "the wanted pieces are all here");
+        assert!(!p.interesting(&all), "a seed has nothing we want any more");
+        // A piece partly kept is had but neither advertised nor served.
+        p.set_partly_kept(2);
+        assert!(p.has(2) && !p.can_serve(2) && p.can_serve(0));
+        let adv = p.servable();
+        assert!(adv.get(0) && !adv.get(2) && adv.count() == 1);
     }
 
     #[test]

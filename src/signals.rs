@@ -3,11 +3,14 @@
 //! has and exit 0. A second signal acts as usual (ends the process), so a
 //! program stuck somewhere can still be interrupted.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 
 static STOP: AtomicBool = AtomicBool::new(false);
+/// The signal that asked to stop (for messages).
+static SIGNAL: AtomicI32 = AtomicI32::new(0);
 
-extern "C" fn on_signal(_: libc::c_int) {
+extern "C" fn on_signal(sig: libc::c_int) {
+    SIGNAL.store(sig, Ordering::SeqCst);
     STOP.store(true, Ordering::SeqCst);
 }
 
@@ -31,4 +34,14 @@ pub fn install_stop_handlers() {
 /// Whether SIGINT or SIGTERM has arrived since the handlers were installed.
 pub fn stop_requested() -> bool {
     STOP.load(Ordering::SeqCst)
+}
+
+/// The name of the signal that asked to stop ("SIGINT", "SIGTERM"), if any.
+pub fn stop_signal_name() -> Option<&'static str> {
+    match SIGNAL.load(Ordering::SeqCst) {
+        0 => None,
+        libc::SIGINT => Some("SIGINT"),
+        libc::SIGTERM => Some("SIGTERM"),
+        _ => Some("a signal"),
+    }
 }

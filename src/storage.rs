@@ -59,6 +59,9 @@ pub struct Storage {
     write_lock: Mutex<()>,
     /// Write pieces with `O_DIRECT` where possible (see `write_piece`).
     direct_io: AtomicBool,
+    /// Files to store, one flag per file (`bt-fetch --select`); empty: all.
+    /// Bytes of the others are dropped and the files never created.
+    selected: Vec<bool>,
 }
 
 impl Storage {
@@ -71,7 +74,19 @@ impl Storage {
             handles: Mutex::new((0..info.files.len()).map(|_| None).collect()),
             write_lock: Mutex::new(()),
             direct_io: AtomicBool::new(true),
+            selected: Vec::new(),
         }
+    }
+
+    /// Stores only the files flagged (one flag per entry of the torrent's
+    /// files): a piece's bytes in other files are not written, and those
+    /// files are never created.
+    pub fn select_files(&mut self, files: Vec<bool>) {
+        self.selected = files;
+    }
+
+    fn is_stored(&self, i: usize) -> bool {
+        !self.files[i].pad && self.selected.get(i).copied().unwrap_or(true)
     }
 
     /// Turns `O_DIRECT` piece writes off (on by default).
@@ -239,13 +254,13 @@ impl Storage {
         Ok(())
     }
 
-    /// Writes a whole piece; pad files are skipped.
+    /// Writes a whole piece; pad files and files not selected are skipped.
     pub fn write_piece(&self, piece: u32, data: &[u8]) -> Result<(), StorageError> {
         let _turn = self.write_lock.lock().unwrap_or_else(|e| e.into_inner());
         let start = u64::from(piece) * self.piece_length;
         for s in file_slices(&self.files, start, data.len() as u64) {
             let i = s.file;
-            if self.files[i].pad {
+            if !self.is_stored(i) {
                 continue;
             }
             let f = self.open(i, true)?;
@@ -284,7 +299,7 @@ impl Storage {
     /// Creates the empty files of the torrent (never written otherwise).
     pub fn create_empty_files(&self) -> Result<(), StorageError> {
         for (i, f) in self.files.iter().enumerate() {
-            if f.length == 0 && !f.pad {
+            if f.length == 0 && self.is_stored(i) {
                 self.open(i, true)?;
             }
         }
@@ -487,6 +502,23 @@ mod tests {
         s.read(0, 9000, 2000, &mut out).unwrap();
         assert_eq!(&out[..1000], &data[9000..10000]);
         assert!(out[1000..].iter().all(|&b| b == 0));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn writes_only_selected_files() {
+        let dir = std::env::temp_dir().join(format!("bt-storage-{}", rand::random::<u64>()));
+        std::fs::create_dir(&dir).unwrap();
+        let info = info_files(&[10000, 0, 30000], 16384);
+        let mut s = Storage::new(&info, &dir);
+        s.select_files(vec![false, false, true]);
+        s.create_empty_files().unwrap();
+        assert!(!dir.join("t/f1").exists(), "empty file not selected");
+        let data: Vec<u8> = (0..16384u32).map(|i| (i % 251) as u8).collect();
+        // Piece 0 straddles f0 (left out) and f2 (selected).
+        s.write_piece(0, &data).unwrap();
+        assert!(!dir.join("t/f0").exists(), "no byte of f0 written");
+        assert_eq!(std::fs::read(dir.join("t/f2")).unwrap(), &data[10000..]);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

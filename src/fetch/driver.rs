@@ -58,7 +58,22 @@ pub(super) struct Driver<'a> {
     pub(super) tokens: Vec<usize>,
     /// The web seeds' threads (BEP 19), when the torrent has any.
     pub(super) web: Option<crate::webseed::WebSeedDriver>,
+    /// Outgoing connections that failed before their handshake.
+    pub(super) connect_failures: usize,
+    /// Whether "no peer reachable yet" was said (it is said once).
+    pub(super) said_stuck: bool,
+    /// The port we accept peers on (for that message).
+    pub(super) listen_port: u16,
+    /// The run was stopped by SIGINT/SIGTERM before it was complete.
+    pub(super) interrupted: bool,
+    /// The torrent's size when `--select` leaves files out (`total` is
+    /// then the selected pieces' bytes): trackers hear what is left of the
+    /// whole torrent, and no `completed`, since we never become a seed.
+    pub(super) partial_of: Option<u64>,
 }
+
+/// With no peer connected for this long (or every attempt failed), say so.
+const STUCK_AFTER: Duration = Duration::from_secs(10);
 
 impl<'a> Driver<'a> {
     #[allow(clippy::too_many_arguments)]
@@ -71,6 +86,7 @@ impl<'a> Driver<'a> {
         done_rx: Receiver<Done>,
         total: u64,
     ) -> Driver<'a> {
+        let listen_port = net.listener.local_addr().map_or(0, |a| a.port());
         Driver {
             announcer: net.announcer,
             sources: net.sources,
@@ -94,8 +110,13 @@ impl<'a> Driver<'a> {
             done_rx,
             stdin_peers: net.stdin_peers,
             stdin_ended: net.stdin_ended,
+            said_stuck: net.said_stuck,
             tokens: Vec::new(),
             web: None,
+            connect_failures: 0,
+            listen_port,
+            interrupted: false,
+            partial_of: None,
         }
     }
 
@@ -109,6 +130,7 @@ impl<'a> Driver<'a> {
             stats: self.stats,
             stdin_peers: self.stdin_peers,
             stdin_ended: self.stdin_ended,
+            said_stuck: self.said_stuck,
             known: Vec::new(),
             banned: Vec::new(),
         }
@@ -119,7 +141,7 @@ impl<'a> Driver<'a> {
         let mut next_report = Instant::now() + Duration::from_secs(1);
         let mut line = ProgressLine::new(opts.progress);
         let total = self.total;
-        let leaves_when_done = !opts.seed && opts.seed_ratio.is_none();
+        let leaves_when_done = !opts.seed && opts.seed_ratio.is_none() && opts.seed_time.is_none();
         loop {
             let busy = self
                 .conns
@@ -138,6 +160,12 @@ impl<'a> Driver<'a> {
             }
             if let Some(done_at) = self.completed_at.filter(|_| leaves_when_done) {
                 wake_at = wake_at.min(done_at + LINGER);
+            }
+            if let (Some(done_at), Some(t)) = (self.completed_at, opts.seed_time) {
+                wake_at = wake_at.min(done_at + t.max(LINGER));
+            }
+            if !self.said_stuck && before < started + STUCK_AFTER {
+                wake_at = wake_at.min(started + STUCK_AFTER);
             }
             let timeout = if busy {
                 Duration::ZERO
@@ -204,6 +232,7 @@ impl<'a> Driver<'a> {
                 && opts.dht.is_none()
                 && !opts.seed
                 && opts.seed_ratio.is_none()
+                && opts.seed_time.is_none()
                 && !self.session.web_seeds_active()
                 && !self.session.is_complete();
             if no_source {
@@ -229,9 +258,12 @@ impl<'a> Driver<'a> {
                 if self.session.is_complete() || opts.seed {
                     return exit::OK;
                 }
-                self.reason = Some("interrupted by a signal".into());
+                let signal = crate::signals::stop_signal_name().unwrap_or("a signal");
+                self.reason = Some(format!("interrupted by {signal}"));
+                self.interrupted = true;
                 return exit::FAILURE;
             }
+            self.say_if_stuck(now, started, &mut line);
             if self.metadata.is_some() {
                 if line.enabled() {
                     line.draw(
@@ -259,9 +291,10 @@ impl<'a> Driver<'a> {
             self.stats
                 .downloaded
                 .store(totals.downloaded, Ordering::Relaxed);
-            self.stats
-                .left
-                .store(self.total.saturating_sub(have), Ordering::Relaxed);
+            self.stats.left.store(
+                self.partial_of.unwrap_or(self.total).saturating_sub(have),
+                Ordering::Relaxed,
+            );
             if now >= next_report {
                 next_report = now + Duration::from_secs(1);
                 if let Some(path) = self.storage.as_ref().and_then(|s| s.vanished_file()) {
@@ -314,10 +347,18 @@ impl<'a> Driver<'a> {
                 let ratio_met = opts
                     .seed_ratio
                     .is_some_and(|r| totals.uploaded as f64 >= r * total as f64);
-                let leave = leaves_when_done || (!opts.seed && ratio_met);
+                // --seed-ratio and --seed-time: whichever comes first ends
+                // seeding (even with --seed).
+                let time_met = opts
+                    .seed_time
+                    .is_some_and(|t| now.saturating_duration_since(done_at) >= t);
+                let leave = leaves_when_done || ratio_met || time_met;
                 // Give queued output (have messages) a moment to go out.
                 if leave && now.saturating_duration_since(done_at) >= LINGER {
                     line.clear();
+                    if time_met && !ratio_met {
+                        log::info!("seeded for --seed-time; stopping");
+                    }
                     return exit::OK;
                 }
                 if opts.seed && ratio_met {
@@ -337,6 +378,27 @@ impl<'a> Driver<'a> {
                 return exit::FAILURE;
             }
         }
+    }
+
+    /// Says once on stderr that nobody is reachable, when no peer is
+    /// connected and either every connection attempt so far failed or
+    /// `STUCK_AFTER` has passed: a download otherwise sits at 0 % in
+    /// silence.
+    fn say_if_stuck(&mut self, now: Instant, started: Instant, line: &mut ProgressLine) {
+        if self.said_stuck || self.session.is_complete() || self.session.peer_count() > 0 {
+            return;
+        }
+        let all_failed = self.connect_failures > 0 && self.session.connection_count() == 0;
+        let waited = now.saturating_duration_since(started) >= STUCK_AFTER;
+        if !(all_failed || waited) || self.session.web_seeds_active() {
+            return;
+        }
+        self.said_stuck = true;
+        line.clear();
+        log::warn!(
+            "no peer reachable yet; waiting for incoming connections on port {}",
+            self.listen_port
+        );
     }
 
     pub(super) fn alloc_token(&mut self) -> usize {

@@ -68,6 +68,15 @@ impl Driver<'_> {
                 self.out
                     .emit(json!({"event": "peer_banned", "addr": addr.to_string()}));
             }
+            Event::ConnectFailed { addr, error } => {
+                log::info!("{addr}: {error}");
+                self.connect_failures += 1;
+                self.out.emit(json!({
+                    "event": "connect_failed",
+                    "addr": addr.to_string(),
+                    "error": error,
+                }));
+            }
             Event::DhtNode { addr } => {
                 for s in &mut self.sources {
                     s.add_dht_node(addr);
@@ -75,7 +84,11 @@ impl Driver<'_> {
             }
             Event::WebSeed(e) => self.web_seed_event(e),
             Event::Complete => {
-                if let Some(a) = &self.announcer {
+                if let Some(a) = self
+                    .announcer
+                    .as_ref()
+                    .filter(|_| self.partial_of.is_none())
+                {
                     a.completed();
                 }
                 log::info!("download complete");

@@ -32,6 +32,7 @@ use crate::verify::{self, PieceState};
 
 mod driver;
 mod events;
+pub mod select;
 
 use driver::Driver;
 
@@ -69,6 +70,9 @@ pub struct Options {
     pub stdin_peers: bool,
     pub seed: bool,
     pub seed_ratio: Option<f64>,
+    /// Stop seeding this long after the download completed (whichever of
+    /// this and `seed_ratio` comes first).
+    pub seed_time: Option<Duration>,
     pub timeout: Option<Duration>,
     pub json: bool,
     pub progress: bool,
@@ -81,6 +85,12 @@ pub struct Options {
     /// Announce to the torrent's trackers for peers.
     pub announce: bool,
     pub max_upload_rate: Option<u64>,
+    /// Download rate limit from peers, bytes/s (see `session::rate`).
+    pub max_download_rate: Option<u64>,
+    /// `--select`: file numbers or patterns (see `select`); empty: all.
+    pub select: Vec<String>,
+    /// Start pieces in index order (`--sequential`).
+    pub sequential: bool,
     /// The choking strategy, by name (see [`crate::choker::by_name`]);
     /// `classic` is the default.
     pub strategy: String,
@@ -267,6 +277,7 @@ pub fn run(mut opts: Options) -> i32 {
         stats,
         stdin_peers: 0,
         stdin_ended: false,
+        said_stuck: false,
         known: Vec::new(),
         banned: Vec::new(),
     };
@@ -277,6 +288,7 @@ pub fn run(mut opts: Options) -> i32 {
     cfg.upload_slots = opts.upload_slots;
     cfg.seed = rng_seed;
     cfg.max_upload_rate = opts.max_upload_rate;
+    cfg.max_download_rate = opts.max_download_rate;
     cfg.encryption = opts.encryption;
     cfg.dht_port = dht_port;
 
@@ -345,6 +357,20 @@ pub fn run(mut opts: Options) -> i32 {
         return exit::OK;
     }
     let info = &meta.info;
+    let selection = if opts.select.is_empty() {
+        None
+    } else {
+        match select::Selection::resolve(info, &opts.select) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                log::error!("{e}");
+                if let Some(mut a) = net.announcer.take() {
+                    a.stop();
+                }
+                return exit::USAGE;
+            }
+        }
+    };
 
     if let Err(e) = std::fs::create_dir_all(&opts.output) {
         log::error!(
@@ -392,12 +418,33 @@ pub fn run(mut opts: Options) -> i32 {
             return exit::USAGE;
         }
     }
+    session.set_sequential(opts.sequential);
+    if let Some(sel) = &selection {
+        for (i, plan) in sel.plan(info).into_iter().enumerate() {
+            match plan {
+                select::PiecePlan::Whole => {}
+                select::PiecePlan::Partly => session.keep_partly(i),
+                select::PiecePlan::Skipped => session.skip_piece(i),
+            }
+        }
+        log::info!(
+            "--select: {} of {} files, {} to download",
+            sel.files.iter().filter(|&&on| on).count(),
+            info.user_files().count(),
+            progress::bytes(sel.bytes(info))
+        );
+    }
+    // Set after the selection: a skipped piece found good stays had.
     for (i, s) in report.pieces.iter().enumerate() {
         if *s == PieceState::Good {
             session.set_have(i);
         }
     }
+    let already_complete = session.is_complete();
+    let wanted = session.picker().bytes_wanted();
     drop(report);
+    // Trackers hear what is left of the whole torrent (a selection never
+    // makes us a seed).
     net.stats.left.store(
         info.total_length
             .saturating_sub(session.picker().bytes_verified()),
@@ -412,7 +459,7 @@ pub fn run(mut opts: Options) -> i32 {
             )
         });
     }
-    out.emit(json!({
+    let mut listening = json!({
         "event": "listening",
         "port": port,
         "peer_id": hex::encode(&peer_id),
@@ -421,9 +468,19 @@ pub fn run(mut opts: Options) -> i32 {
         "size": info.total_length,
         "pieces": info.piece_count(),
         "have_pieces": good,
-    }));
+    });
+    if selection.is_some() {
+        // Bytes of the pieces to fetch (selected files and the pieces
+        // they share with others): what `progress` counts towards.
+        listening["selected_size"] = wanted.into();
+    }
+    out.emit(listening);
 
-    let storage = Arc::new(Storage::new(info, &opts.output));
+    let mut storage = Storage::new(info, &opts.output);
+    if let Some(sel) = &selection {
+        storage.select_files(sel.files.clone());
+    }
+    let storage = Arc::new(storage);
     storage.set_direct_io(opts.direct_io);
     if let Err(e) = storage.create_empty_files() {
         log::error!("{e}");
@@ -457,7 +514,7 @@ pub fn run(mut opts: Options) -> i32 {
         Some(storage.clone()),
         &out,
         done_rx,
-        info.total_length,
+        wanted,
     );
     if !opts.web_seeds.is_empty() {
         let w = waker.clone();
@@ -473,6 +530,15 @@ pub fn run(mut opts: Options) -> i32 {
                 let _ = w.wake();
             }),
         ));
+    }
+    let leaves_out = |sel: &select::Selection| {
+        sel.files
+            .iter()
+            .zip(&info.files)
+            .any(|(&on, f)| !on && !f.pad)
+    };
+    if selection.as_ref().is_some_and(leaves_out) {
+        driver.partial_of = Some(info.total_length);
     }
     if driver.session.is_complete() {
         driver.completed_at = Some(Instant::now());
@@ -490,13 +556,18 @@ pub fn run(mut opts: Options) -> i32 {
     let totals = driver.session.totals();
     let web_stats = driver.session.web_seed_stats();
     let reason = driver.reason.take();
+    let interrupted = driver.interrupted;
     drop(driver);
     disk.shutdown();
     storage.close_all();
     let seconds = started.elapsed().as_secs_f64();
     let mut done = json!({
         "event": "done",
-        "status": match code { 0 => "ok", _ => "failed" },
+        "status": match code {
+            0 => "ok",
+            _ if interrupted => "interrupted",
+            _ => "failed",
+        },
         "size": info.total_length,
         "downloaded": totals.downloaded,
         "uploaded": totals.uploaded,
@@ -506,6 +577,11 @@ pub fn run(mut opts: Options) -> i32 {
     });
     if let Some(why) = reason {
         done["reason"] = why.into();
+    } else if already_complete && code == exit::OK {
+        done["reason"] = "already complete".into();
+    }
+    if selection.is_some() {
+        done["selected_size"] = wanted.into();
     }
     if !web_stats.is_empty() {
         done["web_seeds"] = web_stats
@@ -521,7 +597,15 @@ pub fn run(mut opts: Options) -> i32 {
             .collect();
     }
     out.emit(done);
-    if code == exit::OK && opts.progress {
+    if code == exit::OK && opts.progress && already_complete && totals.uploaded == 0 {
+        crate::progress::with_line_cleared(|| {
+            eprintln!(
+                "bt-fetch: already complete: {} checked in {:.1} s, nothing to download",
+                progress::bytes(wanted),
+                seconds
+            )
+        });
+    } else if code == exit::OK && opts.progress {
         let rate = totals.downloaded as f64 / seconds.max(1e-3);
         crate::progress::with_line_cleared(|| {
             eprintln!(
@@ -565,6 +649,8 @@ struct Net {
     stats: Arc<Stats>,
     stdin_peers: usize,
     stdin_ended: bool,
+    /// "No peer reachable yet" was said (once per run, not per phase).
+    said_stuck: bool,
     known: Vec<(SocketAddr, Origin)>,
     banned: Vec<SocketAddr>,
 }
@@ -596,6 +682,7 @@ fn fetch_metadata(
     driver.metadata = Some(slot.clone());
     let code = driver.run_loop(opts, started);
     let reason = driver.reason.take();
+    let interrupted = driver.interrupted;
     let now = Instant::now();
     let known: Vec<(SocketAddr, Origin)> = driver
         .session
@@ -613,7 +700,8 @@ fn fetch_metadata(
         if let Some(mut a) = net.announcer.take() {
             a.stop();
         }
-        let mut done = json!({"event": "done", "status": "failed", "metadata": false});
+        let status = if interrupted { "interrupted" } else { "failed" };
+        let mut done = json!({"event": "done", "status": status, "metadata": false});
         if let Some(why) = reason {
             done["reason"] = why.into();
         }

@@ -173,9 +173,15 @@ impl Session {
         }
         // Top up in batches (an eighth of the queue) rather than one block
         // per block received: far fewer picker scans on fast links.
-        let want = target - p.outstanding.len();
+        let mut want = target - p.outstanding.len();
         if p.outstanding.len() > MIN_QUEUE && want < target / 8 {
             return;
+        }
+        if let Some(bucket) = &mut self.download_limit {
+            want = bucket.allow(want, now);
+            if want == 0 {
+                return; // the bucket wakes us when tokens return
+            }
         }
         // Out of the map while picking, so that the seed split below can
         // look at the other peers.
@@ -206,6 +212,10 @@ impl Session {
             scope,
             &mut picked,
         );
+        if let Some(bucket) = &mut self.download_limit {
+            let bytes = picked.iter().map(|b| u64::from(self.picker.block_len(*b)));
+            bucket.spend(bytes.sum());
+        }
         for b in &picked {
             let length = self.picker.block_len(*b);
             p.send(
@@ -285,8 +295,11 @@ impl Session {
         if good {
             self.actions
                 .push_back(Action::Event(Event::PieceVerified { piece }));
+            // A piece kept only partly on disk (--select) is not announced:
+            // we could not serve it.
+            let announce = self.picker.can_serve(piece as usize);
             for p in self.peers.values_mut() {
-                if p.is_established() && !p.have.get(piece as usize) {
+                if announce && p.is_established() && !p.have.get(piece as usize) {
                     p.send(&Message::Have(piece), now);
                 }
             }

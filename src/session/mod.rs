@@ -25,6 +25,7 @@ mod download;
 pub mod encryption;
 pub mod extension;
 pub mod peer;
+pub mod rate;
 mod serve;
 mod split;
 mod timers;
@@ -87,6 +88,9 @@ pub struct Config {
     pub max_outstanding: usize,
     /// Upload rate limit in bytes/s (None: unlimited).
     pub max_upload_rate: Option<u64>,
+    /// Download rate limit in bytes/s from peers (None: unlimited), kept
+    /// by pacing our block requests ([`rate::DownloadBucket`]).
+    pub max_download_rate: Option<u64>,
     pub seed: u64,
     /// MSE/PE: what we accept and how we connect.
     pub encryption: Encryption,
@@ -112,6 +116,7 @@ impl Config {
             reqq: 2000,
             max_outstanding: 256,
             max_upload_rate: None,
+            max_download_rate: None,
             seed: 0,
             encryption: Encryption::Allow,
             dht_port: None,
@@ -190,6 +195,13 @@ pub enum Event {
     Banned {
         addr: SocketAddr,
     },
+    /// An outgoing connection ended before its handshake (refused,
+    /// unreachable, dropped): one per attempt, and attempts per address
+    /// back off and end (see `candidates`), so these are bounded.
+    ConnectFailed {
+        addr: SocketAddr,
+        error: String,
+    },
     Complete,
     /// About a web seed (BEP 19).
     WebSeed(WebSeedEvent),
@@ -231,6 +243,8 @@ pub struct Session {
     last_optimistic: Option<Instant>,
     choker: Box<dyn Choker>,
     uploads: Uploads,
+    /// Paces block requests under `Config::max_download_rate`.
+    download_limit: Option<rate::DownloadBucket>,
     extensions: extension::Registry,
     /// Last time a block arrived or a peer announced a piece we want.
     last_progress: Option<Instant>,
@@ -256,6 +270,7 @@ impl Session {
         Session {
             picker: Picker::new(piece_length, total, pieces, max_buffers),
             uploads: Uploads::new(cfg.max_upload_rate),
+            download_limit: cfg.max_download_rate.map(rate::DownloadBucket::new),
             phase: if pieces == 0 {
                 Phase::Seeding
             } else {
@@ -333,6 +348,27 @@ impl Session {
         if self.picker.is_complete() {
             self.phase = Phase::Seeding;
         }
+    }
+
+    /// Leaves a piece out of the download (`--select`; before any peer
+    /// connects): never requested, not needed for completion.
+    pub fn skip_piece(&mut self, piece: usize) {
+        self.picker.skip(piece);
+        if self.picker.is_complete() && self.phase == Phase::Downloading {
+            self.phase = Phase::Seeding;
+        }
+    }
+
+    /// Marks a piece we will keep only partly on disk (`--select`: it is
+    /// shared with a file left out): once verified it is neither
+    /// advertised nor served.
+    pub fn keep_partly(&mut self, piece: usize) {
+        self.picker.set_partly_kept(piece);
+    }
+
+    /// Starts new pieces in index order (`--sequential`).
+    pub fn set_sequential(&mut self, on: bool) {
+        self.picker.set_sequential(on);
     }
 
     pub fn phase(&self) -> Phase {
@@ -439,8 +475,12 @@ impl Session {
     /// A [`Action::Connect`] could not even start (no socket).
     pub fn on_connect_failed(&mut self, addr: SocketAddr, why: String, now: Instant) {
         self.connecting = self.connecting.saturating_sub(1);
-        self.candidates
-            .outgoing_ended(addr, &CloseReason::ConnectFailed(why), now);
+        let reason = CloseReason::ConnectFailed(why);
+        self.actions.push_back(Action::Event(Event::ConnectFailed {
+            addr,
+            error: reason.to_string(),
+        }));
+        self.candidates.outgoing_ended(addr, &reason, now);
     }
 
     /// The connection closed or failed (the driver has dropped the socket).
@@ -662,7 +702,7 @@ impl Session {
                 |d| self.extensions.handshake_fields(d),
             )
         });
-        let have_bits = self.picker.have();
+        let have_bits = self.picker.servable();
         let peer = self.peers.get_mut(&token).expect("peer present");
         peer.state = PeerState::Established(h);
         if let Some(payload) = &ext_hs {
@@ -792,6 +832,12 @@ impl Session {
                 log::debug!("{}: {reason}; next attempt: {next:?}", p.addr);
             }
             if !retried_at_once {
+                if p.handshake().is_none() {
+                    self.actions.push_back(Action::Event(Event::ConnectFailed {
+                        addr: p.addr,
+                        error: reason.to_string(),
+                    }));
+                }
                 self.candidates.outgoing_ended(p.addr, &reason, now);
             }
         } else {

@@ -114,7 +114,7 @@ impl Session {
             self.fail(token, CloseReason::Protocol(what), now);
             return;
         }
-        let have = self.picker.has(r.piece as usize);
+        let have = self.picker.can_serve(r.piece as usize);
         let p = self.peers.get_mut(&token).expect("peer");
         let fast = p.fast();
         let full = p.requests_in.len() >= MAX_QUEUED_REQUESTS;

@@ -715,3 +715,39 @@ fn dht_port_message_both_ways() {
         .iter()
         .any(|m| matches!(m, Message::Port(_))));
 }
+
+#[test]
+fn download_limit_paces_requests_in_virtual_time() {
+    // 64 pieces of 2 blocks; 64 KiB/s is four blocks a second, and the
+    // bucket holds one block.
+    let mut cfg = Config::new(HASH, ME);
+    cfg.seed = 42;
+    cfg.max_download_rate = Some(64 << 10);
+    let mut s = Session::new(cfg, 32768, 64 * 32768, 64);
+    let t0 = Instant::now();
+    let mut now = t0;
+    seeding_peer(&mut s, 1, 9, now);
+    let mut requested = 0;
+    // A peer that answers every request at once, for 5 virtual seconds.
+    for _ in 0..100_000 {
+        let reqs = requests(&sent(&mut s, 1));
+        requested += reqs.len();
+        for (i, b) in &reqs {
+            send_zero_block(&mut s, 1, *i, *b, now);
+        }
+        actions(&mut s);
+        if !reqs.is_empty() {
+            continue;
+        }
+        let next = s.poll_timeout(now);
+        now = next.max(now + Duration::from_millis(1));
+        if now >= t0 + Duration::from_secs(5) {
+            break;
+        }
+        s.tick(now);
+    }
+    // One block at once, then four a second: 21 at most; the wake-ups
+    // must keep it close to that (not a block per one-second round).
+    assert!(requested <= 21, "{requested} blocks requested in 5 s");
+    assert!(requested >= 18, "only {requested} blocks in 5 s");
+}

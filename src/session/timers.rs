@@ -27,6 +27,9 @@ impl Session {
         if let Some(t) = self.candidates.next_retry() {
             at = at.min(t);
         }
+        if let Some(t) = self.download_limit.as_ref().and_then(|b| b.wake_at(now)) {
+            at = at.min(t);
+        }
         let uploads_waiting = self.peers.values().any(|p| !p.requests_in.is_empty());
         if uploads_waiting {
             if let Some(t) = self.uploads.next_refill(now) {
@@ -44,6 +47,17 @@ impl Session {
             let tokens: Vec<Token> = self.peers.keys().copied().collect();
             for t in tokens {
                 self.pump_uploads(t);
+            }
+        }
+        // Requests held back by the download limit go out once tokens
+        // are back.
+        if self
+            .download_limit
+            .as_mut()
+            .is_some_and(|b| b.take_wakeup(now))
+        {
+            for t in self.tokens_fastest_first() {
+                self.fill_requests(t, now);
             }
         }
         let second = self
