@@ -58,6 +58,7 @@ impl Announcer {
         report: Sender<Report>,
         wake: Arc<dyn Fn() + Send + Sync>,
         seed: u64,
+        numwant: Option<u32>,
     ) -> Announcer {
         let (tx, rx) = mpsc::channel::<Msg>();
         let thread = std::thread::Builder::new()
@@ -75,7 +76,7 @@ impl Announcer {
                     downloaded: stats.downloaded.load(Ordering::Relaxed),
                     left: stats.left.load(Ordering::Relaxed),
                     event,
-                    numwant: Some(50),
+                    numwant: numwant.or(Some(50)),
                     key,
                 };
                 let mut schedule = AnnounceSchedule::new(ScheduleConfig::default(), Instant::now());
@@ -212,6 +213,7 @@ mod tests {
             report_tx,
             Arc::new(|| {}),
             7,
+            None,
         );
         // Told at once, maybe before `started` is answered: still after it.
         a.completed();

@@ -32,3 +32,8 @@ pub fn install_stop_handlers() {
 pub fn stop_requested() -> bool {
     STOP.load(Ordering::SeqCst)
 }
+
+/// Asks the program to stop as SIGINT would (e.g. when its output is lost).
+pub fn request_stop() {
+    STOP.store(true, Ordering::SeqCst);
+}
