@@ -53,14 +53,15 @@ pub struct Cli {
     /// How many peers to ask for.
     #[arg(long, value_name = "N")]
     pub numwant: Option<u32>,
-    /// Bytes uploaded so far.
-    #[arg(long, default_value_t = 0, value_name = "BYTES")]
+    /// Bytes uploaded so far (units K, M, G).
+    #[arg(long, default_value = "0", value_name = "SIZE", value_parser = parse_size)]
     pub uploaded: u64,
-    /// Bytes downloaded so far.
-    #[arg(long, default_value_t = 0, value_name = "BYTES")]
+    /// Bytes downloaded so far (units K, M, G).
+    #[arg(long, default_value = "0", value_name = "SIZE", value_parser = parse_size)]
     pub downloaded: u64,
-    /// Bytes left to download (default: the torrent's total length; 16384 with --info-hash or a magnet link).
-    #[arg(long, value_name = "BYTES")]
+    /// Bytes left to download, units K, M, G (default: the torrent's total
+    /// length; 16384 with --info-hash or a magnet link).
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     pub left: Option<u64>,
     /// Limit on one exchange with one tracker (seconds, or with a unit:
     /// 500ms, 2m).
