@@ -823,6 +823,31 @@ fn parse_files(list: &Value, name: &[u8]) -> Result<Vec<FileEntry>, MetainfoErro
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn creation_dates_in_milliseconds() {
+        let mut w = Vec::new();
+        assert_eq!(
+            super::creation_date_seconds(1_452_468_725, &mut w),
+            1_452_468_725
+        );
+        assert_eq!(
+            super::creation_date_seconds(253_402_300_799, &mut w),
+            253_402_300_799
+        );
+        assert!(w.is_empty());
+        assert_eq!(
+            super::creation_date_seconds(1_452_468_725_091, &mut w),
+            1_452_468_725
+        );
+        assert!(
+            w[0].contains("read as milliseconds (2016-01-10T23:32:05Z)"),
+            "{w:?}"
+        );
+        // Not plausible as milliseconds either: kept as it is.
+        assert_eq!(super::creation_date_seconds(i64::MAX, &mut w), i64::MAX);
+        assert_eq!(w.len(), 1);
+    }
+
     use super::*;
     use crate::bencode::OwnedValue;
 
