@@ -481,3 +481,38 @@ fn a_creation_date_in_milliseconds_is_read_as_such_with_a_warning() {
     assert_eq!(bt::cli::meta::run(&mut env), 0);
     assert!(env.err().is_empty(), "{}", env.err());
 }
+
+/// `--strict` refuses the same torrent in every program that reads one.
+#[test]
+fn strict_means_the_same_everywhere() {
+    let tmp = TempDir::new("cli-strict");
+    small_torrent(&tmp, &[]);
+    let mut bytes = std::fs::read(tmp.join("f.torrent")).unwrap();
+    bytes.push(b'\n');
+    write(&tmp.join("nl.torrent"), &bytes);
+    for (program, args) in [
+        ("bt-meta", vec!["info", "nl.torrent"]),
+        ("bt-verify", vec!["nl.torrent"]),
+        (
+            "bt-announce",
+            vec!["nl.torrent", "-t", "http://127.0.0.1:9/a", "--timeout", "1"],
+        ),
+        (
+            "bt-fetch",
+            vec!["nl.torrent", "--peer", "127.0.0.1:9", "--timeout", "1"],
+        ),
+    ] {
+        let mut strict = args.clone();
+        strict.push("--strict");
+        let (code, env) = run(program, tmp.path(), &strict);
+        assert_eq!(code, 3, "{program} --strict: {}", env.err());
+        assert!(env.err().contains("nl.torrent"), "{program}: {}", env.err());
+        if program == "bt-meta" || program == "bt-verify" {
+            let (code, env) = run(program, tmp.path(), &args);
+            assert_eq!(code, 0, "{program} without --strict: {}", env.err());
+            assert!(env
+                .err()
+                .contains("after the torrent's top-level dictionary"));
+        }
+    }
+}

@@ -84,6 +84,10 @@ pub struct Cli {
     /// interval (the tracker's min interval still applies).
     #[arg(long, value_name = "DURATION", requires = "follow", value_parser = parse_duration)]
     pub interval: Option<Duration>,
+    /// Refuse a torrent file that is not canonical bencode (keys out of order
+    /// or repeated, bytes after the top-level dictionary).
+    #[arg(long)]
+    pub strict: bool,
     /// Print each tracker answer as one JSON object instead of one line per peer.
     #[arg(long)]
     pub response: bool,
@@ -125,7 +129,7 @@ fn run_parsed(env: &mut Env, cli: &Cli) -> i32 {
                 }
             }
         }
-        (Some(path), _) => match super::load_torrent_in(env, path, false) {
+        (Some(path), _) => match super::load_torrent_in(env, path, cli.strict) {
             Ok(meta) => (meta.info_hash, meta.trackers, Some(meta.info.total_length)),
             Err(e) => {
                 env.error(&e);
