@@ -516,3 +516,29 @@ fn strict_means_the_same_everywhere() {
         }
     }
 }
+
+/// Errors say what and where: a tracker that does not answer is named.
+#[test]
+fn bt_announce_names_the_tracker_that_failed() {
+    let tmp = TempDir::new("cli-announce-fail");
+    small_torrent(&tmp, &[]);
+    // A port that was just free: nothing listens there.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("http://127.0.0.1:{port}/announce");
+    let (code, env) = run(
+        "bt-announce",
+        tmp.path(),
+        &["f.torrent", "-t", &url, "--timeout", "2"],
+    );
+    assert_eq!(code, 1, "{}", env.err());
+    assert!(env.out().is_empty());
+    assert!(
+        env.err().starts_with("bt-announce: error: ") && env.err().contains(&url),
+        "{}",
+        env.err()
+    );
+}

@@ -191,7 +191,7 @@ fn run_parsed(env: &mut Env, cli: &Cli) -> i32 {
         let answers = if trackers.is_empty() {
             Vec::new()
         } else {
-            announce_round(cli, &mut trackers, &req, &opts)
+            announce_round(env, cli, &mut trackers, &req, &opts)
         };
         let mut ok = !answers.is_empty();
         if let Err(lost) = out.print_answers(env, cli, &answers) {
@@ -212,15 +212,16 @@ fn run_parsed(env: &mut Env, cli: &Cli) -> i32 {
 }
 
 /// Logs every single-tracker error of `e`.
-fn report(e: &TrackerError) {
+fn report(env: &mut Env, e: &TrackerError) {
     for one in e.errors() {
-        log::error!("{one}");
+        env.error(one);
     }
 }
 
 /// Announces once (to the first tracker that answers, or to all with
 /// --all); returns the answers, having logged errors and warnings.
 fn announce_round(
+    env: &mut Env,
     cli: &Cli,
     trackers: &mut Trackers,
     req: &AnnounceRequest,
@@ -238,9 +239,9 @@ fn announce_round(
         // With --all, a tracker failing is worth an error only when none answered.
         for e in &errors {
             if answers.is_empty() {
-                report(e);
+                report(env, e);
             } else {
-                log::warn!("{e}");
+                env.warn(e);
             }
         }
         answers
@@ -248,22 +249,22 @@ fn announce_round(
         match trackers.announce(req, opts) {
             Ok(answer) => vec![answer],
             Err(e) => {
-                report(&e);
+                report(env, &e);
                 Vec::new()
             }
         }
     };
     for (url, a) in &answers {
         if let Some(w) = &a.warning {
-            log::warn!("{url}: tracker warning: {w}");
+            env.warn(format_args!("{url}: tracker warning: {w}"));
         }
-        log::info!(
+        env.info(format_args!(
             "{url}: {} peers (seeders {}, leechers {}), next announce in {} s",
             a.peers.len(),
             a.complete.map_or("?".into(), |n| n.to_string()),
             a.incomplete.map_or("?".into(), |n| n.to_string()),
             a.interval.as_secs()
-        );
+        ));
     }
     answers
 }
@@ -392,9 +393,9 @@ fn scrape(
         }
         for e in &errors {
             if ok.is_empty() {
-                report(e);
+                report(env, e);
             } else {
-                log::warn!("{e}");
+                env.warn(e);
             }
         }
         ok
@@ -402,7 +403,7 @@ fn scrape(
         match trackers.scrape(&hashes, opts) {
             Ok(r) => vec![r],
             Err(e) => {
-                report(&e);
+                report(env, &e);
                 Vec::new()
             }
         }
@@ -533,7 +534,7 @@ fn follow(
             continue;
         };
         req.event = event;
-        let answers = announce_round(cli, trackers, &req, opts);
+        let answers = announce_round(env, cli, trackers, &req, opts);
         let now = Instant::now();
         for (url, a) in &answers {
             schedule.on_success(now, url, a.interval, a.min_interval);
@@ -562,7 +563,7 @@ fn follow(
         for (url, r) in trackers.announce_to(&stop.urls, &req, opts) {
             match r {
                 Ok(_) => log::info!("{url}: announced stopped"),
-                Err(e) => log::warn!("{e}"),
+                Err(e) => env.warn(e),
             }
         }
     }
@@ -644,11 +645,11 @@ fn dht_print(
     let peers = match dht.join() {
         Ok(Ok(peers)) => peers,
         Ok(Err(e)) => {
-            log::error!("dht: {e}");
+            env.error(format_args!("dht: {e}"));
             return Ok(false);
         }
         Err(_) => {
-            log::error!("dht: the lookup failed");
+            env.error("dht: the lookup failed");
             return Ok(false);
         }
     };
