@@ -215,9 +215,6 @@ fn every_flag_has_help_and_sizes_name_their_units() {
 #[test]
 fn every_help_documents_the_exit_codes_and_bt_log() {
     for (program, mut cmd) in programs() {
-        if program.starts_with("bt-meta ") {
-            continue; // the subcommands share bt-meta's
-        }
         let help = cmd.render_long_help().to_string();
         for needle in [
             "Exit status:",

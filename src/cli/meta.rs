@@ -11,17 +11,24 @@ use crate::create::{self, CreateOptions, FileFilter};
 use crate::exit;
 use crate::metainfo::Metainfo;
 
+/// The end of every bt-meta `--help`, its subcommands' included.
+macro_rules! exit_codes {
+    () => {
+        concat!(
+            "Exit status: 0 done; 1 failure (I/O); 2 usage error (unknown flag, bad value); ",
+            "3 invalid input (a torrent or magnet link that cannot be read); ",
+            "141 stdout lost (closed by its reader).\n",
+            "Set BT_LOG=debug (or info, trace) to see more on stderr."
+        )
+    };
+}
+
 #[derive(Parser, Debug)]
 #[command(
     name = "bt-meta",
     version,
     about = "Read torrents as JSON (or text), and create them",
-    after_help = concat!(
-        "Exit status: 0 done; 1 failure (I/O); 2 usage error (unknown flag, bad value); ",
-        "3 invalid input (a torrent or magnet link that cannot be read); ",
-        "141 stdout lost (closed by its reader).\n",
-        "Set BT_LOG=debug (or info, trace) to see more on stderr."
-    )
+    after_help = exit_codes!()
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -34,6 +41,7 @@ pub struct Cli {
 pub enum Command {
     /// Print one JSON object per torrent (JSON lines for several), or a
     /// summary for people with --text.
+    #[command(after_help = exit_codes!())]
     Info {
         /// Torrent files or magnet links; `-` reads one torrent from stdin.
         #[arg(required = true)]
@@ -53,6 +61,7 @@ pub enum Command {
         text: bool,
     },
     /// Make a torrent of a file or a folder.
+    #[command(after_help = exit_codes!())]
     Create(Box<CreateArgs>),
 }
 
