@@ -80,3 +80,43 @@ fn the_headline_pipeline_works_with_the_defaults() {
     seeder.proc.signal(libc::SIGTERM);
     seeder.finish(Duration::from_secs(15));
 }
+
+/// bt-fetch takes bt-announce's tracker flags: `-t` an https tracker the
+/// torrent does not name, trusted through `--ca-file` (stunnel in front of
+/// opentracker, a throw-away CA), announcing the port it listens on.
+#[test]
+fn bt_fetch_announces_to_an_https_tracker_given_with_t_and_ca_file() {
+    let tmp = temp("cli-fetch-https");
+    let (torrent, hash) = tracker::make_torrent(tmp.path(), "tls", &[]);
+    let ot = Opentracker::start(&[&hash]);
+    let ca = tracker::make_ca(tmp.path(), "ca");
+    let (cert, key) = tracker::make_server_cert(tmp.path(), &ca, "IP:127.0.0.1");
+    let tls = tracker::Stunnel::start(tmp.path(), &cert, &key, ot.port);
+    let url = format!("https://127.0.0.1:{}/announce", tls.port);
+    let ca_file = ca.0.to_str().unwrap();
+    let mut seeder = Fetch::local(
+        "https seeder",
+        torrent.to_str().unwrap(),
+        tmp.path().to_str().unwrap(),
+        &["--seed", "-p", "0", "-t", &url, "--ca-file", ca_file],
+    );
+    seeder.close_stdin();
+    let port = seeder.port();
+    let a = seeder.wait_event("announce", Duration::from_secs(30));
+    assert_eq!(a["tracker"], url.as_str(), "{a}");
+    let out = tracker::announce(&[
+        "--info-hash",
+        &hash,
+        "-t",
+        &url,
+        "--ca-file",
+        ca_file,
+        "-p",
+        "1",
+    ]);
+    assert!(out.status.success(), "{}", tracker::stderr(&out));
+    let addrs = tracker::peer_addrs(&out.stdout);
+    assert!(addrs.contains(&format!("127.0.0.1:{port}")), "{addrs:?}");
+    seeder.proc.signal(libc::SIGTERM);
+    seeder.finish(Duration::from_secs(15));
+}

@@ -71,7 +71,7 @@ pub struct Cli {
     #[arg(long)]
     pub no_web_seeds: bool,
     /// Also trust the certificate authorities in this PEM file for https
-    /// web seeds (repeatable; besides the system's).
+    /// trackers and web seeds (repeatable; besides the system's).
     #[arg(long = "ca-file", value_name = "PEM")]
     pub ca_files: Vec<PathBuf>,
     /// Find peers through the DHT (BEP 5) and announce there; never for

@@ -103,8 +103,8 @@ pub struct Options {
     /// Web seeds (BEP 19) to download from: the torrent's `url-list` and
     /// `--web-seed`s, unless `--no-web-seeds`.
     pub web_seeds: Vec<String>,
-    /// Certificate authorities trusted for https web seeds besides the
-    /// system's.
+    /// Certificate authorities trusted for https web seeds and trackers
+    /// besides the system's.
     pub ca_files: Vec<PathBuf>,
 }
 
@@ -316,7 +316,10 @@ pub fn run(mut opts: Options) -> i32 {
                 let _ = w.wake();
             }),
             rng_seed.wrapping_add(1),
-            opts.numwant,
+            crate::announcer::AnnounceSettings {
+                numwant: opts.numwant,
+                ca_files: opts.ca_files.clone(),
+            },
         ))
     } else {
         None
