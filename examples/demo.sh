@@ -21,20 +21,20 @@ echo "liner notes" >"$work/data/album/notes.txt"
 
 say "bt-meta create: a torrent of it (pieces of 256 KiB, two tracker tiers)"
 "$bin/bt-meta" create "$work/data/album" -l 256K --no-date \
-    -a http://tracker.example/announce,udp://tracker.example:6969 \
-    -a https://backup.example/announce -o "$work/album.torrent" |
+    -t http://tracker.example/announce,udp://tracker.example:6969 \
+    -t https://backup.example/announce -o "$work/album.torrent" |
     json -c '{info_hash, name, piece_count, total_length}'
 
 say "bt-meta info: what the torrent says, as JSON"
 "$bin/bt-meta" info "$work/album.torrent" | json '{name, trackers, files: [.files[] | {path_string, length}], magnet}'
 
 say "bt-verify: the data is complete (exit status 0)"
-"$bin/bt-verify" -q "$work/album.torrent" -d "$work/data" | json -c '{status, pieces_good, pieces_total}'
+"$bin/bt-verify" -q "$work/album.torrent" -o "$work/data" | json -c '{status, pieces_good, pieces_total}'
 
 say "Flipping one byte at offset 1000000 of disc 1/track01.flac (piece 3)"
 printf '\xff' | dd of="$work/data/album/disc 1/track01.flac" bs=1 seek=1000000 conv=notrunc status=none
 set +e
-"$bin/bt-verify" -q "$work/album.torrent" -d "$work/data" --pieces | json -c '{status, bad_pieces, files: [.files[] | {path, status}]}'
+"$bin/bt-verify" -q "$work/album.torrent" -o "$work/data" --pieces | json -c '{status, bad_pieces, files: [.files[] | {path, status}]}'
 echo "exit status: ${PIPESTATUS[0]} (5 means corrupt)"
 set -e
 

@@ -40,6 +40,15 @@ pub enum Report {
     },
 }
 
+/// What `bt-fetch`'s flags change in its announces.
+#[derive(Debug, Clone, Default)]
+pub struct AnnounceSettings {
+    /// Peers to ask for (default 50).
+    pub numwant: Option<u32>,
+    /// Certificate authorities trusted for https trackers besides the system's.
+    pub ca_files: Vec<std::path::PathBuf>,
+}
+
 pub struct Announcer {
     tx: Sender<Msg>,
     thread: Option<JoinHandle<()>>,
@@ -58,6 +67,7 @@ impl Announcer {
         report: Sender<Report>,
         wake: Arc<dyn Fn() + Send + Sync>,
         seed: u64,
+        settings: AnnounceSettings,
     ) -> Announcer {
         let (tx, rx) = mpsc::channel::<Msg>();
         let thread = std::thread::Builder::new()
@@ -66,7 +76,11 @@ impl Announcer {
                 let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(seed);
                 let key: u32 = rand::Rng::gen(&mut rng);
                 let mut trackers = Trackers::new(tiers, &mut rng);
-                let opts = TrackerOptions::default();
+                let opts = TrackerOptions {
+                    ca_files: settings.ca_files,
+                    ..Default::default()
+                };
+                let numwant = settings.numwant.or(Some(50));
                 let request = |event: Event| AnnounceRequest {
                     info_hash,
                     peer_id,
@@ -75,7 +89,7 @@ impl Announcer {
                     downloaded: stats.downloaded.load(Ordering::Relaxed),
                     left: stats.left.load(Ordering::Relaxed),
                     event,
-                    numwant: Some(50),
+                    numwant,
                     key,
                 };
                 let mut schedule = AnnounceSchedule::new(ScheduleConfig::default(), Instant::now());
@@ -212,6 +226,7 @@ mod tests {
             report_tx,
             Arc::new(|| {}),
             7,
+            AnnounceSettings::default(),
         );
         // Told at once, maybe before `started` is answered: still after it.
         a.completed();

@@ -32,6 +32,8 @@ pub enum CreateError {
     BadName { path: PathBuf, problem: String },
     #[error("piece length {0} is not allowed: it must be between 1 and {MAX_PIECE_LENGTH} bytes")]
     BadPieceLength(u64),
+    #[error("{0}: not a regular file or a folder (a FIFO, socket or device cannot be shared)")]
+    NotAFile(PathBuf),
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> CreateError + '_ {
@@ -56,6 +58,33 @@ pub struct CreateOptions {
     /// Overrides the torrent's name (default: the file or folder name).
     pub name: Option<String>,
     pub threads: usize,
+    /// `info.source` (private trackers ask for a tag; it changes the
+    /// info-hash, so that a cross-seeded torrent is a different swarm).
+    pub source: Option<String>,
+    pub filter: FileFilter,
+}
+
+/// Which files of a folder go into a torrent.
+#[derive(Debug, Clone, Default)]
+pub struct FileFilter {
+    /// Glob patterns (see `cli::glob`) of files and folders to leave out.
+    pub exclude: Vec<String>,
+    /// Keep files and folders whose name starts with `.` (left out by
+    /// default, as imdl does: they are mostly editor and VCS state).
+    pub include_hidden: bool,
+}
+
+impl FileFilter {
+    /// Whether the entry at `components` (under the root) is left out.
+    fn skips(&self, components: &[Vec<u8>]) -> bool {
+        let under_root: Vec<String> = components[1..]
+            .iter()
+            .map(|c| String::from_utf8_lossy(c).into_owned())
+            .collect();
+        let hidden =
+            !self.include_hidden && under_root.last().is_some_and(|name| name.starts_with('.'));
+        hidden || crate::cli::glob::excluded(&self.exclude, &under_root)
+    }
 }
 
 /// The piece length chosen for `total` bytes: the smallest power of two that
@@ -70,7 +99,11 @@ pub fn auto_piece_length(total: u64) -> u64 {
 /// Lists the files of `path` (a file, or a folder walked recursively) as
 /// torrent entries. Folders are listed in byte order of their names, so the
 /// same tree always gives the same torrent. Symbolic links are followed.
-pub fn list_files(path: &Path) -> Result<(Vec<u8>, Vec<FileEntry>, bool), CreateError> {
+/// `filter` leaves out entries of a folder (never `path` itself).
+pub fn list_files(
+    path: &Path,
+    filter: &FileFilter,
+) -> Result<(Vec<u8>, Vec<FileEntry>, bool), CreateError> {
     let meta = fs::metadata(path).map_err(io_err(path))?;
     let name = path
         .file_name()
@@ -89,8 +122,11 @@ pub fn list_files(path: &Path) -> Result<(Vec<u8>, Vec<FileEntry>, bool), Create
         };
         return Ok((name, vec![file], false));
     }
+    if !meta.is_dir() {
+        return Err(CreateError::NotAFile(path.to_path_buf()));
+    }
     let mut files = Vec::new();
-    walk(path, &mut vec![name.clone()], &mut files, 0)?;
+    walk(path, &mut vec![name.clone()], &mut files, filter, 0)?;
     if files.is_empty() {
         return Err(CreateError::Empty(path.to_path_buf()));
     }
@@ -109,6 +145,7 @@ fn walk(
     dir: &Path,
     components: &mut Vec<Vec<u8>>,
     out: &mut Vec<FileEntry>,
+    filter: &FileFilter,
     depth: usize,
 ) -> Result<(), CreateError> {
     if depth > MAX_WALK_DEPTH {
@@ -126,10 +163,15 @@ fn walk(
         .collect::<Result<_, CreateError>>()?;
     entries.sort();
     for (name, path) in entries {
-        let meta = fs::metadata(&path).map_err(io_err(&path))?;
         components.push(name);
+        if filter.skips(components) {
+            log::debug!("{}: excluded", path.display());
+            components.pop();
+            continue;
+        }
+        let meta = fs::metadata(&path).map_err(io_err(&path))?;
         if meta.is_dir() {
-            walk(&path, components, out, depth + 1)?;
+            walk(&path, components, out, filter, depth + 1)?;
         } else if meta.is_file() {
             out.push(FileEntry {
                 components: components.clone(),
@@ -138,6 +180,11 @@ fn walk(
                 pad: false,
                 executable: meta.permissions().mode() & 0o111 != 0,
             });
+        } else {
+            log::warn!(
+                "{}: not a regular file (a FIFO, socket or device); left out",
+                path.display()
+            );
         }
         components.pop();
     }
@@ -150,7 +197,7 @@ pub fn create_torrent(
     options: &CreateOptions,
     progress: &AtomicU64,
 ) -> Result<Vec<u8>, CreateError> {
-    let (mut name, files, multi_file) = list_files(path)?;
+    let (mut name, files, multi_file) = list_files(path, &options.filter)?;
     if let Some(n) = &options.name {
         name = n.as_bytes().to_vec();
     }
@@ -200,6 +247,9 @@ pub fn create_torrent(
     info.insert("pieces", pieces.concat());
     if options.private {
         info.insert("private", 1);
+    }
+    if let Some(tag) = &options.source {
+        info.insert("source", tag.as_str());
     }
     if multi_file {
         let list = files

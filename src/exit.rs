@@ -16,3 +16,8 @@ pub const CORRUPT: i32 = 5;
 /// a read-only folder, a file deleted during the download). Peers are not
 /// blamed; a rerun after fixing it resumes.
 pub const LOCAL_IO: i32 = 6;
+/// Stdout was lost (its reader closed the pipe, or it cannot be written):
+/// what was asked for was not delivered. 141 is what a shell reports for a
+/// program killed by SIGPIPE (128 + 13), so `set -o pipefail` scripts see
+/// the same as with `cat` or `head`.
+pub const OUTPUT_LOST: i32 = 141;

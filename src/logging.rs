@@ -64,8 +64,17 @@ pub fn level_for(verbose: u8, quiet: u8) -> LevelFilter {
     }
 }
 
+/// The level from `-v`/`-q`, unless `BT_LOG=debug` (or any level name)
+/// overrides the flags, for debugging scripted runs.
+pub fn effective_level(verbose: u8, quiet: u8) -> LevelFilter {
+    std::env::var("BT_LOG")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| level_for(verbose, quiet))
+}
+
 /// Installs the logger once; later calls do nothing. `BT_LOG=debug` (or any
-/// level name) overrides the flags, for debugging scripted runs.
+/// level name) overrides `level`.
 pub fn init(program: &'static str, level: LevelFilter) {
     let level = std::env::var("BT_LOG")
         .ok()

@@ -288,7 +288,7 @@ impl Metainfo {
         let encoding = text("encoding", &mut warnings);
         let creation_date = match root.get("creation date") {
             Some(v) => match v.as_int() {
-                Some(d) => Some(d),
+                Some(d) => Some(creation_date_seconds(d, &mut warnings)),
                 None => {
                     warnings.push(format!(
                         "creation date: expected an integer, found a {} (ignored)",
@@ -407,6 +407,24 @@ impl Metainfo {
         }
         out
     }
+}
+
+/// The last second of year 9999: a creation date beyond it is not seconds.
+const LAST_SECOND_OF_9999: i64 = 253_402_300_799;
+
+/// Reads a creation date. Some creators store milliseconds (which read as
+/// seconds put the date tens of thousands of years ahead); a date past
+/// year 9999 that is plausible in milliseconds is read so, with a warning.
+fn creation_date_seconds(date: i64, warnings: &mut Vec<String>) -> i64 {
+    if date > LAST_SECOND_OF_9999 && date / 1000 <= LAST_SECOND_OF_9999 {
+        let seconds = date / 1000;
+        warnings.push(format!(
+            "creation date: {date} is past year 9999 in seconds; read as milliseconds ({})",
+            crate::time::iso8601_utc(seconds)
+        ));
+        return seconds;
+    }
+    date
 }
 
 fn parse_trackers(root: &Value, warnings: &mut Vec<String>) -> Vec<Vec<String>> {
@@ -805,6 +823,31 @@ fn parse_files(list: &Value, name: &[u8]) -> Result<Vec<FileEntry>, MetainfoErro
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn creation_dates_in_milliseconds() {
+        let mut w = Vec::new();
+        assert_eq!(
+            super::creation_date_seconds(1_452_468_725, &mut w),
+            1_452_468_725
+        );
+        assert_eq!(
+            super::creation_date_seconds(253_402_300_799, &mut w),
+            253_402_300_799
+        );
+        assert!(w.is_empty());
+        assert_eq!(
+            super::creation_date_seconds(1_452_468_725_091, &mut w),
+            1_452_468_725
+        );
+        assert!(
+            w[0].contains("read as milliseconds (2016-01-10T23:32:05Z)"),
+            "{w:?}"
+        );
+        // Not plausible as milliseconds either: kept as it is.
+        assert_eq!(super::creation_date_seconds(i64::MAX, &mut w), i64::MAX);
+        assert_eq!(w.len(), 1);
+    }
+
     use super::*;
     use crate::bencode::OwnedValue;
 

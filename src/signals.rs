@@ -36,12 +36,23 @@ pub fn stop_requested() -> bool {
     STOP.load(Ordering::SeqCst)
 }
 
-/// The name of the signal that asked to stop ("SIGINT", "SIGTERM"), if any.
-pub fn stop_signal_name() -> Option<&'static str> {
+/// What asked to stop ("SIGINT", "SIGTERM", "lost output"), if anything.
+pub fn stop_cause() -> Option<&'static str> {
     match SIGNAL.load(Ordering::SeqCst) {
         0 => None,
         libc::SIGINT => Some("SIGINT"),
         libc::SIGTERM => Some("SIGTERM"),
+        LOST_OUTPUT => Some("lost output"),
         _ => Some("a signal"),
     }
+}
+
+/// Not a signal number: marks a stop asked for by [`request_stop`].
+const LOST_OUTPUT: i32 = -1;
+
+/// Asks the program to stop as SIGINT would, because its output is lost
+/// (stdout closed): nobody would see the rest.
+pub fn request_stop() {
+    SIGNAL.store(LOST_OUTPUT, Ordering::SeqCst);
+    STOP.store(true, Ordering::SeqCst);
 }

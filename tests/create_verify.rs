@@ -66,13 +66,22 @@ fn single_file_with_one_byte_last_piece() {
     assert_eq!(meta["multi_file"], false);
 }
 
+/// mktorrent and imdl refuse piece lengths that are not a power of two
+/// or below one block; so do we, as a usage error.
 #[test]
-fn piece_length_not_a_power_of_two() {
+fn piece_length_not_a_power_of_two_is_refused() {
     let tmp = TempDir::new("npot");
     write(&tmp.join("odd.bin"), &random_bytes(2, 100_000));
-    let meta = round_trip(tmp.path(), "odd.bin", &["-l", "12345"]);
-    assert_eq!(meta["piece_length"], 12345);
-    assert_eq!(meta["piece_count"], 9);
+    for bad in ["12345", "3", "8K", "2G"] {
+        let out = run(bt_meta()
+            .args(["create", "-q", "-l", bad, "-o"])
+            .arg(tmp.join("odd.torrent"))
+            .arg(tmp.join("odd.bin")));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "-l {bad}: {err}");
+        assert!(err.contains("piece length"), "{err}");
+    }
+    assert!(!tmp.join("odd.torrent").exists());
 }
 
 #[test]

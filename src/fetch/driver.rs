@@ -258,8 +258,8 @@ impl<'a> Driver<'a> {
                 if self.session.is_complete() || opts.seed {
                     return exit::OK;
                 }
-                let signal = crate::signals::stop_signal_name().unwrap_or("a signal");
-                self.reason = Some(format!("interrupted by {signal}"));
+                let cause = crate::signals::stop_cause().unwrap_or("a signal");
+                self.reason = Some(format!("interrupted by {cause}"));
                 self.interrupted = true;
                 return exit::FAILURE;
             }

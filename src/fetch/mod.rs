@@ -66,6 +66,13 @@ pub struct Options {
     pub metadata_only: bool,
     pub output: PathBuf,
     pub listen: SocketAddr,
+    /// The port of `listen` was a default, not asked for: if it is taken,
+    /// listen on any free port (with a warning) rather than fail.
+    pub listen_fallback: bool,
+    /// Our peer id (default: `-BT0100-` and 12 random characters).
+    pub peer_id: Option<[u8; 20]>,
+    /// How many peers to ask trackers for (default 50).
+    pub numwant: Option<u32>,
     pub peers: Vec<SocketAddr>,
     pub stdin_peers: bool,
     pub seed: bool,
@@ -106,8 +113,8 @@ pub struct Options {
     /// Web seeds (BEP 19) to download from: the torrent's `url-list` and
     /// `--web-seed`s, unless `--no-web-seeds`.
     pub web_seeds: Vec<String>,
-    /// Certificate authorities trusted for https web seeds besides the
-    /// system's.
+    /// Certificate authorities trusted for https web seeds and trackers
+    /// besides the system's.
     pub ca_files: Vec<PathBuf>,
 }
 
@@ -129,7 +136,62 @@ impl Output {
         let mut line = value.to_string();
         line.push('\n');
         let mut out = io::stdout().lock();
-        let _ = out.write_all(line.as_bytes()).and_then(|_| out.flush());
+        if out
+            .write_all(line.as_bytes())
+            .and_then(|_| out.flush())
+            .is_err()
+        {
+            // Lost output ends the run as SIGPIPE would, but cleanly; the
+            // program exits with `exit::OUTPUT_LOST` (see `output_lost`).
+            OUTPUT_LOST.store(true, Ordering::Relaxed);
+            crate::signals::request_stop();
+        }
+    }
+}
+
+static OUTPUT_LOST: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Whether a `--json` line could not be written (stdout closed) during `run`.
+pub fn output_lost() -> bool {
+    OUTPUT_LOST.load(Ordering::Relaxed)
+}
+
+/// Binds the peer listener. A default port that is taken gives way to any
+/// free port, with a warning saying what that breaks; an asked-for one is
+/// an error naming the address and the OS's reason.
+fn bind_listener(listen: SocketAddr, fallback: bool) -> Result<TcpListener, String> {
+    match TcpListener::bind(listen) {
+        Ok(l) => Ok(l),
+        Err(e) if fallback && e.kind() == io::ErrorKind::AddrInUse => {
+            let any = SocketAddr::new(listen.ip(), 0);
+            let l = TcpListener::bind(any).map_err(|e| format!("cannot listen on {any}: {e}"))?;
+            let port = l.local_addr().map(|a| a.port()).unwrap_or(0);
+            log::warn!(
+                "port {} is in use; listening on port {port} instead. Peers told port {} \
+                 (by bt-announce, say) will not reach us: give both the same free port \
+                 with -p PORT",
+                listen.port(),
+                listen.port()
+            );
+            Ok(l)
+        }
+        Err(e) => {
+            let hint = match e.kind() {
+                io::ErrorKind::AddrInUse => format!(
+                    " (another program uses port {}; choose another with -p PORT)",
+                    listen.port()
+                ),
+                io::ErrorKind::AddrNotAvailable => format!(
+                    " (no interface of this machine has address {}; check --bind)",
+                    listen.ip()
+                ),
+                io::ErrorKind::PermissionDenied => {
+                    " (ports below 1024 need privileges; choose another with -p PORT)".into()
+                }
+                _ => String::new(),
+            };
+            Err(format!("cannot listen on {listen}: {e}{hint}"))
+        }
     }
 }
 
@@ -169,7 +231,9 @@ pub fn run(mut opts: Options) -> i32 {
     let mut rng_seed = opts.rng_seed.unwrap_or_else(rand::random);
     let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(rng_seed);
     rng_seed = rng_seed.wrapping_add(1);
-    let peer_id = crate::wire::make_peer_id(&mut rng);
+    let peer_id = opts
+        .peer_id
+        .unwrap_or_else(|| crate::wire::make_peer_id(&mut rng));
     let (info_hash, trackers) = match &opts.input {
         Input::Torrent(m) => (m.info_hash, m.trackers.clone()),
         Input::Magnet(m) => {
@@ -193,13 +257,10 @@ pub fn run(mut opts: Options) -> i32 {
         }
     };
 
-    let listener = match TcpListener::bind(opts.listen) {
+    let listener = match bind_listener(opts.listen, opts.listen_fallback) {
         Ok(l) => l,
         Err(e) => {
-            log::error!(
-                "cannot listen on {}: {e} (choose another --listen port)",
-                opts.listen
-            );
+            log::error!("{e}");
             return exit::FAILURE;
         }
     };
@@ -265,6 +326,10 @@ pub fn run(mut opts: Options) -> i32 {
                 let _ = w.wake();
             }),
             rng_seed.wrapping_add(1),
+            crate::announcer::AnnounceSettings {
+                numwant: opts.numwant,
+                ca_files: opts.ca_files.clone(),
+            },
         ))
     } else {
         None

@@ -1,6 +1,20 @@
-//! Pieces shared by the programs' command lines: verbosity flags, loading
-//! torrents with errors that name the file, sizes with units, and a progress
-//! watcher for long hashing runs.
+//! The programs' command lines. Each program's logic is a library function
+//! over an [`Env`] (`meta::run`, `verify::run`, `announce::run`, and
+//! `fetch::run` for bt-fetch's flags), so that tests run it in-process;
+//! `bin/*` are thin wrappers. Shared here: verbosity flags, value parsers
+//! (`values`), loading torrents with errors that name the file, and a
+//! progress watcher for long hashing runs.
+
+pub mod announce;
+pub mod env;
+pub mod fetch;
+pub mod glob;
+pub mod meta;
+pub mod values;
+pub mod verify;
+
+pub use env::{Env, OutputLost};
+pub use values::parse_size;
 
 use std::io::Read;
 use std::path::Path;
@@ -9,6 +23,11 @@ use std::time::{Duration, Instant};
 
 use crate::metainfo::{Metainfo, MetainfoError};
 use crate::progress::{self, ProgressLine};
+
+/// The exit codes shared by every program, for each `--help`.
+pub const EXIT_CODES: &str = "Exit status: 0 done; 1 failure (I/O, network, tracker refusal); \
+2 usage error (unknown flag, bad value); 3 invalid input file (a torrent or magnet link); \
+141 stdout lost (closed by its reader).";
 
 /// `-v`/`-q` flags every program takes.
 #[derive(Debug, Clone, Copy, clap::Args)]
@@ -90,23 +109,57 @@ pub fn read_torrent_bytes(path: &str) -> Result<Vec<u8>, LoadError> {
     Ok(bytes)
 }
 
-/// Reads and parses a torrent file (`-` is stdin), logging its warnings.
-/// `strict` refuses non-canonical bencode and bytes after the top-level
-/// dictionary, which are otherwise accepted with a warning.
-pub fn load_torrent(path: &str, strict: bool) -> Result<Metainfo, LoadError> {
-    let bytes = read_torrent_bytes(path)?;
+/// Reads a torrent file's bytes from the environment: `-` is its stdin, a
+/// relative path is under its folder.
+pub fn read_torrent_bytes_in(env: &mut Env, path: &str) -> Result<Vec<u8>, LoadError> {
+    if path != "-" {
+        return read_torrent_bytes(&env.path(path).to_string_lossy());
+    }
+    let mut bytes = Vec::new();
+    (&mut env.stdin)
+        .take(MAX_TORRENT_FILE + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|source| LoadError::Io {
+            path: path.to_string(),
+            source,
+        })?;
+    if bytes.len() as u64 > MAX_TORRENT_FILE {
+        return Err(LoadError::TooLarge {
+            path: path.to_string(),
+            limit: MAX_TORRENT_FILE,
+        });
+    }
+    Ok(bytes)
+}
+
+/// [`load_torrent`] in an environment: paths under its folder, `-` from its
+/// stdin, warnings on its stderr. Errors name the path as given.
+pub fn load_torrent_in(env: &mut Env, path: &str, strict: bool) -> Result<Metainfo, LoadError> {
+    let bytes = read_torrent_bytes_in(env, path).map_err(|e| match e {
+        LoadError::Io { source, .. } => LoadError::Io {
+            path: path.to_string(),
+            source,
+        },
+        other => other,
+    })?;
+    let mut meta = parse_torrent(path, &bytes, strict)?;
+    for w in std::mem::take(&mut meta.warnings).iter() {
+        env.warn(format_args!("{path}: {w}"));
+        meta.warnings.push(w.clone());
+    }
+    Ok(meta)
+}
+
+fn parse_torrent(path: &str, bytes: &[u8], strict: bool) -> Result<Metainfo, LoadError> {
     let parsed = if strict {
-        Metainfo::from_bytes_strict(&bytes)
+        Metainfo::from_bytes_strict(bytes)
     } else {
-        Metainfo::from_bytes(&bytes)
+        Metainfo::from_bytes(bytes)
     };
     let mut meta = parsed.map_err(|source| LoadError::Invalid {
         path: path.to_string(),
         source,
     })?;
-    for w in &meta.warnings {
-        log::warn!("{path}: {w}");
-    }
     // A torrent without a name is named after its file, as Transmission and
     // aria2 do; from stdin the info-hash stands in.
     if meta.info.name_missing {
@@ -118,44 +171,16 @@ pub fn load_torrent(path: &str, strict: bool) -> Result<Metainfo, LoadError> {
     Ok(meta)
 }
 
-/// Parses a size such as `262144`, `256K`, `256KiB`, `1M` or `2GiB` (binary units).
-pub fn parse_size(text: &str) -> Result<u64, String> {
-    let t = text.trim();
-    let digits = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (number, unit) = t.split_at(digits);
-    let n: u64 = number
-        .parse()
-        .map_err(|_| format!("'{text}' is not a size (examples: 262144, 256K, 1M)"))?;
-    let shift = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 0,
-        "k" | "kb" | "kib" => 10,
-        "m" | "mb" | "mib" => 20,
-        "g" | "gb" | "gib" => 30,
-        _ => return Err(format!("'{text}': unknown unit (use K, M or G)")),
-    };
-    n.checked_mul(1 << shift)
-        .ok_or_else(|| format!("'{text}' is too large"))
-}
-
-/// Parses a duration: seconds (`30`), or a number with a unit `s`, `m`,
-/// `h` or `d` (`90s`, `10m`, `1h`); whole numbers only.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let t = text.trim();
-    let digits = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (number, unit) = t.split_at(digits);
-    let n: u64 = number
-        .parse()
-        .map_err(|_| format!("'{text}' is not a duration (examples: 30, 90s, 10m, 1h)"))?;
-    let seconds = match unit.trim() {
-        "" | "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86400,
-        _ => return Err(format!("'{text}': unknown unit (use s, m, h or d)")),
-    };
-    n.checked_mul(seconds)
-        .map(Duration::from_secs)
-        .ok_or_else(|| format!("'{text}' is too long"))
+/// Reads and parses a torrent file (`-` is stdin), logging its warnings.
+/// `strict` refuses non-canonical bencode and bytes after the top-level
+/// dictionary, which are otherwise accepted with a warning.
+pub fn load_torrent(path: &str, strict: bool) -> Result<Metainfo, LoadError> {
+    let bytes = read_torrent_bytes(path)?;
+    let meta = parse_torrent(path, &bytes, strict)?;
+    for w in &meta.warnings {
+        log::warn!("{path}: {w}");
+    }
+    Ok(meta)
 }
 
 /// Runs `work` while a thread draws a progress line from `done` (bytes out
@@ -207,34 +232,4 @@ pub fn with_progress<T>(
         drawer.thread().unpark();
         result
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::{parse_duration, parse_size};
-    use std::time::Duration;
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("30"), Ok(Duration::from_secs(30)));
-        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
-        assert_eq!(parse_duration("10m"), Ok(Duration::from_secs(600)));
-        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
-        assert_eq!(parse_duration("2d"), Ok(Duration::from_secs(172800)));
-        assert!(parse_duration("1.5h").is_err());
-        assert!(parse_duration("5x").unwrap_err().contains("unknown unit"));
-        assert!(parse_duration("").is_err());
-        assert!(parse_duration("99999999999999999999d").is_err());
-    }
-
-    #[test]
-    fn sizes() {
-        assert_eq!(parse_size("262144"), Ok(262144));
-        assert_eq!(parse_size("256K"), Ok(256 << 10));
-        assert_eq!(parse_size("1MiB"), Ok(1 << 20));
-        assert_eq!(parse_size("2g"), Ok(2 << 30));
-        assert!(parse_size("1.5M").is_err());
-        assert!(parse_size("12Q").is_err());
-        assert!(parse_size("").is_err());
-    }
 }

@@ -1,0 +1,268 @@
+//! One vocabulary across the programs: walks every program's command line
+//! (the clap `Command` the library builds, which is what `--help` prints)
+//! and checks that a flag means the same thing wherever it appears.
+
+use std::collections::BTreeMap;
+
+use clap::{Arg, ArgAction, Command, CommandFactory};
+
+/// Every program and subcommand that takes flags, by name.
+fn programs() -> Vec<(String, Command)> {
+    let mut all = Vec::new();
+    let meta = bt::cli::meta::Cli::command();
+    for sub in meta.get_subcommands() {
+        all.push((format!("bt-meta {}", sub.get_name()), sub.clone()));
+    }
+    all.push(("bt-meta".into(), meta));
+    all.push(("bt-verify".into(), bt::cli::verify::Cli::command()));
+    all.push(("bt-announce".into(), bt::cli::announce::Cli::command()));
+    all.push(("bt-fetch".into(), bt::cli::fetch::Cli::command()));
+    for (_, cmd) in &mut all {
+        cmd.build();
+    }
+    all
+}
+
+fn flags(cmd: &Command) -> impl Iterator<Item = &Arg> {
+    cmd.get_arguments()
+        .filter(|a| !a.is_positional() && a.get_id() != "help" && a.get_id() != "version")
+}
+
+fn takes_value(a: &Arg) -> bool {
+    matches!(a.get_action(), ArgAction::Set | ArgAction::Append)
+}
+
+/// How a flag shows in `--help`: long name, short letter, value name.
+#[derive(Debug, Clone, PartialEq)]
+struct Shape {
+    long: Option<String>,
+    short: Option<char>,
+    value: Option<String>,
+}
+
+fn shape(a: &Arg) -> Shape {
+    Shape {
+        long: a.get_long().map(String::from),
+        short: a.get_short(),
+        value: takes_value(a).then(|| {
+            a.get_value_names()
+                .map(|v| {
+                    v.iter()
+                        .map(|s| s.to_string())
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                })
+                .unwrap_or_else(|| a.get_id().to_string().to_uppercase())
+        }),
+    }
+}
+
+#[test]
+fn a_short_letter_means_one_long_flag_everywhere() {
+    // letter -> (long name, where)
+    let mut seen: BTreeMap<char, (String, String)> = BTreeMap::new();
+    let mut problems = Vec::new();
+    for (program, cmd) in programs() {
+        for a in flags(&cmd).filter(|a| !a.is_hide_set()) {
+            let Some(short) = a.get_short() else { continue };
+            let long = a.get_long().unwrap_or("").to_string();
+            match seen.get(&short) {
+                Some((other, at)) if *other != long => problems.push(format!(
+                    "-{short} is --{long} in {program} but --{other} in {at}"
+                )),
+                Some(_) => {}
+                None => {
+                    seen.insert(short, (long, program.clone()));
+                }
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{problems:#?}");
+    // The decisions of issue 13, spelled out.
+    for (letter, long) in [
+        ('t', "tracker"),
+        ('p', "port"),
+        ('o', "output"),
+        ('j', "threads"),
+        ('v', "verbose"),
+        ('q', "quiet"),
+        ('w', "web-seed"),
+    ] {
+        assert_eq!(
+            seen.get(&letter).map(|s| s.0.as_str()),
+            Some(long),
+            "-{letter}"
+        );
+    }
+}
+
+#[test]
+fn a_long_flag_has_one_short_letter_and_one_value_name_everywhere() {
+    let mut seen: BTreeMap<String, (Shape, String)> = BTreeMap::new();
+    let mut problems = Vec::new();
+    for (program, cmd) in programs() {
+        for a in flags(&cmd).filter(|a| !a.is_hide_set()) {
+            let s = shape(a);
+            let Some(long) = s.long.clone() else { continue };
+            match seen.get(&long) {
+                Some((other, at)) => {
+                    if other.short != s.short {
+                        problems.push(format!(
+                            "--{long}: short {:?} in {program} but {:?} in {at}",
+                            s.short, other.short
+                        ));
+                    }
+                    // --output is where a program's result goes: the torrent
+                    // FILE of `create`, the data DIR of bt-fetch/bt-verify.
+                    if other.value != s.value && long != "output" {
+                        problems.push(format!(
+                            "--{long}: value {:?} in {program} but {:?} in {at}",
+                            s.value, other.value
+                        ));
+                    }
+                }
+                None => {
+                    seen.insert(long, (s, program.clone()));
+                }
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{problems:#?}");
+    for (long, value) in [
+        ("timeout", "DURATION"),
+        ("port", "PORT"),
+        ("tracker", "URL"),
+        ("peer-id", "ID"),
+        ("numwant", "N"),
+        ("ca-file", "PEM"),
+        ("threads", "N"),
+    ] {
+        let got = seen.get(long).and_then(|(s, _)| s.value.clone());
+        assert_eq!(got.as_deref(), Some(value), "--{long}");
+    }
+}
+
+/// Old spellings are kept as hidden aliases for scripts; none of them may
+/// be a visible flag of another meaning in any program.
+#[test]
+fn hidden_aliases_do_not_clash_with_visible_flags() {
+    let all = programs();
+    let mut visible_long: BTreeMap<String, String> = BTreeMap::new();
+    let mut visible_short: BTreeMap<char, String> = BTreeMap::new();
+    for (_, cmd) in &all {
+        for a in flags(cmd).filter(|a| !a.is_hide_set()) {
+            let id = a.get_id().to_string();
+            if let Some(l) = a.get_long() {
+                visible_long.insert(l.to_string(), id.clone());
+            }
+            if let Some(s) = a.get_short() {
+                visible_short.insert(s, id);
+            }
+        }
+    }
+    let mut aliases = Vec::new();
+    for (program, cmd) in &all {
+        for a in flags(cmd) {
+            for alias in a.get_all_aliases().unwrap_or_default() {
+                aliases.push(format!("--{alias}"));
+                // `bt-meta create --announce URL` (the tracker of the torrent)
+                // and `bt-fetch --announce` (announce to the torrent's
+                // trackers) both mean "the trackers to announce to"; the
+                // old create spelling stays for scripts.
+                if alias == "announce" {
+                    continue;
+                }
+                if let Some(id) = visible_long.get(alias) {
+                    assert_eq!(
+                        id,
+                        a.get_id(),
+                        "{program}: hidden --{alias} is visible as {id} elsewhere"
+                    );
+                }
+            }
+            for alias in a.get_all_short_aliases().unwrap_or_default() {
+                assert!(
+                    !visible_short.contains_key(&alias),
+                    "{program}: hidden -{alias} is a visible flag elsewhere"
+                );
+                aliases.push(format!("-{alias}"));
+            }
+        }
+    }
+    aliases.sort();
+    assert_eq!(aliases, ["--announce", "--dir", "--listen", "-a", "-d"]);
+}
+
+#[test]
+fn every_flag_has_help_and_sizes_name_their_units() {
+    let mut problems = Vec::new();
+    for (program, cmd) in programs() {
+        for a in flags(&cmd).filter(|a| !a.is_hide_set()) {
+            let help = a.get_help().map(|h| h.to_string()).unwrap_or_default();
+            let name = a.get_long().unwrap_or(a.get_id().as_str()).to_string();
+            if help.trim().is_empty() {
+                problems.push(format!("{program} --{name}: no help text"));
+            }
+            let value = shape(a).value.unwrap_or_default();
+            if (value == "SIZE" || value == "RATE") && !help.contains("K, M, G") {
+                problems.push(format!("{program} --{name}: units not 'K, M, G': {help}"));
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{problems:#?}");
+}
+
+#[test]
+fn every_help_documents_the_exit_codes_and_bt_log() {
+    for (program, mut cmd) in programs() {
+        let help = cmd.render_long_help().to_string();
+        for needle in [
+            "Exit status:",
+            "0 ",
+            "1 ",
+            "2 usage error",
+            "3 invalid",
+            "141",
+            "BT_LOG",
+        ] {
+            assert!(
+                help.contains(needle),
+                "{program} --help lacks {needle:?}:\n{help}"
+            );
+        }
+        if program == "bt-verify" {
+            assert!(
+                help.contains("4 incomplete") && help.contains("5 corrupt"),
+                "{help}"
+            );
+        }
+        if program == "bt-fetch" {
+            assert!(help.contains("6 a local file"), "{help}");
+        }
+    }
+}
+
+/// The pipeline `bt-announce x.torrent | bt-fetch x.torrent` agrees on our
+/// port by default.
+#[test]
+fn bt_announce_and_bt_fetch_share_the_default_port() {
+    let announce = bt::cli::announce::Cli::command();
+    let port = announce
+        .get_arguments()
+        .find(|a| a.get_long() == Some("port"))
+        .expect("bt-announce --port");
+    let default: Vec<String> = port
+        .get_default_values()
+        .iter()
+        .map(|v| v.to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(default, [bt::cli::fetch::DEFAULT_PORT.to_string()]);
+    let fetch = bt::cli::fetch::Cli::command();
+    let help = fetch
+        .get_arguments()
+        .find(|a| a.get_long() == Some("port"))
+        .and_then(|a| a.get_help())
+        .map(|h| h.to_string())
+        .unwrap_or_default();
+    assert!(help.contains("6881"), "{help}");
+}
