@@ -107,6 +107,17 @@ struct Cli {
     /// Seed for the random choices (for reproducible runs).
     #[arg(long, hide = true)]
     rng_seed: Option<u64>,
+    // Experiment-only switches (the ablations in docs/results/ablation/),
+    // hidden from --help: each turns one design choice off.
+    /// Pick new pieces at random instead of rarest first.
+    #[arg(long, hide = true)]
+    x_random_pieces: bool,
+    /// No endgame: never request a block from a second peer.
+    #[arg(long, hide = true)]
+    x_no_endgame: bool,
+    /// No seed split: ask a seed for any piece.
+    #[arg(long, hide = true)]
+    x_no_seed_split: bool,
     #[command(flatten)]
     verbosity: Verbosity,
 }
@@ -253,6 +264,11 @@ fn run(cli: Cli) -> i32 {
             d.table_file = bt::dht::persist::default_path();
             d
         }),
+        ablation: bt::session::Ablation {
+            random_pieces: cli.x_random_pieces,
+            no_endgame: cli.x_no_endgame,
+            no_seed_split: cli.x_no_seed_split,
+        },
     })
 }
 
