@@ -265,7 +265,7 @@ cat >"$OUT/meta.json" <<EOF
   "piece_length": "$piece",
   "rate_mbit": $rate,
   "rtts_ms": [$rtts],
-  "reps": $reps,
+  "reps_this_invocation": $reps,
   "clients": "$clients",
   "nproc": $(nproc),
   "kernel": "$(uname -r)",

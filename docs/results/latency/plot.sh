@@ -16,7 +16,7 @@ field() { sed -n "s/.*\"$1\": *\"\{0,1\}\([^\",]*\).*/\1/p" "$meta" | head -1; }
 rate=$(field rate_mbit)
 size=$(($(field size_bytes) / 1048576))
 piece=$(field piece_length)
-reps=$(field reps)
+reps=$(awk -F, 'NR > 1 { n[$1 "," $2]++ } END { for (k in n) print n[k] }' "$csv" | sort -nu | paste -sd/)
 commit=$(field commit | cut -c1-7)
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
