@@ -184,7 +184,8 @@ pub struct Picker {
     max_buffers: usize,
     /// Before this many pieces are had, new pieces are picked at random.
     random_first: usize,
-    /// Largest number of peers a block is requested from in endgame.
+    /// Largest number of peers a block is requested from in endgame (1:
+    /// no endgame).
     endgame_dups: u8,
     /// Pieces in the `Skipped` state (kept so that completion is O(1)).
     skipped: usize,
@@ -195,6 +196,8 @@ pub struct Picker {
     /// by a selection): never advertised nor served, since we could not
     /// read them back whole.
     partly_kept: Bitfield,
+    /// Experiments only: new pieces at random, availability ignored.
+    random_pieces: bool,
 }
 
 impl Picker {
@@ -215,7 +218,21 @@ impl Picker {
             skipped: 0,
             sequential: false,
             partly_kept: Bitfield::new(pieces),
+            random_pieces: false,
         }
+    }
+
+    /// Experiments only (the ablations): pick new pieces uniformly at
+    /// random instead of rarest first.
+    pub fn set_random_pieces(&mut self, on: bool) {
+        self.random_pieces = on;
+    }
+
+    /// Experiments only (the ablations): with the endgame off, a block is
+    /// never requested from a second peer; the last blocks come from
+    /// whoever was asked first.
+    pub fn set_endgame(&mut self, on: bool) {
+        self.endgame_dups = if on { 2 } else { 1 };
     }
 
     pub fn piece_count(&self) -> usize {
@@ -499,7 +516,8 @@ impl Picker {
                 self.state[i] == PieceState::Missing && peer.get(i) && scope.allows(i as u32)
             });
         }
-        let random = self.have.count() < self.random_first && scope.leave.is_none();
+        let random =
+            self.random_pieces || self.have.count() < self.random_first && scope.leave.is_none();
         let mut best: Option<usize> = None;
         let mut best_avail = u32::MAX;
         let mut ties = 0u32;
@@ -922,6 +940,66 @@ mod tests {
             &mut d,
         );
         assert!(d.is_empty());
+    }
+
+    /// The piece picked first from a peer with everything, piece 0 being
+    /// the only rare one, for one RNG seed.
+    fn first_piece(random_pieces: bool, seed: u64) -> u32 {
+        use rand::SeedableRng;
+        let mut p = Picker::new(16384, 64 * 16384, 64, 4);
+        p.random_first = 0;
+        p.set_random_pieces(random_pieces);
+        let all = Bitfield::full(64);
+        p.avail = vec![3; 64];
+        p.avail[0] = 1;
+        let mut out = Vec::new();
+        p.pick(
+            &all,
+            1,
+            &mut rand::rngs::StdRng::seed_from_u64(seed),
+            |_| false,
+            Scope::default(),
+            &mut out,
+        );
+        out[0].piece
+    }
+
+    #[test]
+    fn random_pieces_ignores_availability() {
+        let rarest: Vec<u32> = (0..32).map(|s| first_piece(false, s)).collect();
+        assert!(rarest.iter().all(|&p| p == 0), "rarest first: {rarest:?}");
+        let random: Vec<u32> = (0..32).map(|s| first_piece(true, s)).collect();
+        let mut distinct = random.clone();
+        distinct.sort_unstable();
+        distinct.dedup();
+        assert!(
+            distinct.len() >= 10,
+            "random pieces: spread over the torrent, not the rarest: {random:?}"
+        );
+    }
+
+    #[test]
+    fn endgame_off_never_requests_a_block_twice() {
+        let mut p = Picker::new(32768, 32768, 1, 4);
+        p.set_endgame(false);
+        let all = Bitfield::full(1);
+        p.add_availability(&all);
+        p.add_availability(&all);
+        let mut a = Vec::new();
+        pick(&mut p, &all, 10, &mut a);
+        assert_eq!(a.len(), 2);
+        assert!(p.in_endgame(), "nothing left to start");
+        let mut b = Vec::new();
+        pick(&mut p, &all, 10, &mut b);
+        assert!(b.is_empty(), "no duplicate requests: {b:?}");
+        // Web seeds too.
+        let mut span = Vec::new();
+        p.pick_span(1 << 20, &mut rng(), &|_| false, |_| false, &mut span);
+        assert!(span.is_empty(), "no duplicate ranges: {span:?}");
+        // A withdrawn request is free again and goes to the next peer.
+        p.cancel_request(a[1]);
+        pick(&mut p, &all, 10, &mut b);
+        assert_eq!(b, vec![a[1]]);
     }
 
     #[test]

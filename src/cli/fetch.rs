@@ -153,6 +153,17 @@ pub struct Cli {
     /// 10m, 1h); with --seed-ratio, whichever comes first.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub seed_time: Option<Duration>,
+    // Experiment-only switches (the ablations in docs/results/ablation/),
+    // hidden from --help: each turns one design choice off.
+    /// Pick new pieces at random instead of rarest first.
+    #[arg(long, hide = true)]
+    pub x_random_pieces: bool,
+    /// No endgame: never request a block from a second peer.
+    #[arg(long, hide = true)]
+    pub x_no_endgame: bool,
+    /// No seed split: ask a seed for any piece.
+    #[arg(long, hide = true)]
+    pub x_no_seed_split: bool,
     #[command(flatten)]
     pub verbosity: Verbosity,
 }
@@ -327,6 +338,11 @@ pub fn options(env: &mut Env, cli: Cli) -> Result<Options, i32> {
             d.table_file = crate::dht::persist::default_path();
             d
         }),
+        ablation: crate::session::Ablation {
+            random_pieces: cli.x_random_pieces,
+            no_endgame: cli.x_no_endgame,
+            no_seed_split: cli.x_no_seed_split,
+        },
     })
 }
 

@@ -116,6 +116,8 @@ pub struct Options {
     /// Certificate authorities trusted for https web seeds and trackers
     /// besides the system's.
     pub ca_files: Vec<PathBuf>,
+    /// Design choices turned off, for the ablation experiments only.
+    pub ablation: crate::session::Ablation,
 }
 
 struct Conn {
@@ -356,6 +358,7 @@ pub fn run(mut opts: Options) -> i32 {
     cfg.max_download_rate = opts.max_download_rate;
     cfg.encryption = opts.encryption;
     cfg.dht_port = dht_port;
+    cfg.ablation = opts.ablation;
 
     let input = std::mem::replace(&mut opts.input, Input::Magnet(empty_magnet()));
     // The torrent, and its file as --save-torrent writes it.

@@ -190,7 +190,7 @@ impl Session {
         };
         let mut picked = std::mem::take(&mut self.scratch);
         picked.clear();
-        let split = if p.have.is_full() && !choked_only_fast {
+        let split = if p.have.is_full() && !choked_only_fast && !self.cfg.ablation.no_seed_split {
             self.seed_split(&p, now)
         } else {
             None

@@ -98,6 +98,21 @@ pub struct Config {
     /// run one, peers that run one too get a `port` message, and the nodes
     /// peers advertise come back as [`Event::DhtNode`].
     pub dht_port: Option<u16>,
+    /// Design choices turned off, for the ablation experiments only.
+    pub ablation: Ablation,
+}
+
+/// Switches that turn a design choice off, for experiments that measure
+/// what it is worth (`bt-fetch --x-…`, hidden from `--help`). All off by
+/// default: the normal behaviour.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Ablation {
+    /// New pieces at random instead of rarest first.
+    pub random_pieces: bool,
+    /// No endgame: never a block on request from two peers.
+    pub no_endgame: bool,
+    /// No seed split: every leecher asks a seed for any piece.
+    pub no_seed_split: bool,
 }
 
 impl Config {
@@ -120,6 +135,7 @@ impl Config {
             seed: 0,
             encryption: Encryption::Allow,
             dht_port: None,
+            ablation: Ablation::default(),
         }
     }
 
@@ -267,8 +283,11 @@ impl Session {
     pub fn new(cfg: Config, piece_length: u64, total: u64, pieces: usize) -> Self {
         let max_buffers = (cfg.max_buffer_bytes / piece_length.max(1)).max(2) as usize;
         let rng = StdRng::seed_from_u64(cfg.seed);
+        let mut picker = Picker::new(piece_length, total, pieces, max_buffers);
+        picker.set_random_pieces(cfg.ablation.random_pieces);
+        picker.set_endgame(!cfg.ablation.no_endgame);
         Session {
-            picker: Picker::new(piece_length, total, pieces, max_buffers),
+            picker,
             uploads: Uploads::new(cfg.max_upload_rate),
             download_limit: cfg.max_download_rate.map(rate::DownloadBucket::new),
             phase: if pieces == 0 {

@@ -599,6 +599,35 @@ fn seed_split_asks_only_for_own_pieces_until_idle() {
     );
 }
 
+/// The ablation switch `no_seed_split`: with the same cooperating leecher
+/// next to it, the first requests to a seed include the other leecher's
+/// pieces (with the split they never do, see the test above).
+#[test]
+fn seed_split_off_asks_a_seed_for_any_piece() {
+    const PIECES: usize = 64;
+    let mut cfg = Config::new(HASH, ME);
+    cfg.seed = 3;
+    cfg.ablation.no_seed_split = true;
+    let mut s = Session::new(cfg, 16384, PIECES as u64 * 16384, PIECES);
+    let t0 = Instant::now();
+    let other = *b"-BT0100-bbbbbbbbbbbb";
+    s.on_connection(2, addr(1002), true, t0);
+    s.on_connected(2);
+    let mut bytes = handshake(other, true);
+    bytes.extend(bytes_of(&[Message::HaveNone]));
+    s.on_data(2, &bytes, t0);
+    seeding_peer(&mut s, 1, 1, t0);
+    let mine = |piece: u32| {
+        split_score(split_key(&ME), piece as usize) > split_score(split_key(&other), piece as usize)
+    };
+    let reqs = requests(&sent(&mut s, 1));
+    assert!(!reqs.is_empty(), "the seed is asked at once");
+    assert!(
+        reqs.iter().any(|&(p, _)| !mine(p)),
+        "without the split the other leecher's pieces are asked for too: {reqs:?}"
+    );
+}
+
 /// The session says when it needs the clock: at once while it can start
 /// connections, then at the next per-second round; a due retry brings
 /// that forward.
