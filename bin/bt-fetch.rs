@@ -104,6 +104,10 @@ struct Cli {
     /// Write pieces through the page cache instead of with O_DIRECT.
     #[arg(long)]
     buffered_writes: bool,
+    /// Rehash the data already in the output folder even when the resume
+    /// file says which pieces are there.
+    #[arg(long)]
+    recheck: bool,
     /// Seed for the random choices (for reproducible runs).
     #[arg(long, hide = true)]
     rng_seed: Option<u64>,
@@ -242,6 +246,7 @@ fn run(cli: Cli) -> i32 {
         announce,
         max_upload_rate: cli.max_upload_rate.filter(|&r| r > 0),
         direct_io: !cli.buffered_writes,
+        recheck: cli.recheck,
         web_seeds,
         ca_files: cli.ca_files,
         encryption: cli.encryption.parse().expect("clap checked the mode"),

@@ -288,7 +288,8 @@ impl ResumeFile {
         }
         for ((path, then), now) in self.files.iter().zip(&state.files).zip(self.stamps()) {
             let what = if then.length != now.length {
-                let show = |l: Option<u64>| l.map_or("absent".to_string(), |l| format!("{l} bytes"));
+                let show =
+                    |l: Option<u64>| l.map_or("absent".to_string(), |l| format!("{l} bytes"));
                 format!("{} then, {} now", show(then.length), show(now.length))
             } else if then.mtime_ns != now.mtime_ns {
                 "modified".to_string()
@@ -447,7 +448,9 @@ mod tests {
         have.set(1);
         rf.save(&have, true).unwrap();
         assert_eq!(rf.load(), Ok(have.clone()));
-        assert!(!dir.join(format!(".{}.bt-resume.tmp", "09".repeat(20))).exists());
+        assert!(!dir
+            .join(format!(".{}.bt-resume.tmp", "09".repeat(20)))
+            .exists());
 
         // b appears: its size changed from absent.
         std::fs::write(dir.join("top/b"), [2u8; 50]).unwrap();
