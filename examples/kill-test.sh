@@ -5,7 +5,8 @@
 # each time, then left to finish.
 #
 #   examples/kill-test.sh [SIZE_MIB] [KILLS]
-#   env: RATE (seeder upload limit, default 32M), MEM (leecher --max-memory,
+#   env: RATE (seeder upload limit, default SIZE / (KILLS x 1.5 s), so
+#        that the kills land before the end), MEM (leecher --max-memory,
 #        default 4M), PIECE (piece length, default 256K), KEEP=1 keeps the
 #        work folder, OUT=FILE also writes the summary there.
 #
@@ -27,7 +28,6 @@
 set -eu
 size_mib=${1:-256}
 kills=${2:-20}
-rate=${RATE:-32M}
 mem=${MEM:-4M}
 piece=${PIECE:-256K}
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -47,6 +47,7 @@ trap cleanup EXIT INT TERM
 
 bytes() { python3 -c "import sys; from math import *; s=sys.argv[1]; m={'K':1<<10,'M':1<<20,'G':1<<30}; print(int(s[:-1])*m[s[-1]] if s[-1] in m else int(s))" "$1"; }
 size=$((size_mib << 20))
+rate=${RATE:-$((size * 2 / (kills * 3)))}
 piece_b=$(bytes "$piece")
 mem_b=$(bytes "$mem")
 buffers=$((mem_b / piece_b)); [ "$buffers" -lt 2 ] && buffers=2
