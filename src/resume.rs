@@ -196,6 +196,10 @@ pub struct ResumeFile {
     pieces: usize,
     /// The torrent's files on disk (pad files left out), in order.
     files: Vec<PathBuf>,
+    /// Where each of those lies in the torrent's byte stream: offset, length.
+    spans: Vec<(u64, u64)>,
+    piece_length: u64,
+    total_length: u64,
     /// The largest file `load` reads (anything longer is not ours).
     max_len: u64,
 }
@@ -215,6 +219,10 @@ impl ResumeFile {
             return None;
         }
         let files: Vec<PathBuf> = info.user_files().map(|(_, f)| f.path_under(root)).collect();
+        let spans = info
+            .user_files()
+            .map(|(_, f)| (f.offset, f.length))
+            .collect();
         // Per file at most ~60 bytes (two 20-digit integers and the keys).
         let max_len = 256 + info.piece_count().div_ceil(8) as u64 + 64 * files.len() as u64;
         Some(ResumeFile {
@@ -223,6 +231,9 @@ impl ResumeFile {
             info_hash,
             pieces: info.piece_count(),
             files,
+            spans,
+            piece_length: info.piece_length,
+            total_length: info.total_length,
             max_len,
         })
     }
@@ -246,6 +257,43 @@ impl ResumeFile {
                 },
             })
             .collect()
+    }
+
+    /// The pieces of `have` that the files, as `stamps` describe them,
+    /// can hold, and the first one they cannot (with its file's index): a
+    /// file absent or shorter than the piece's part of it.
+    fn backed(&self, have: &Bitfield, stamps: &[FileStamp]) -> (Bitfield, Option<(usize, usize)>) {
+        let mut kept = Bitfield::new(have.len());
+        let mut first_bad = None;
+        // Pieces and files both in stream order: one sweep.
+        let mut f = 0;
+        for piece in have.ones() {
+            let start = piece as u64 * self.piece_length;
+            let end = (start + self.piece_length).min(self.total_length);
+            while f < self.spans.len() && self.spans[f].0 + self.spans[f].1 <= start {
+                f += 1;
+            }
+            let mut g = f;
+            let mut bad = None;
+            while g < self.spans.len() && self.spans[g].0 < end {
+                let (offset, length) = self.spans[g];
+                let need = end.min(offset + length).saturating_sub(offset);
+                if need > 0 && stamps[g].length.is_none_or(|l| l < need) {
+                    bad = Some(g);
+                    break;
+                }
+                g += 1;
+            }
+            match bad {
+                None => {
+                    kept.set(piece);
+                }
+                Some(g) => {
+                    first_bad.get_or_insert((piece, g));
+                }
+            }
+        }
+        (kept, first_bad)
     }
 
     /// The pieces the resume file vouches for, when it exists, is for this
@@ -279,12 +327,24 @@ impl ResumeFile {
                 error: format!("longer than {} bytes", self.max_len),
             });
         }
-        let state = decode(&bytes).map_err(|error| Distrust::Garbled { path: shown, error })?;
+        let state = decode(&bytes).map_err(|error| Distrust::Garbled {
+            path: shown.clone(),
+            error,
+        })?;
         if state.info_hash != self.info_hash
             || state.have.len() != self.pieces
             || state.files.len() != self.files.len()
         {
             return Err(Distrust::OtherTorrent);
+        }
+        if let (_, Some((piece, f))) = self.backed(&state.have, &state.files) {
+            return Err(Distrust::Garbled {
+                path: shown,
+                error: format!(
+                    "piece {piece} claimed but {} is absent or too short",
+                    self.files[f].display()
+                ),
+            });
         }
         for ((path, then), now) in self.files.iter().zip(&state.files).zip(self.stamps()) {
             let what = if then.length != now.length {
@@ -325,10 +385,14 @@ impl ResumeFile {
                 }
             }
         }
+        let files = self.stamps();
+        // A file deleted or cut short under us (bt-fetch stops then) takes
+        // its pieces with it: claim only what the files can hold.
+        let (have, _) = self.backed(have, &files);
         let state = State {
             info_hash: self.info_hash,
-            have: have.clone(),
-            files: self.stamps(),
+            have,
+            files,
         };
         let bytes = encode(&state);
         match std::fs::remove_file(&self.tmp) {
@@ -373,7 +437,7 @@ mod tests {
         t.extend_from_slice(b"e4:name3:top12:piece lengthi");
         t.extend_from_slice(piece_length.to_string().as_bytes());
         t.extend_from_slice(format!("e6:pieces{}:", pieces * 20).as_bytes());
-        t.extend(std::iter::repeat(7u8).take(pieces * 20));
+        t.extend(std::iter::repeat_n(7u8, pieces * 20));
         t.extend_from_slice(b"ee");
         Metainfo::from_bytes(&t).expect("test torrent").info
     }
@@ -474,6 +538,30 @@ mod tests {
         let e = rf.load().unwrap_err();
         assert!(e.is_warning(), "{e}");
         std::fs::write(rf.path(), vec![b'9'; 1 << 16]).unwrap();
+        assert!(matches!(rf.load(), Err(Distrust::Garbled { .. })));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn pieces_of_a_deleted_or_short_file_are_never_claimed() {
+        let dir = tempdir("deleted");
+        // Pieces of 32 bytes: a = 0..100 (pieces 0-3), b = 100..150 (3-4).
+        let info = info_of(&[("a", 100), ("b", 50)], 32);
+        let rf = ResumeFile::for_torrent(&info, [5; 20], &dir).unwrap();
+        std::fs::write(dir.join("top/a"), [1u8; 100]).unwrap();
+        std::fs::write(dir.join("top/b"), [1u8; 20]).unwrap();
+        let full = Bitfield::full(info.piece_count());
+        rf.save(&full, false).unwrap();
+        // b holds 20 bytes: piece 3 (96..128) needs 28 of it, piece 4 all 50.
+        let have = rf.load().unwrap();
+        assert_eq!(have.ones().collect::<Vec<_>>(), vec![0, 1, 2]);
+        // Deleted: a resume file that claims it anyway is refused.
+        std::fs::remove_file(dir.join("top/a")).unwrap();
+        rf.save(&full, false).unwrap();
+        assert_eq!(rf.load(), Ok(Bitfield::new(info.piece_count())));
+        let mut lying = decode(&std::fs::read(rf.path()).unwrap()).unwrap();
+        lying.have = full.clone();
+        std::fs::write(rf.path(), encode(&lying)).unwrap();
         assert!(matches!(rf.load(), Err(Distrust::Garbled { .. })));
         std::fs::remove_dir_all(&dir).unwrap();
     }
