@@ -205,3 +205,34 @@ krpc = queries + [
 for k in krpc:
     put("krpc", bytes([0]) + struct.pack(">H", len(k)) + k)
 put("krpc", bytes([8]) + b"".join(struct.pack(">H", len(k)) + k for k in krpc[-5:]))
+
+
+# --- magnet, ut_metadata, ut_pex, webseed_http, resume (no captures needed)
+H = "c9e15763f722f23e98a29decdfae341b98d53056"
+for link in [
+    "magnet:?xt=urn:btih:" + H,
+    "magnet:?xt=urn:btih:" + H + "&dn=Big+Buck%20Bunny&tr=udp%3A%2F%2Ftracker.example%3A1337&tr=wss://t.example/a",
+    "magnet:?xt=urn:btih:ZHQVOY7XELZD5GFCTXO57LRUDOMNKMCW&x.pe=127.0.0.1:6881&x.pe=[::1]:51413&x.pe=host.example:80",
+    "MAGNET:?xt.1=urn:btih:" + H + "&xt.2=urn:btmh:1220aa&ws=http://w/&xl=10&so=0-3",
+]:
+    put("magnet", link.encode())
+for m in [be({"msg_type": 0, "piece": 0}), be({"msg_type": 2, "piece": 3}),
+          be({"msg_type": 1, "piece": 1, "total_size": 20000}) + b"x" * 3616,
+          be({"msg_type": 7, "piece": 0})]:
+    put("ut_metadata", m)
+v4 = bytes([127, 0, 0, 1, 0x1a, 0xe1, 10, 0, 0, 2, 0xc8, 0xd5])
+v6 = bytes(15) + b"\x01" + b"\x1a\xe1"
+put("ut_pex", b"\x03" + be({"added": v4, "added.f": b"\x10\x02", "dropped": v4[:6]}))
+put("ut_pex", b"\x04" + be({"added6": v6, "added6.f": b"\x00", "dropped6": v6, "added": v4[:7]}))
+for r in [
+    b"\x0aHTTP/1.1 206 Partial Content\r\nContent-Range: bytes 0-9/1000\r\nContent-Length: 10\r\n\r\n0123456789",
+    b"\x0aHTTP/1.1 206 Partial Content\r\nContent-Range: bytes 0-9/1000\r\nTransfer-Encoding: chunked\r\n\r\n4\r\n0123\r\n6\r\n456789\r\n0\r\n\r\n",
+    b"\x0aHTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n" + b"z" * 1000,
+    b"\x0aHTTP/1.1 302 Found\r\nLocation: /other\r\nContent-Length: 0\r\n\r\n",
+    b"\x0aHTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 404 Not Found\r\nContent-Length: 3\r\n\r\nno!",
+    b"\x0bHTTP/1.1 206 Partial Content\r\nContent-Range: bytes 33-42/1000\r\nConnection: close\r\n\r\n0123456789",
+]:
+    put("webseed_http", r)
+put("resume", be({"version": 1, "info-hash": b"a" * 20, "pieces": 11, "have": b"\x80\x20",
+                  "files": [{"length": 5, "mtime": 1700000000123456789}, {"length": -1, "mtime": 0}]}))
+put("resume", be({"version": 1, "info-hash": b"b" * 20, "pieces": 0, "have": b"", "files": []}))

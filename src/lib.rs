@@ -24,6 +24,7 @@ pub mod pex;
 pub mod picker;
 pub mod piecebuf;
 pub mod progress;
+pub mod resume;
 pub mod session;
 pub mod sha1;
 pub mod signals;

@@ -134,6 +134,10 @@ pub struct Cli {
     /// Write pieces through the page cache instead of with O_DIRECT.
     #[arg(long)]
     pub buffered_writes: bool,
+    /// Rehash the data already in the output folder even when the resume
+    /// file says which pieces are there.
+    #[arg(long)]
+    pub recheck: bool,
     /// Seed for the random choices (for reproducible runs).
     #[arg(long, hide = true)]
     pub rng_seed: Option<u64>,
@@ -327,6 +331,7 @@ pub fn options(env: &mut Env, cli: Cli) -> Result<Options, i32> {
         announce,
         max_upload_rate: cli.max_upload_rate.filter(|&r| r > 0),
         direct_io: !cli.buffered_writes,
+        recheck: cli.recheck,
         web_seeds,
         ca_files: cli.ca_files.iter().map(|p| env.path(p)).collect(),
         encryption: cli.encryption.parse().expect("clap checked the mode"),

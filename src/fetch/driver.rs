@@ -23,9 +23,13 @@ use crate::announcer::{Announcer, Stats};
 use crate::exit;
 use crate::peer_source::{Learnt, Origin, PeerSource};
 use crate::progress::{self, ProgressLine};
+use crate::resume::ResumeFile;
 use crate::session::{Action, CloseReason, Session, MAX_READ};
 use crate::storage::{DiskPool, Done, Job, Storage};
 use crate::ut_metadata::MetadataSlot;
+
+/// How often the resume file is rewritten while pieces complete.
+const RESUME_EVERY: Duration = Duration::from_secs(5);
 
 pub(super) struct Driver<'a> {
     pub(super) announcer: Option<Announcer>,
@@ -70,6 +74,10 @@ pub(super) struct Driver<'a> {
     /// then the selected pieces' bytes): trackers hear what is left of the
     /// whole torrent, and no `completed`, since we never become a seed.
     pub(super) partial_of: Option<u64>,
+    /// Where the pieces written so far are recorded (None while fetching
+    /// the metadata), and the count and time of the last save.
+    pub(super) resume: Option<ResumeFile>,
+    pub(super) resume_saved: Option<(usize, Instant)>,
 }
 
 /// With no peer connected for this long (or every attempt failed), say so.
@@ -117,6 +125,8 @@ impl<'a> Driver<'a> {
             listen_port,
             interrupted: false,
             partial_of: None,
+            resume: None,
+            resume_saved: None,
         }
     }
 
@@ -304,6 +314,7 @@ impl<'a> Driver<'a> {
                     );
                     self.fatal = Some((exit::LOCAL_IO, why));
                 }
+                self.save_resume(now, false);
                 let (down, up) = self.session.rates();
                 let down = down + self.session.web_seed_rate();
                 let peers = self.session.peer_count();
@@ -399,6 +410,26 @@ impl<'a> Driver<'a> {
             "no peer reachable yet; waiting for incoming connections on port {}",
             self.listen_port
         );
+    }
+
+    /// Saves the resume file when pieces were written since the last save
+    /// and `RESUME_EVERY` has passed (or `now_anyway`). The picker's `Have`
+    /// pieces are those whose write completed: `on_verified` runs on the
+    /// disk thread's report, which comes after `write_piece` returned.
+    pub(super) fn save_resume(&mut self, now: Instant, now_anyway: bool) {
+        let Some(r) = &self.resume else { return };
+        let have = self.session.picker().have();
+        let due = match self.resume_saved {
+            None => true,
+            Some((count, at)) => count != have.count() && now >= at + RESUME_EVERY,
+        };
+        if !(due || now_anyway) {
+            return;
+        }
+        if let Err(e) = r.save(have, false) {
+            log::warn!("cannot write the resume file {}: {e}", r.path().display());
+        }
+        self.resume_saved = Some((have.count(), now));
     }
 
     pub(super) fn alloc_token(&mut self) -> usize {

@@ -25,6 +25,7 @@ use crate::metainfo::Metainfo;
 use crate::peer_source::{Origin, PeerSource, StdinPeers, TrackerPeers};
 use crate::pex::Pex;
 use crate::progress;
+use crate::resume::{Distrust, ResumeFile};
 use crate::session::{Config, Encryption, Extension, Session};
 use crate::storage::{DiskPool, Done, Storage};
 use crate::ut_metadata::{MetadataSlot, UtMetadata};
@@ -103,6 +104,8 @@ pub struct Options {
     pub strategy: String,
     /// Write pieces with `O_DIRECT` where the filesystem allows it.
     pub direct_io: bool,
+    /// Rehash what is on disk even when the resume file matches.
+    pub recheck: bool,
     /// MSE/PE: what we accept and how we connect.
     pub encryption: Encryption,
     /// Run a DHT node as a peer source (BEP 5). `run` fills in the
@@ -447,25 +450,53 @@ pub fn run(mut opts: Options) -> i32 {
         );
         return exit::FAILURE;
     }
-    // Recheck what is already there (resume).
-    let checked = AtomicU64::new(0);
-    let report = match crate::cli::with_progress(
-        "checking",
-        info.total_length,
-        &checked,
-        opts.progress,
-        || verify::verify(info, &opts.output, opts.hash_threads, &checked),
-    ) {
-        Ok(r) => r,
-        Err(e) => {
-            log::error!("checking existing data: {e}");
-            return exit::FAILURE;
+    // What is already there: the resume file's word when it matches the
+    // files on disk, else a full recheck.
+    let resume = ResumeFile::for_torrent(info, meta.info_hash, &opts.output);
+    let trusted = match &resume {
+        None => {
+            log::warn!("the torrent is named like its resume file: no resume file");
+            Err(Distrust::Absent)
+        }
+        Some(_) if opts.recheck => Err(Distrust::Forced),
+        Some(r) => r.load(),
+    };
+    let (good, resume_reason) = match trusted {
+        Ok(have) => {
+            log::info!(
+                "resume file matches the files on disk: {} of {} pieces present, no recheck",
+                have.count(),
+                info.piece_count()
+            );
+            (have.ones().collect::<Vec<usize>>(), None)
+        }
+        Err(why) => {
+            if why.is_warning() {
+                log::warn!("{why}; rechecking the data on disk");
+            } else {
+                log::info!("{why}: rechecking the data on disk");
+            }
+            let checked = AtomicU64::new(0);
+            let report = match crate::cli::with_progress(
+                "checking",
+                info.total_length,
+                &checked,
+                opts.progress,
+                || verify::verify(info, &opts.output, opts.hash_threads, &checked),
+            ) {
+                Ok(r) => r,
+                Err(e) => {
+                    log::error!("checking existing data: {e}");
+                    return exit::FAILURE;
+                }
+            };
+            (report.indices(PieceState::Good), Some(why.code()))
         }
     };
-    let good = report.count(PieceState::Good);
-    if good > 0 {
+    if !good.is_empty() {
         log::info!(
-            "{good} of {} pieces already present and good",
+            "{} of {} pieces already present and good",
+            good.len(),
             info.piece_count()
         );
     }
@@ -503,14 +534,11 @@ pub fn run(mut opts: Options) -> i32 {
         );
     }
     // Set after the selection: a skipped piece found good stays had.
-    for (i, s) in report.pieces.iter().enumerate() {
-        if *s == PieceState::Good {
-            session.set_have(i);
-        }
+    for &i in &good {
+        session.set_have(i);
     }
     let already_complete = session.is_complete();
     let wanted = session.picker().bytes_wanted();
-    drop(report);
     // Trackers hear what is left of the whole torrent (a selection never
     // makes us a seed).
     net.stats.left.store(
@@ -535,7 +563,10 @@ pub fn run(mut opts: Options) -> i32 {
         "name": info.name_lossy(),
         "size": info.total_length,
         "pieces": info.piece_count(),
-        "have_pieces": good,
+        "have_pieces": good.len(),
+        // "trusted": the resume file matched; else "checked" and why not.
+        "resume": if resume_reason.is_none() { "trusted" } else { "checked" },
+        "resume_reason": resume_reason,
     });
     if selection.is_some() {
         // Bytes of the pieces to fetch (selected files and the pieces
@@ -611,6 +642,9 @@ pub fn run(mut opts: Options) -> i32 {
     if driver.session.is_complete() {
         driver.completed_at = Some(Instant::now());
     }
+    driver.resume = resume.clone();
+    // What the recheck found, at once (a stale file must not outlive it).
+    driver.save_resume(Instant::now(), true);
     let code = driver.run_loop(&opts, started);
     if let Some(w) = driver.web.as_mut() {
         w.stop();
@@ -625,9 +659,18 @@ pub fn run(mut opts: Options) -> i32 {
     let web_stats = driver.session.web_seed_stats();
     let reason = driver.reason.take();
     let interrupted = driver.interrupted;
+    let have = driver.session.picker().have().clone();
     drop(driver);
     disk.shutdown();
     storage.close_all();
+    // Pieces written during the shutdown are left out: rechecked or
+    // fetched again next time, never claimed without a write.
+    if let Some(r) = &resume {
+        match r.save(&have, true) {
+            Ok(()) => log::debug!("resume file {} written", r.path().display()),
+            Err(e) => log::warn!("cannot write the resume file {}: {e}", r.path().display()),
+        }
+    }
     let seconds = started.elapsed().as_secs_f64();
     let mut done = json!({
         "event": "done",
