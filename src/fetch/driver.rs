@@ -58,7 +58,15 @@ pub(super) struct Driver<'a> {
     pub(super) tokens: Vec<usize>,
     /// The web seeds' threads (BEP 19), when the torrent has any.
     pub(super) web: Option<crate::webseed::WebSeedDriver>,
+    /// The listener may hold more connections than the last pass took.
+    pub(super) accept_pending: bool,
 }
+
+/// Connections accepted per loop pass, well under the half-open budget
+/// (`session::MAX_HALF_OPEN`): what a pass accepts is read in the same
+/// pass, so a real peer's handshake is in before a flood of newer
+/// connections could push it out of the budget.
+const MAX_ACCEPTS_PER_PASS: usize = 8;
 
 impl<'a> Driver<'a> {
     #[allow(clippy::too_many_arguments)]
@@ -96,6 +104,7 @@ impl<'a> Driver<'a> {
             stdin_ended: net.stdin_ended,
             tokens: Vec::new(),
             web: None,
+            accept_pending: true,
         }
     }
 
@@ -121,11 +130,12 @@ impl<'a> Driver<'a> {
         let total = self.total;
         let leaves_when_done = !opts.seed && opts.seed_ratio.is_none();
         loop {
-            let busy = self
-                .conns
-                .iter()
-                .flatten()
-                .any(|c| c.readable && c.connected);
+            let busy = self.accept_pending
+                || self
+                    .conns
+                    .iter()
+                    .flatten()
+                    .any(|c| c.readable && c.connected);
             // Sleep until the session needs the clock, or a report, a
             // redraw, the time-out or the end of the linger is due.
             let before = Instant::now();
@@ -153,7 +163,7 @@ impl<'a> Driver<'a> {
             let now = Instant::now();
             for ev in events.iter() {
                 match ev.token() {
-                    LISTENER => self.accept(now),
+                    LISTENER => self.accept_pending = true,
                     WAKER => {}
                     Token(t) => {
                         let Some(Some(c)) = self.conns.get_mut(t) else {
@@ -181,6 +191,9 @@ impl<'a> Driver<'a> {
                         }
                     }
                 }
+            }
+            if self.accept_pending {
+                self.accept(now);
             }
             self.drain_channels(now);
             if let Some(w) = self.web.as_mut() {
@@ -346,12 +359,16 @@ impl<'a> Driver<'a> {
         })
     }
 
+    /// Accepts up to [`MAX_ACCEPTS_PER_PASS`] connections; the rest wait
+    /// for the next pass (`accept_pending`: the listener is edge-triggered
+    /// and would not report them again).
     pub(super) fn accept(&mut self, now: Instant) {
-        loop {
+        self.accept_pending = false;
+        for _ in 0..MAX_ACCEPTS_PER_PASS {
             match self.listener.accept() {
                 Ok((stream, addr)) => {
                     if !self.session.accepts(&addr) {
-                        log::debug!("{addr}: refused (banned or too many peers)");
+                        log::debug!("{addr}: refused (banned)");
                         continue;
                     }
                     if let Some(t) = self.add_conn(stream, true) {
@@ -365,6 +382,7 @@ impl<'a> Driver<'a> {
                 }
             }
         }
+        self.accept_pending = true;
     }
 
     pub(super) fn connect(&mut self, addr: SocketAddr, now: Instant) {
