@@ -112,5 +112,6 @@ pub fn random_bytes(seed: u64, len: usize) -> Vec<u8> {
 }
 pub mod clients;
 pub mod fake_peer;
+pub mod hostile;
 pub mod netns;
 pub mod peers;
