@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
 # Soak and churn: one bt-fetch seeder and PEERS leechers (bt-fetch and
 # libtorrent, alternating) that join, download, sometimes leave half-way,
-# and come back at random, for SECONDS (default 3600).
+# (killed with SIGKILL) and come back at random, for SECONDS (default 3600).
 #
 #   examples/soak.sh [SECONDS] [PEERS]        (PEERS default 20)
 #
 # Every 10 s the seeder's RSS, open file descriptors (/proc/PID/fd) and CPU
 # go into OUT/samples.csv; each leecher's end into OUT/downloads.csv.
 # Pass (exit 0) when:
-#   - RSS at the end is within 10 % of RSS at minute 5 (runs under 10
-#     minutes: of the first sample after a warm-up of a fifth of the run);
+#   - RSS at the end is within 10 % of RSS at minute 5: the median of the
+#     last minute's samples against the median of minute 5 (runs under 10
+#     minutes: windows of a fifth of the run, after a fifth of warm-up).
+#     Medians, because RSS follows how many leechers happen to be
+#     connected at a sample (the piece buffers per peer), not only growth;
 #   - no fd leak: with every leecher gone, the seeder holds no more
 #     descriptors than before the first one came (+2 of slack);
 #   - every completed download is byte-identical to the seeded file, and
@@ -48,9 +51,12 @@ SEEDER_PID=
 declare -a SLOT_PID SLOT_KIND SLOT_NEXT SLOT_LEAVE SLOT_DIR
 cleanup() {
     local p
-    for p in "${SLOT_PID[@]}" $SEEDER_PID; do
-        [[ -n $p && $p != 0 ]] && kill -TERM "$p" 2>/dev/null || true
+    # The leechers are killed outright (the libtorrent script ignores
+    # SIGTERM until its download ends); the seeder gets a clean SIGTERM.
+    for p in "${SLOT_PID[@]}"; do
+        [[ -n $p && $p != 0 ]] && kill -KILL "$p" 2>/dev/null || true
     done
+    [[ -n $SEEDER_PID ]] && kill -TERM "$SEEDER_PID" 2>/dev/null || true
     for p in "${SLOT_PID[@]}" $SEEDER_PID; do
         [[ -n $p && $p != 0 ]] && wait "$p" 2>/dev/null || true
     done
@@ -149,7 +155,8 @@ finish() { # SLOT OUTCOME
             log "slot $i (${SLOT_KIND[i]}) failed: $(tail -2 "${SLOT_DIR[i]}.err" | tr '\n' ' ')"
         fi
     else
-        kill -TERM "${SLOT_PID[i]}" 2>/dev/null || true
+        # Leaving is abrupt (as a crash or a closed laptop): SIGKILL.
+        kill -KILL "${SLOT_PID[i]}" 2>/dev/null || true
         wait "${SLOT_PID[i]}" 2>/dev/null || true
     fi
     echo "$(((t - START) / 1000)),$i,${SLOT_KIND[i]},$outcome,$secs" >>"$OUT/downloads.csv"
@@ -182,7 +189,7 @@ while (($(now_ms) < END)); do
     if ((t >= NEXT_SAMPLE)); then
         ticks=$(cpu_ticks)
         cpu=$(awk -v a="$LAST_TICKS" -v b="$ticks" -v ms=$((t - LAST_SAMPLE_MS)) -v hz="$CLK_TCK" \
-            'BEGIN { printf "%.1f", ms > 0 ? (b - a) * 100000 / hz / ms : 0 }')
+            'BEGIN { printf "%.1f", (ms > 0 ? (b - a) * 100000 / hz / ms : 0) }')
         LAST_TICKS=$ticks
         LAST_SAMPLE_MS=$t
         live=0
@@ -202,15 +209,24 @@ sleep 3
 FDS_IDLE_END=$(fds_now)
 fail=0
 if ((DURATION >= 600)); then
-    warm=300
+    warm=240 window=60
 else
-    warm=$((DURATION / 5))
+    warm=$((DURATION / 5)) window=$((DURATION / 5))
 fi
-read -r base_t base_rss < <(awk -F, -v w="$warm" 'NR > 1 && $1 >= w { print $1, $2; exit }' "$OUT/samples.csv")
-read -r end_t end_rss < <(tail -1 "$OUT/samples.csv" | awk -F, '{ print $1, $2 }')
-log "RSS ${base_rss} KiB at ${base_t} s, ${end_rss} KiB at ${end_t} s; fds idle ${FDS_IDLE_START} before, ${FDS_IDLE_END} after"
+# Median RSS of the samples with FROM <= t < TO.
+median_rss() { # FROM TO
+    awk -F, -v a="$1" -v b="$2" 'NR > 1 && $1 >= a && $1 < b { v[++n] = $2 }
+        END { for (i = 2; i <= n; i++) { t = v[i]; for (j = i - 1; j >= 1 && v[j] > t; j--) v[j + 1] = v[j]; v[j + 1] = t }
+            if (n == 0) print 0; else print (n % 2 ? v[(n + 1) / 2] : int((v[n / 2] + v[n / 2 + 1]) / 2)) }' "$OUT/samples.csv"
+}
+last_t=$(tail -1 "$OUT/samples.csv" | cut -d, -f1)
+base_t=$warm
+base_rss=$(median_rss "$warm" $((warm + window)))
+end_t=$((last_t - window + 1))
+end_rss=$(median_rss "$end_t" $((last_t + 1)))
+log "median RSS ${base_rss} KiB over [${base_t}, $((base_t + window))) s, ${end_rss} KiB over [${end_t}, ${last_t}] s; fds idle ${FDS_IDLE_START} before, ${FDS_IDLE_END} after"
 log "downloads: $COMPLETED complete, $CORRUPT corrupt, $(grep -c ',left,' "$OUT/downloads.csv" || true) left half-way, $(grep -c ',failed,' "$OUT/downloads.csv" || true) failed"
-if ((end_rss * 10 > base_rss * 11)); then
+if ((base_rss == 0 || end_rss * 10 > base_rss * 11)); then
     log "FAIL: RSS grew more than 10 % (${base_rss} -> ${end_rss} KiB)"
     fail=1
 fi
@@ -237,8 +253,8 @@ cat >"$OUT/meta.json" <<EOF
   "file_mib": $FILE_MIB,
   "seeder_max_upload_rate": "$UPLOAD_RATE",
   "sample_every_s": $SAMPLE_EVERY,
-  "rss_baseline": { "t_s": $base_t, "kib": $base_rss },
-  "rss_end": { "t_s": $end_t, "kib": $end_rss },
+  "rss_baseline": { "from_s": $base_t, "window_s": $window, "median_kib": $base_rss },
+  "rss_end": { "from_s": $end_t, "to_s": $last_t, "median_kib": $end_rss },
   "fds_idle": { "start": $FDS_IDLE_START, "end": $FDS_IDLE_END },
   "downloads": { "complete": $COMPLETED, "corrupt": $CORRUPT },
   "pass": $([[ $fail -eq 0 ]] && echo true || echo false),
