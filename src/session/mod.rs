@@ -60,8 +60,9 @@ pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 pub const FIRST_BYTES_TIMEOUT: Duration = Duration::from_secs(3);
 /// Incoming connections not yet past the handshake, held apart from the
 /// peer slots (`Config::max_peers`): when full, a new one replaces the
-/// oldest, so silent or byte-by-byte connections cannot lock out real
-/// peers, whose handshake arrives with their first packet.
+/// least advanced (fewest bytes received, then the oldest), so silent or
+/// byte-by-byte connections cannot lock out real peers, whose handshake
+/// (or MSE key) arrives with their first packet.
 pub const MAX_HALF_OPEN: usize = 20;
 /// A peer we upload to at least this fast is never evicted for a newcomer.
 pub const GOOD_UPLOAD_RATE: f64 = 16.0 * 1024.0;
@@ -425,16 +426,17 @@ impl Session {
             .count()
     }
 
-    /// Incoming connections not yet past the handshake, oldest first.
+    /// Incoming connections not yet past the handshake, the least
+    /// advanced first: fewest bytes received, then the oldest.
     fn half_open_incoming(&self) -> Vec<Token> {
-        let mut v: Vec<(Instant, Token)> = self
+        let mut v: Vec<(u64, Instant, Token)> = self
             .peers
             .iter()
             .filter(|(_, p)| !p.outgoing && !p.is_established())
-            .map(|(t, p)| (p.connected_at, *t))
+            .map(|(t, p)| (p.received, p.connected_at, *t))
             .collect();
         v.sort();
-        v.into_iter().map(|(_, t)| t).collect()
+        v.into_iter().map(|(_, _, t)| t).collect()
     }
 
     /// The established peer to close for a newcomer when every slot is
@@ -476,10 +478,11 @@ impl Session {
         );
         if !outgoing {
             self.candidates.note(addr, Origin::Incoming);
-            // The half-open budget is full: the oldest goes. A real peer
-            // is past its handshake long before MAX_HALF_OPEN newer
-            // connections arrive (the driver accepts a few per pass and
-            // reads what they sent in the same pass).
+            // The half-open budget is full: the least advanced goes. A
+            // real peer is past its handshake, or ahead in bytes, long
+            // before MAX_HALF_OPEN newer connections arrive (the driver
+            // accepts a few per pass and reads what they sent in the same
+            // pass).
             let half_open = self.half_open_incoming();
             if half_open.len() >= MAX_HALF_OPEN {
                 let excess = half_open.len() + 1 - MAX_HALF_OPEN;
@@ -525,6 +528,7 @@ impl Session {
             return;
         };
         peer.last_recv = now;
+        peer.received += data.len() as u64;
         if peer.mse.is_some() || peer.state == PeerState::Negotiating {
             self.on_negotiation_data(token, data, now);
         } else if let Some(decrypt) = &mut peer.decrypt {
@@ -550,6 +554,7 @@ impl Session {
             return;
         }
         peer.last_recv = now;
+        peer.received += data.len() as u64;
         if let Some(decrypt) = &mut peer.decrypt {
             decrypt.apply(data);
         }

@@ -328,6 +328,10 @@ pub struct Peer {
     pub mse_method: Option<mse::Method>,
     pub out: OutBuf,
     pub last_recv: Instant,
+    /// Bytes read from the connection, handshakes included: among
+    /// connections still in their handshake, the one with the fewest is
+    /// the least advanced.
+    pub received: u64,
     /// Last message other than a keep-alive: keep-alives alone do not
     /// keep an otherwise useless connection open.
     pub last_message: Instant,
@@ -387,6 +391,7 @@ impl Peer {
             mse_method: None,
             out: OutBuf::default(),
             last_recv: now,
+            received: 0,
             last_message: now,
             last_send: now,
             have: Bitfield::new(pieces),

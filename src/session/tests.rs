@@ -738,14 +738,19 @@ fn reasons_of(s: &Session, t: Token) -> Vec<String> {
 }
 
 /// Connections still in their handshake have their own budget: past it
-/// the oldest is evicted, never a peer slot, and a real peer arriving
-/// behind a thousand silent connections gets in.
+/// the least advanced is evicted (fewest bytes, then oldest), never a peer
+/// slot, and a real peer arriving behind a thousand silent connections
+/// gets in.
 #[test]
-fn half_open_budget_evicts_the_oldest_and_spares_the_peer_slots() {
+fn half_open_budget_evicts_the_least_advanced_and_spares_the_peer_slots() {
     let mut s = session();
     let t0 = Instant::now();
     incoming_peer(&mut s, 1, true, t0);
     assert_eq!(s.peer_count(), 1);
+    // An MSE peer in the middle of its handshake (its public key sent):
+    // ahead of every silent connection, it is never the one evicted.
+    s.on_connection(50, addr(50), false, t0);
+    s.on_data(50, &[0xa5; 96], t0);
     for t in 100..1100 {
         s.on_connection(
             t,
@@ -756,13 +761,19 @@ fn half_open_budget_evicts_the_oldest_and_spares_the_peer_slots() {
     }
     let live_half_open = s.half_open_incoming();
     assert_eq!(live_half_open.len(), MAX_HALF_OPEN);
-    assert_eq!(live_half_open[0], 1100 - MAX_HALF_OPEN, "the newest stay");
+    assert_eq!(
+        live_half_open[0],
+        1100 - MAX_HALF_OPEN + 1,
+        "the newest stay"
+    );
+    assert_eq!(live_half_open.last(), Some(&50), "the MSE peer stays");
     assert_eq!(
         reasons_of(&s, 100),
         ["evicted to make room for another peer"]
     );
     assert!(closed(&actions(&mut s), 100));
     assert!(reasons_of(&s, 1).is_empty(), "the established peer stays");
+    assert!(reasons_of(&s, 50).is_empty());
     incoming_peer(&mut s, 2000, false, t0 + Duration::from_millis(5));
     assert_eq!(s.peer_count(), 2, "a real peer gets in");
     assert_eq!(s.connection_count(), 2 + MAX_HALF_OPEN - 1);
