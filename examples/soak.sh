@@ -14,7 +14,8 @@
 #     Medians, because RSS follows how many leechers happen to be
 #     connected at a sample (the piece buffers per peer), not only growth;
 #   - no fd leak: with every leecher gone, the seeder holds no more
-#     descriptors than before the first one came (+2 of slack);
+#     descriptors than before the first one came, + 2 of slack (seen:
+#     + 1, a connection the seeder had not yet seen close);
 #   - every completed download is byte-identical to the seeded file, and
 #     at least one completed;
 #   - the seeder is still running.
