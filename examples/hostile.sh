@@ -12,7 +12,7 @@
 # FILE_MIB (16), LEECH_TIMEOUT (60 s), OUT (docs/results/hostile).
 #
 # The good leecher is always this tree's bt-fetch. Each run: start the
-# seeder, start the attack, wait 3 s, time the leecher (or its time-out),
+# seeder, start the attack (if any), wait 3 s, time the leecher (or its time-out),
 # read the seeder's VmHWM, stop everything (by PID). Everything is on
 # 127.0.0.1. Writes OUT/runs.csv, OUT/summary.csv (medians) and
 # OUT/meta.json; exit 2 on a setup error.
@@ -125,8 +125,10 @@ for seeder in $SEEDERS; do
                     >"$TMP/attack.json" 2>/dev/null &
                 ATTACK_PID=$!
                 PIDS+=("$ATTACK_PID")
-                sleep "$HEAD_START"
             fi
+            # The same wait without an attack: the leecher always meets a
+            # seeder that has been up for HEAD_START seconds.
+            sleep "$HEAD_START"
             rm -rf "$TMP/leech"
             start=$(date +%s%N)
             completed=1
