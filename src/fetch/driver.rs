@@ -78,10 +78,18 @@ pub(super) struct Driver<'a> {
     /// the metadata), and the count and time of the last save.
     pub(super) resume: Option<ResumeFile>,
     pub(super) resume_saved: Option<(usize, Instant)>,
+    /// The listener may hold more connections than the last pass took.
+    pub(super) accept_pending: bool,
 }
 
 /// With no peer connected for this long (or every attempt failed), say so.
 const STUCK_AFTER: Duration = Duration::from_secs(10);
+
+/// Connections accepted per loop pass, well under the half-open budget
+/// (`session::MAX_HALF_OPEN`): what a pass accepts is read in the same
+/// pass, so a real peer's handshake is in before a flood of newer
+/// connections could push it out of the budget.
+const MAX_ACCEPTS_PER_PASS: usize = 8;
 
 impl<'a> Driver<'a> {
     #[allow(clippy::too_many_arguments)]
@@ -127,6 +135,7 @@ impl<'a> Driver<'a> {
             partial_of: None,
             resume: None,
             resume_saved: None,
+            accept_pending: true,
         }
     }
 
@@ -153,11 +162,12 @@ impl<'a> Driver<'a> {
         let total = self.total;
         let leaves_when_done = !opts.seed && opts.seed_ratio.is_none() && opts.seed_time.is_none();
         loop {
-            let busy = self
-                .conns
-                .iter()
-                .flatten()
-                .any(|c| c.readable && c.connected);
+            let busy = self.accept_pending
+                || self
+                    .conns
+                    .iter()
+                    .flatten()
+                    .any(|c| c.readable && c.connected);
             // Sleep until the session needs the clock, or a report, a
             // redraw, the time-out or the end of the linger is due.
             let before = Instant::now();
@@ -191,7 +201,7 @@ impl<'a> Driver<'a> {
             let now = Instant::now();
             for ev in events.iter() {
                 match ev.token() {
-                    LISTENER => self.accept(now),
+                    LISTENER => self.accept_pending = true,
                     WAKER => {}
                     Token(t) => {
                         let Some(Some(c)) = self.conns.get_mut(t) else {
@@ -219,6 +229,9 @@ impl<'a> Driver<'a> {
                         }
                     }
                 }
+            }
+            if self.accept_pending {
+                self.accept(now);
             }
             self.drain_channels(now);
             if let Some(w) = self.web.as_mut() {
@@ -439,12 +452,16 @@ impl<'a> Driver<'a> {
         })
     }
 
+    /// Accepts up to [`MAX_ACCEPTS_PER_PASS`] connections; the rest wait
+    /// for the next pass (`accept_pending`: the listener is edge-triggered
+    /// and would not report them again).
     pub(super) fn accept(&mut self, now: Instant) {
-        loop {
+        self.accept_pending = false;
+        for _ in 0..MAX_ACCEPTS_PER_PASS {
             match self.listener.accept() {
                 Ok((stream, addr)) => {
                     if !self.session.accepts(&addr) {
-                        log::debug!("{addr}: refused (banned or too many peers)");
+                        log::debug!("{addr}: refused (banned)");
                         continue;
                     }
                     if let Some(t) = self.add_conn(stream, true) {
@@ -458,6 +475,7 @@ impl<'a> Driver<'a> {
                 }
             }
         }
+        self.accept_pending = true;
     }
 
     pub(super) fn connect(&mut self, addr: SocketAddr, now: Instant) {

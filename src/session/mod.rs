@@ -54,7 +54,19 @@ pub use peer::{BlockRequest, CloseReason, Counters, OutBuf, PeerState, Token};
 pub use upload::{UploadRead, MAX_READ};
 pub use webseed::{WebSeedEvent, WebSeedId, WebSeedRequest, WebSeedStats};
 
+/// From accept (or TCP connect) to a complete BitTorrent handshake.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// An incoming connection that has sent nothing at all for this long is
+/// closed: a real peer speaks first, at once.
+pub const FIRST_BYTES_TIMEOUT: Duration = Duration::from_secs(3);
+/// Incoming connections not yet past the handshake, held apart from the
+/// peer slots (`Config::max_peers`): when full, a new one replaces the
+/// least advanced (fewest bytes received, then the oldest), so silent or
+/// byte-by-byte connections cannot lock out real peers, whose handshake
+/// (or MSE key) arrives with their first packet.
+pub const MAX_HALF_OPEN: usize = 20;
+/// A peer we upload to at least this fast is never evicted for a newcomer.
+pub const GOOD_UPLOAD_RATE: f64 = 16.0 * 1024.0;
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(150);
 pub const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(90);
 /// A peer with requests outstanding that sends nothing for this long is
@@ -450,9 +462,59 @@ impl Session {
         self.candidates.add(addr, origin);
     }
 
-    /// Whether `addr` may connect to us (not banned, room for it).
+    /// Whether `addr` may connect to us (not banned). Room is made in
+    /// [`Session::on_connection`] (the half-open budget) and at the
+    /// handshake (the peer slots), so a full table never locks out a
+    /// newcomer that could be more useful.
     pub fn accepts(&self, addr: &SocketAddr) -> bool {
-        !self.candidates.is_banned(addr) && self.peers.len() < self.cfg.max_peers
+        !self.candidates.is_banned(addr)
+    }
+
+    /// Peers that take one of the `max_peers` slots: every established
+    /// peer and every outgoing connection (whose number in progress is
+    /// bounded apart); incoming connections still in their handshake have
+    /// their own budget ([`MAX_HALF_OPEN`]).
+    fn slots_used(&self) -> usize {
+        self.peers
+            .values()
+            .filter(|p| p.outgoing || p.is_established())
+            .count()
+    }
+
+    /// Incoming connections not yet past the handshake, the least
+    /// advanced first: fewest bytes received, then the oldest.
+    fn half_open_incoming(&self) -> Vec<Token> {
+        let mut v: Vec<(u64, Instant, Token)> = self
+            .peers
+            .iter()
+            .filter(|(_, p)| !p.outgoing && !p.is_established())
+            .map(|(t, p)| (p.received, p.connected_at, *t))
+            .collect();
+        v.sort();
+        v.into_iter().map(|(_, _, t)| t).collect()
+    }
+
+    /// The established peer to close for a newcomer when every slot is
+    /// taken, if any is expendable. Never one that sends us data, nor one
+    /// we upload to at [`GOOD_UPLOAD_RATE`] or more. Among the rest: first
+    /// those with no interest either way, then those that exchanged the
+    /// fewest bytes with us, then the oldest (it had the longest chance to
+    /// be useful).
+    fn least_useful_peer(&self, except: Token) -> Option<Token> {
+        self.peers
+            .iter()
+            .filter(|(t, p)| **t != except && p.is_established())
+            .filter(|(_, p)| {
+                let sends_us_data = p.down.get() > 0.0;
+                let fed_by_us = !p.am_choking && p.up.get() >= GOOD_UPLOAD_RATE;
+                !sends_us_data && !fed_by_us
+            })
+            .min_by_key(|(t, p)| {
+                let interest = p.peer_interested || p.am_interested;
+                let exchanged = p.counters.downloaded + p.counters.uploaded;
+                (interest, exchanged, p.connected_at, **t)
+            })
+            .map(|(t, _)| *t)
     }
 
     /// A connection was opened (outgoing: we asked to connect; the driver
@@ -471,6 +533,18 @@ impl Session {
         );
         if !outgoing {
             self.candidates.note(addr, Origin::Incoming);
+            // The half-open budget is full: the least advanced goes. A
+            // real peer is past its handshake, or ahead in bytes, long
+            // before MAX_HALF_OPEN newer connections arrive (the driver
+            // accepts a few per pass and reads what they sent in the same
+            // pass).
+            let half_open = self.half_open_incoming();
+            if half_open.len() >= MAX_HALF_OPEN {
+                let excess = half_open.len() + 1 - MAX_HALF_OPEN;
+                for t in half_open.into_iter().take(excess) {
+                    self.remove_peer(t, CloseReason::Evicted, true, now);
+                }
+            }
         }
         self.peers.insert(token, peer);
         // Outgoing, our opening waits in the output until the connection
@@ -513,6 +587,7 @@ impl Session {
             return;
         };
         peer.last_recv = now;
+        peer.received += data.len() as u64;
         if peer.mse.is_some() || peer.state == PeerState::Negotiating {
             self.on_negotiation_data(token, data, now);
         } else if let Some(decrypt) = &mut peer.decrypt {
@@ -538,6 +613,7 @@ impl Session {
             return;
         }
         peer.last_recv = now;
+        peer.received += data.len() as u64;
         if let Some(decrypt) = &mut peer.decrypt {
             decrypt.apply(data);
         }
@@ -711,6 +787,17 @@ impl Session {
                 return;
             }
             self.remove_peer(other, CloseReason::Duplicate, true, now);
+        }
+        // An incoming peer past its handshake needs a peer slot: make room
+        // by evicting the least useful established peer, or refuse it.
+        if !this_outgoing && self.slots_used() >= self.cfg.max_peers {
+            match self.least_useful_peer(token) {
+                Some(victim) => self.remove_peer(victim, CloseReason::Evicted, true, now),
+                None => {
+                    self.remove_peer(token, CloseReason::TooManyPeers, true, now);
+                    return;
+                }
+            }
         }
         let ext_hs = h.extended().then(|| {
             wire::encode_ext_handshake(

@@ -81,6 +81,12 @@ pub enum CloseReason {
     Banned,
     /// It does not read what we send.
     Unread,
+    /// Closed to make room: the oldest connection still in its handshake
+    /// when the half-open budget is full, or the least useful established
+    /// peer when every peer slot is taken.
+    Evicted,
+    /// Every peer slot is taken by peers too useful to evict.
+    TooManyPeers,
     ShuttingDown,
 }
 
@@ -130,6 +136,8 @@ impl fmt::Display for CloseReason {
             CloseReason::Protocol(what) => write!(f, "{what}"),
             CloseReason::Banned => write!(f, "sent data that failed the hash check"),
             CloseReason::Unread => write!(f, "does not read what we send"),
+            CloseReason::Evicted => write!(f, "evicted to make room for another peer"),
+            CloseReason::TooManyPeers => write!(f, "too many peers"),
             CloseReason::ShuttingDown => write!(f, "shutting down"),
         }
     }
@@ -320,6 +328,13 @@ pub struct Peer {
     pub mse_method: Option<mse::Method>,
     pub out: OutBuf,
     pub last_recv: Instant,
+    /// Bytes read from the connection, handshakes included: among
+    /// connections still in their handshake, the one with the fewest is
+    /// the least advanced.
+    pub received: u64,
+    /// Last message other than a keep-alive: keep-alives alone do not
+    /// keep an otherwise useless connection open.
+    pub last_message: Instant,
     pub last_send: Instant,
     pub have: Bitfield,
     /// Most requests it wants queued on it (its `reqq`, capped by ours).
@@ -376,6 +391,8 @@ impl Peer {
             mse_method: None,
             out: OutBuf::default(),
             last_recv: now,
+            received: 0,
+            last_message: now,
             last_send: now,
             have: Bitfield::new(pieces),
             reqq,
@@ -543,6 +560,9 @@ impl Peer {
     ) -> Result<PeerEvent<'a>, CloseReason> {
         let n = self.have.len();
         let fast = self.fast();
+        if !matches!(msg, Message::KeepAlive) {
+            self.last_message = now;
+        }
         let ev = match msg {
             Message::Port(port) => PeerEvent::DhtPort(port),
             Message::KeepAlive | Message::Suggest(_) | Message::Unknown { .. } => {

@@ -780,3 +780,198 @@ fn download_limit_paces_requests_in_virtual_time() {
     assert!(requested <= 21, "{requested} blocks requested in 5 s");
     assert!(requested >= 18, "only {requested} blocks in 5 s");
 }
+
+/// An incoming peer that sends its handshake (and, if `interested`, an
+/// interested message) at `now`.
+fn incoming_peer(s: &mut Session, t: Token, interested: bool, now: Instant) {
+    s.on_connection(t, addr(2000 + t as u16), false, now);
+    let mut pid = [t as u8; 20];
+    pid[0] = b'-';
+    let mut bytes = handshake(pid, true);
+    if interested {
+        bytes.extend(bytes_of(&[Message::Interested]));
+    }
+    s.on_data(t, &bytes, now);
+}
+
+fn reasons_of(s: &Session, t: Token) -> Vec<String> {
+    s.closed_reasons
+        .iter()
+        .filter(|(x, _)| *x == t)
+        .map(|(_, r)| r.to_string())
+        .collect()
+}
+
+/// Connections still in their handshake have their own budget: past it
+/// the least advanced is evicted (fewest bytes, then oldest), never a peer
+/// slot, and a real peer arriving behind a thousand silent connections
+/// gets in.
+#[test]
+fn half_open_budget_evicts_the_least_advanced_and_spares_the_peer_slots() {
+    let mut s = session();
+    let t0 = Instant::now();
+    incoming_peer(&mut s, 1, true, t0);
+    assert_eq!(s.peer_count(), 1);
+    // An MSE peer in the middle of its handshake (its public key sent):
+    // ahead of every silent connection, it is never the one evicted.
+    s.on_connection(50, addr(50), false, t0);
+    s.on_data(50, &[0xa5; 96], t0);
+    for t in 100..1100 {
+        s.on_connection(
+            t,
+            addr(t as u16),
+            false,
+            t0 + Duration::from_micros(t as u64),
+        );
+    }
+    let live_half_open = s.half_open_incoming();
+    assert_eq!(live_half_open.len(), MAX_HALF_OPEN);
+    assert_eq!(
+        live_half_open[0],
+        1100 - MAX_HALF_OPEN + 1,
+        "the newest stay"
+    );
+    assert_eq!(live_half_open.last(), Some(&50), "the MSE peer stays");
+    assert_eq!(
+        reasons_of(&s, 100),
+        ["evicted to make room for another peer"]
+    );
+    assert!(closed(&actions(&mut s), 100));
+    assert!(reasons_of(&s, 1).is_empty(), "the established peer stays");
+    assert!(reasons_of(&s, 50).is_empty());
+    incoming_peer(&mut s, 2000, false, t0 + Duration::from_millis(5));
+    assert_eq!(s.peer_count(), 2, "a real peer gets in");
+    assert_eq!(s.connection_count(), 2 + MAX_HALF_OPEN - 1);
+}
+
+/// A connection that sends nothing goes after FIRST_BYTES_TIMEOUT; one
+/// that sends its handshake byte by byte after HANDSHAKE_TIMEOUT.
+#[test]
+fn silent_and_slowloris_connections_time_out() {
+    let mut s = session();
+    let t0 = Instant::now();
+    s.tick(t0);
+    s.on_connection(1, addr(1), false, t0);
+    s.on_connection(2, addr(2), false, t0);
+    let hs = handshake([2; 20], true);
+    let mut now = t0;
+    for (i, b) in hs.iter().take(HANDSHAKE_LEN - 1).enumerate() {
+        now = t0 + Duration::from_millis(500 * i as u64);
+        s.on_data(2, std::slice::from_ref(b), now);
+        s.tick(now);
+        if now > t0 + FIRST_BYTES_TIMEOUT + Duration::from_secs(1) {
+            assert_eq!(reasons_of(&s, 1), ["no handshake in time"], "silent");
+        }
+        if now <= t0 + HANDSHAKE_TIMEOUT {
+            assert!(reasons_of(&s, 2).is_empty(), "slow but in time");
+        }
+    }
+    assert!(now > t0 + HANDSHAKE_TIMEOUT + Duration::from_secs(1));
+    assert_eq!(reasons_of(&s, 2), ["no handshake in time"]);
+}
+
+/// A full table makes room for a newcomer past its handshake by evicting
+/// the least useful peer: no interest either way first. Peers that send
+/// us data or that we upload to at a good rate are never evicted; when
+/// all are such, the newcomer is refused.
+#[test]
+fn full_table_evicts_the_least_useful_peer_or_refuses_the_newcomer() {
+    let mut cfg = Config::new(HASH, ME);
+    cfg.seed = 42;
+    cfg.max_peers = 3;
+    let mut s = Session::new(cfg, 32768, 4 * 32768, 4);
+    let t0 = Instant::now();
+    incoming_peer(&mut s, 1, true, t0);
+    incoming_peer(&mut s, 2, false, t0);
+    incoming_peer(&mut s, 3, true, t0);
+    assert_eq!(s.peer_count(), 3);
+    incoming_peer(&mut s, 4, false, t0 + Duration::from_secs(1));
+    assert_eq!(
+        reasons_of(&s, 2),
+        ["evicted to make room for another peer"],
+        "the one with no interest"
+    );
+    assert_eq!(s.peer_count(), 3);
+    // Everyone useful now: 1 and 4 send us data, we feed 3 fast.
+    for t in [1, 3, 4] {
+        let p = s.peers.get_mut(&t).unwrap();
+        if t == 3 {
+            p.am_choking = false;
+            p.up.add(1 << 20);
+        } else {
+            p.down.add(1 << 20);
+        }
+        p.up.update(1.0);
+        p.down.update(1.0);
+    }
+    incoming_peer(&mut s, 5, true, t0 + Duration::from_secs(2));
+    assert_eq!(reasons_of(&s, 5), ["too many peers"]);
+    assert_eq!(s.peer_count(), 3);
+    for t in [1, 3, 4] {
+        assert!(reasons_of(&s, t).is_empty(), "peer {t} kept");
+    }
+    // Outgoing connections respect the table too: none started while full.
+    s.add_candidate(addr(9), Origin::Api);
+    s.tick(t0 + Duration::from_secs(3));
+    assert!(!actions(&mut s)
+        .iter()
+        .any(|a| matches!(a, Action::Connect(_))));
+}
+
+/// Keep-alives alone do not keep a peer with no interest either way; an
+/// interested peer waiting for an unchoke stays.
+#[test]
+fn keep_alive_only_peers_idle_out_unless_interested() {
+    let mut s = session();
+    let t0 = Instant::now();
+    s.tick(t0);
+    incoming_peer(&mut s, 1, false, t0);
+    incoming_peer(&mut s, 2, true, t0);
+    let mut now = t0;
+    for i in 1..=200u64 {
+        now = t0 + Duration::from_secs(i);
+        for t in [1, 2] {
+            s.on_data(t, &bytes_of(&[Message::KeepAlive]), now);
+        }
+        s.tick(now);
+    }
+    assert!(now > t0 + IDLE_TIMEOUT);
+    assert_eq!(reasons_of(&s, 1), ["idle for too long"]);
+    assert!(reasons_of(&s, 2).is_empty());
+}
+
+/// 100 000 requests from one peer: the queue stays at its cap, and the
+/// peer is either answered with rejects (fast extension) or dropped.
+#[test]
+fn a_hundred_thousand_requests_stay_bounded() {
+    let mut s = session();
+    for i in 0..4 {
+        s.set_have(i);
+    }
+    let t0 = Instant::now();
+    s.tick(t0);
+    incoming_peer(&mut s, 1, true, t0);
+    s.set_choke(1, false, t0);
+    let mut batch = Vec::new();
+    for i in 0..100_000u32 {
+        let m = Message::Request {
+            index: i % 4,
+            begin: (i / 4 % 2) * 16384,
+            length: 16384,
+        };
+        wire::encode(&m, &mut batch);
+        if batch.len() > 16 << 10 {
+            s.on_data(1, &batch, t0);
+            batch.clear();
+            if let Some(p) = s.peers.get(&1) {
+                assert!(p.requests_in.len() <= MAX_QUEUED_REQUESTS);
+                assert!(p.out.len() <= MAX_UNSENT + (16 << 10));
+            }
+        }
+    }
+    s.on_data(1, &batch, t0);
+    match s.peers.get(&1) {
+        Some(p) => assert!(p.requests_in.len() <= MAX_QUEUED_REQUESTS),
+        None => assert_eq!(reasons_of(&s, 1), ["does not read what we send"]),
+    }
+}

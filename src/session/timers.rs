@@ -6,9 +6,10 @@
 
 use std::time::Instant;
 
-use super::peer::{self, CloseReason, Token};
+use super::peer::{self, CloseReason, PeerState, Token};
+use super::SNUB_TIMEOUT;
 use super::{Action, Session, MAX_CONNECTING, MAX_CONNECTS_PER_TICK, SECOND};
-use super::{HANDSHAKE_TIMEOUT, IDLE_TIMEOUT, KEEPALIVE_INTERVAL, SNUB_TIMEOUT};
+use super::{FIRST_BYTES_TIMEOUT, HANDSHAKE_TIMEOUT, IDLE_TIMEOUT, KEEPALIVE_INTERVAL};
 use crate::choker;
 use crate::wire;
 
@@ -18,7 +19,7 @@ impl Session {
     /// budget refill or retry.
     pub fn poll_timeout(&self, now: Instant) -> Instant {
         let can_connect = self.candidates.has_queued()
-            && self.peers.len() < self.cfg.max_peers
+            && self.slots_used() < self.cfg.max_peers
             && self.connecting < MAX_CONNECTING;
         if can_connect || self.last_second.is_none() {
             return now;
@@ -73,7 +74,7 @@ impl Session {
         self.candidates.release_due(now);
         // New connections, a few per tick, a bounded number in progress.
         let mut started = 0;
-        while self.peers.len() < self.cfg.max_peers
+        while self.slots_used() < self.cfg.max_peers
             && started < MAX_CONNECTS_PER_TICK
             && self.connecting < MAX_CONNECTING
         {
@@ -96,12 +97,22 @@ impl Session {
             p.down.update(secs);
             p.up.update(secs);
             if !p.is_established() {
-                if now.saturating_duration_since(p.connected_at) > HANDSHAKE_TIMEOUT {
+                let waited = now.saturating_duration_since(p.connected_at);
+                // Incoming and not one byte yet (still telling plaintext
+                // from MSE, nothing buffered): a real peer speaks at once.
+                let silent =
+                    p.state == PeerState::Negotiating && p.mse.is_none() && p.inbuf.is_empty();
+                if waited > HANDSHAKE_TIMEOUT || (silent && waited > FIRST_BYTES_TIMEOUT) {
                     drop.push((*t, CloseReason::NoHandshake));
                 }
                 continue;
             }
-            if now.saturating_duration_since(p.last_recv) > IDLE_TIMEOUT {
+            // Keep-alives alone keep a peer only while one side wants
+            // something of the other.
+            let quiet = now.saturating_duration_since(p.last_message) > IDLE_TIMEOUT
+                && !p.peer_interested
+                && !p.am_interested;
+            if now.saturating_duration_since(p.last_recv) > IDLE_TIMEOUT || quiet {
                 drop.push((*t, CloseReason::Idle));
                 continue;
             }

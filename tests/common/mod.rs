@@ -113,5 +113,6 @@ pub fn random_bytes(seed: u64, len: usize) -> Vec<u8> {
 pub mod clients;
 pub mod fake_peer;
 pub mod fake_server;
+pub mod hostile;
 pub mod netns;
 pub mod peers;
