@@ -288,7 +288,7 @@ def exp5(r, seeds):
     d = outdir("exp5-robustness")
     runner = Runner(r.bt_sim, r.jobs)
     t = time.time()
-    sizes = [50, 200, 1000]
+    sizes = r.exp5_sizes
     seeders = ["256K", "1M", "4M"]
     runs = [(("size", n, st, s), runner.args(f"{st}=1", s, peers=n, size="4M"))
             for n in sizes for st in STRATS for s in range(1, seeds + 1)]
@@ -319,6 +319,8 @@ def main():
     ap.add_argument("--bt-sim", default=os.path.join(ROOT, "target", "release", "bt-sim"))
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--seeds", type=int, default=10)
+    ap.add_argument("--exp5-sizes", type=lambda v: [int(x) for x in v.split(",")],
+                    default=[50, 200, 1000], help="experiment 5's swarm sizes (leechers)")
     ap.add_argument("experiments", nargs="+")
     a = ap.parse_args()
     if not os.path.exists(a.bt_sim):
