@@ -9,11 +9,11 @@ command -v gnuplot >/dev/null || { echo "plots.sh: gnuplot missing (apt-get inst
 
 plot() { gnuplot -e "set terminal pngcairo size 800,500 noenhanced; set datafile separator ','; set key outside; set grid; $1"; }
 
-# 1. A few strategic peers among classic ones: median download time per
-#    capacity class, with 95 % CIs.
+# 1. One strategic peer among classic ones: the focal peer's median
+#    download time per capacity class and strategy, with 95 % CIs.
 if [ -f $R/exp1-one-strategic/summary.csv ]; then
 plot "set output '$R/exp1-one-strategic/exp1.png';
-set title 'Exp. 1: 5 % BitTyrant + 5 % PropShare in a classic swarm (median, 95 % CI)';
+set title 'Exp. 1: one focal peer in a classic swarm (median, 95 % CI)';
 set ylabel 'download time (s)'; set xrange [-0.5:2.5]; set yrange [0:*];
 set xtics ('low <64K' 0, 'mid 64K-256K' 1, 'high >=256K' 2);
 f='$R/exp1-one-strategic/summary.csv';
@@ -69,7 +69,7 @@ if [ -f $R/exp5-robustness/summary.csv ]; then
 plot "set output '$R/exp5-robustness/exp5-size.png';
 set title 'Exp. 5: median download time against swarm size (4 MiB; 95 % CI)';
 set ylabel 'download time (s)'; set xrange [-0.5:2.5]; set yrange [0:*];
-set xtics ('50' 0, '200' 1, '500' 2); set xlabel 'leechers';
+set xtics ('50' 0, '200' 1, '1000' 2); set xlabel 'leechers (4 MiB)';
 f='$R/exp5-robustness/summary.csv';
 plot f every ::1 u (strcol(1) eq 'size' ? \$2+(\$4-1)*0.1 : 1/0):(\$4==0?\$7:1/0):8:9 w yerrorbars pt 7 t 'classic',
      f every ::1 u (strcol(1) eq 'size' ? \$2+(\$4-1)*0.1 : 1/0):(\$4==1?\$7:1/0):8:9 w yerrorbars pt 5 t 'bittyrant',

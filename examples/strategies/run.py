@@ -122,35 +122,60 @@ def outdir(name):
     return d
 
 
+# Experiment 1's swarm (BASE; the machine did not allow a larger one in
+# the time we had).
+EXP1 = dict(peers=60, size="8M")
+
+
 def exp1(r, seeds):
-    """A few strategic peers (5 % BitTyrant, 5 % PropShare) among classic
-    ones: download time per capacity class and strategy."""
+    """One strategic peer among classic ones, paired: for each seed the
+    same swarm (same capacities, same focal peer) runs three times, the
+    focal peer being classic, BitTyrant or PropShare, everyone else
+    classic. The focal peer's capacity class follows from the seed."""
     d = outdir("exp1-one-strategic")
     runner = Runner(r.bt_sim, r.jobs)
-    mix = "classic=0.9,bittyrant=0.05,propshare=0.05"
+    n = EXP1["peers"]
+    mixes = {"classic": "classic=1",
+             "bittyrant": f"classic={(n - 1) / n},bittyrant={1 / n}",
+             "propshare": f"classic={(n - 1) / n},propshare={1 / n}"}
     t = time.time()
-    res = runner.many([(s, runner.args(mix, s)) for s in range(1, seeds + 1)])
-    rows, by = [], {}
-    for s, (peers, _) in sorted(res.items()):
-        for p in peers:
+    res = runner.many([((st, s), runner.args(m, s, **EXP1)) for st, m in mixes.items()
+                       for s in range(1, seeds + 1)])
+    rows, by, gains = [], {}, {}
+    for s in range(1, seeds + 1):
+        focal = None
+        for st in ("bittyrant", "propshare"):
+            peers, _ = res[(st, s)]
+            f = next(p for p in peers if p["strategy"] == st)
+            assert focal is None or focal == f["peer"], "the same focal peer"
+            focal = f["peer"]
+        for st in STRATS:
+            peers, _ = res[(st, s)]
+            p = next(p for p in peers if p["peer"] == focal)
             c = klass(p["upload_capacity"])
-            rows.append([s, p["peer"], p["strategy"], p["upload_capacity"], c,
-                         p["download_seconds"], p["uploaded"], p["downloaded"]])
-            if p["download_seconds"] is not None:
-                by.setdefault((c, p["strategy"]), []).append(p["download_seconds"])
+            rows.append([s, focal, st, p["upload_capacity"], c, p["download_seconds"],
+                         p["uploaded"], p["downloaded"]])
+            by.setdefault((c, st), []).append(p["download_seconds"])
     write_csv(os.path.join(d, "peers.csv"), ["seed", "peer", "strategy", "upload_capacity",
               "class", "download_seconds", "uploaded", "downloaded"], rows)
+    # Paired speed-up: the focal peer's classic time over its time with the
+    # strategy, same seed.
+    classic = {(x[0]): x[5] for x in rows if x[2] == "classic"}
+    for x in rows:
+        if x[2] != "classic" and x[5] and classic.get(x[0]):
+            gains.setdefault((x[4], x[2]), []).append(classic[x[0]] / x[5])
     summ = []
     for ci, (c, _, _) in enumerate(CLASSES):
-        base = bootstrap_median(by.get((c, "classic"), []))
         for si, st in enumerate(STRATS):
-            xs = by.get((c, st), [])
+            xs = [v for v in by.get((c, st), []) if v is not None]
             m, lo, hi = bootstrap_median(xs)
-            gain = None if m is None or base[0] is None else (base[0] / m - 1) * 100
-            summ.append([ci, c, si, st, len(xs), fmt(m), fmt(lo), fmt(hi), fmt(gain)])
+            g = bootstrap_median(gains.get((c, st), []))
+            summ.append([ci, c, si, st, len(xs), fmt(m), fmt(lo), fmt(hi),
+                         *(fmt(None if v is None else (v - 1) * 100) for v in g)])
     write_csv(os.path.join(d, "summary.csv"), ["class_index", "class", "strategy_index",
-              "strategy", "n", "median_s", "ci_lo", "ci_hi", "speedup_vs_classic_pct"], summ)
-    meta(d, runner, t, {"mix": mix, "seeds": seeds, "base": BASE})
+              "strategy", "n", "median_s", "ci_lo", "ci_hi", "paired_speedup_pct",
+              "speedup_lo", "speedup_hi"], summ)
+    meta(d, runner, t, {"mixes": mixes, "seeds": seeds, "base": dict(BASE, **EXP1)})
 
 
 def exp2(r, seeds):
@@ -263,7 +288,7 @@ def exp5(r, seeds):
     d = outdir("exp5-robustness")
     runner = Runner(r.bt_sim, r.jobs)
     t = time.time()
-    sizes = [50, 200, 500]
+    sizes = r.exp5_sizes
     seeders = ["256K", "1M", "4M"]
     runs = [(("size", n, st, s), runner.args(f"{st}=1", s, peers=n, size="4M"))
             for n in sizes for st in STRATS for s in range(1, seeds + 1)]
@@ -294,6 +319,8 @@ def main():
     ap.add_argument("--bt-sim", default=os.path.join(ROOT, "target", "release", "bt-sim"))
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--seeds", type=int, default=10)
+    ap.add_argument("--exp5-sizes", type=lambda v: [int(x) for x in v.split(",")],
+                    default=[50, 200, 1000], help="experiment 5's swarm sizes (leechers)")
     ap.add_argument("experiments", nargs="+")
     a = ap.parse_args()
     if not os.path.exists(a.bt_sim):

@@ -30,11 +30,19 @@ use rand::RngCore;
 use super::{optimistic_among, CapacityEstimate, ChokeDecision, ChokeRound, Choker, Classic};
 use crate::session::Token;
 
-/// u_p grows by δ = 20 % each round p does not reciprocate (§4.1).
+// δ, γ and r: the paper's §4.1 names them; its full text was not
+// reachable here (only its opening), so the values were checked against
+// the authors' released client instead (BitTyrant, Azureus 2.5 based,
+// `GlobalTorrentAwareDownloadingUnchoker.java`): it raises a
+// non-reciprocating unchoked peer's cost by `UPLOAD_RATE_INCREMENT = 0.2`,
+// multiplies it by 0.9 once the peer has unchoked us for 30 s (three
+// 10 s rounds). Same values as below.
+
+/// u_p grows by δ = 20 % each round p does not reciprocate.
 pub const DELTA: f64 = 0.20;
-/// u_p shrinks by γ = 10 % after r rounds of reciprocation (§4.1).
+/// u_p shrinks by γ = 10 % after r rounds of reciprocation.
 pub const GAMMA: f64 = 0.10;
-/// r = 3 rounds of steady reciprocation before u_p shrinks (§4.1).
+/// r = 3 rounds of steady reciprocation before u_p shrinks.
 pub const R: u32 = 3;
 /// Smallest u_p we offer anyone (bytes/s): below a block per few seconds
 /// a rate is not a rate.

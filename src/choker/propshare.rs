@@ -18,8 +18,10 @@ use rand::RngCore;
 use super::{optimistic_among, CapacityEstimate, ChokeDecision, ChokeRound, Choker, Classic};
 use crate::session::Token;
 
-/// Share of our upload kept for optimistic unchoking: the paper keeps
-/// BitTorrent's 1 optimistic unchoke of 5, i.e. 20 % (§5).
+/// Share of our upload kept for optimistic unchoking: BitTorrent's one
+/// optimistic unchoke of five slots, 20 %, which is how we read the
+/// paper's §5. Not checked against its text (the search tool reaches only
+/// its abstract, and its client's source is not in reach either).
 pub const OPTIMISTIC_SHARE: f64 = 0.2;
 
 #[derive(Debug, Default)]

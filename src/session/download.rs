@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 
 use super::peer::{CloseReason, Outstanding, Token, MIN_QUEUE};
 use super::split::{
-    split_key, SeedSplit, SplitPeer, MAX_SPLIT_PEERS, SPLIT_IDLE_GRACE, SPLIT_PAUSE,
+    split_key, SeedSplit, SplitPeer, MAX_SPLIT_PEERS, SPLIT_IDLE_GRACE, SPLIT_MIN_PASSED_ON,
+    SPLIT_PAUSE,
 };
 use super::{Action, Event, Phase, Session};
 use crate::picker::{Bitfield, BlockRef, Received, Scope};
@@ -212,6 +213,21 @@ impl Session {
             scope,
             &mut picked,
         );
+        if picked.is_empty() && split.is_some() && self.leechers_starve_us(&p, now) {
+            log::debug!(
+                "leechers pass on too little: asking seeds for any piece for {SPLIT_PAUSE:?}"
+            );
+            self.unsplit_until = Some(now + SPLIT_PAUSE);
+            let outstanding = &p.outstanding;
+            self.picker.pick(
+                &p.have,
+                want,
+                &mut self.rng,
+                |b| outstanding.iter().any(|o| o.block == b),
+                Scope::default(),
+                &mut picked,
+            );
+        }
         if let Some(bucket) = &mut self.download_limit {
             let bytes = picked.iter().map(|b| u64::from(self.picker.block_len(*b)));
             bucket.spend(bytes.sum());
@@ -285,6 +301,31 @@ impl Session {
             me: split_key(&self.cfg.peer_id),
             leechers,
         })
+    }
+
+    /// Whether the seed split starves us: nothing of ours is left to ask
+    /// `seed` for, nothing is on request from it, and the leechers (those
+    /// the split leaves pieces to) pass pieces on to us at less than a
+    /// fraction of the rate
+    /// the seed gave us (each averaged since the connection opened, which
+    /// smooths out single blocks). The split pays only when the seed is
+    /// the bottleneck; leechers far slower than the seed would leave its
+    /// upload idle while we wait on them.
+    fn leechers_starve_us(&self, seed: &super::peer::Peer, now: Instant) -> bool {
+        if !seed.outstanding.is_empty() {
+            return false;
+        }
+        let average = |q: &super::peer::Peer| {
+            let secs = now.saturating_duration_since(q.connected_at).as_secs_f64();
+            q.counters.downloaded as f64 / secs.max(1.0)
+        };
+        let passed_on: f64 = self
+            .peers
+            .values()
+            .filter(|q| !q.have.is_full())
+            .map(average)
+            .sum();
+        passed_on < SPLIT_MIN_PASSED_ON * average(seed)
     }
 
     /// A piece was hashed (and, when good, written). `buf` comes back.

@@ -13,6 +13,12 @@ use super::peer::{Peer, Token};
 pub(super) const SPLIT_IDLE_GRACE: Duration = Duration::from_secs(2);
 pub(super) const SPLIT_PAUSE: Duration = Duration::from_secs(10);
 
+/// The split is also paused (for `SPLIT_PAUSE`) when a seed has nothing
+/// left for us under it and the cooperating leechers pass pieces on to us
+/// at less than this fraction of the seed's rate to us: the leechers are
+/// the bottleneck then, not the seed.
+pub(super) const SPLIT_MIN_PASSED_ON: f64 = 0.25;
+
 /// Most leechers the seed split looks at (its cost is pieces × leechers
 /// per piece started from a seed).
 pub(super) const MAX_SPLIT_PEERS: usize = 32;

@@ -44,7 +44,9 @@ impl Session {
     /// Call it when [`Session::poll_timeout`] says (calling it more often
     /// does no harm).
     pub fn tick(&mut self, now: Instant) {
-        if self.uploads.refill(now) {
+        let peers = &self.peers;
+        let waiting = |t: Token| peers.get(&t).is_some_and(|p| !p.requests_in.is_empty());
+        if self.uploads.refill(now, waiting) {
             let tokens: Vec<Token> = self.peers.keys().copied().collect();
             for t in tokens {
                 self.pump_uploads(t);

@@ -1,9 +1,14 @@
 //! Upload scheduling: which queued requests of a peer become disk reads
-//! now, and at what rate. There is one overall budget (`--max-upload-rate`)
-//! and, when the choker asks for it, a budget per peer, so a strategy can
-//! give different peers different rates rather than only choke or unchoke
-//! them. Reads are bounded per peer (in flight and buffered output), so a
-//! peer that queues thousands of requests costs a few hundred KiB at most.
+//! now, and at what rate. There is one overall budget (`--max-upload-rate`,
+//! a hard cap) and, when the choker asks for it, a weight per peer, so a
+//! strategy can give different peers different shares rather than only
+//! choke or unchoke them. The weights are work-conserving: at each refill
+//! the budget (the overall rate, or the sum of the weights without one) is
+//! divided among the weighted peers that have requests waiting, in
+//! proportion to their weights, so a share one peer does not use goes to
+//! the others instead of being lost. Reads are bounded per peer (in flight
+//! and buffered output), so a peer that queues thousands of requests costs
+//! a few hundred KiB at most.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -33,7 +38,8 @@ pub struct UploadRead {
     pub blocks: Vec<u32>,
 }
 
-/// A token bucket in bytes.
+/// A token bucket in bytes. `rate` is the configured rate (for a peer:
+/// its weight); `refill` may be given a different rate to fill at.
 #[derive(Debug, Clone)]
 struct Bucket {
     rate: f64,
@@ -51,11 +57,15 @@ impl Bucket {
     }
 
     fn refill(&mut self, now: Instant) {
+        self.refill_at(self.rate, now);
+    }
+
+    fn refill_at(&mut self, rate: f64, now: Instant) {
         let dt = self
             .last_refill
             .map_or(0.0, |t| now.saturating_duration_since(t).as_secs_f64());
         self.last_refill = Some(now);
-        self.allowance = (self.allowance + self.rate * dt).min(self.rate * REFILL.as_secs_f64());
+        self.allowance = (self.allowance + rate * dt).min(rate * REFILL.as_secs_f64());
     }
 }
 
@@ -77,8 +87,8 @@ impl Uploads {
         self.overall.is_some() || !self.per_peer.is_empty()
     }
 
-    /// Sets the per-peer rates a choker decided (bytes/s); peers not
-    /// listed lose theirs.
+    /// Sets the per-peer rates a choker decided (bytes/s), used as
+    /// weights (see the module); peers not listed lose theirs.
     pub fn set_peer_rates(&mut self, rates: &[(Token, f64)]) {
         let old = std::mem::take(&mut self.per_peer);
         for &(t, rate) in rates {
@@ -93,13 +103,29 @@ impl Uploads {
     }
 
     /// Refills the budgets; true when any is limited (then `tick` is
-    /// needed again after [`REFILL`]).
-    pub fn refill(&mut self, now: Instant) -> bool {
+    /// needed again after [`REFILL`]). `waiting(token)` says whether a
+    /// peer has requests queued: the weighted peers that do share the
+    /// whole budget in proportion to their weights; the others refill at
+    /// their own weight, ready for their next request.
+    pub fn refill(&mut self, now: Instant, waiting: impl Fn(Token) -> bool) -> bool {
         if let Some(b) = &mut self.overall {
             b.refill(now);
         }
-        for b in self.per_peer.values_mut() {
-            b.refill(now);
+        let total: f64 = self.per_peer.values().map(|b| b.rate).sum();
+        let budget = self.overall.as_ref().map_or(total, |b| b.rate);
+        let waiting_weight: f64 = self
+            .per_peer
+            .iter()
+            .filter(|(t, _)| waiting(**t))
+            .map(|(_, b)| b.rate)
+            .sum();
+        for (&t, b) in self.per_peer.iter_mut() {
+            let rate = if waiting_weight > 0.0 && waiting(t) {
+                budget * b.rate / waiting_weight
+            } else {
+                b.rate
+            };
+            b.refill_at(rate, now);
         }
         self.is_limited()
     }
@@ -187,45 +213,88 @@ mod tests {
         p
     }
 
-    /// Bytes read for a peer over `secs` seconds of 100 ms ticks, the
-    /// driver sending everything at once.
-    fn served(u: &mut Uploads, t: Token, p: &mut Peer, t0: Instant, secs: u64) -> u64 {
+    /// Bytes read for each peer over `secs` seconds of 100 ms ticks, the
+    /// driver sending everything at once; a peer waits while it has
+    /// requests queued.
+    fn served(
+        u: &mut Uploads,
+        peers: &mut [(Token, &mut Peer)],
+        t0: Instant,
+        secs: u64,
+    ) -> Vec<u64> {
         let mut reads = Vec::new();
-        let mut bytes = 0;
+        let mut bytes = vec![0; peers.len()];
         for step in 0..=secs * 10 {
-            u.refill(t0 + REFILL * step as u32);
-            u.pump(t, p, &mut reads);
-            for r in reads.drain(..) {
-                bytes += u64::from(r.length);
-                p.reads_in_flight -= 1;
-                p.read_bytes_in_flight -= r.length as usize;
+            let waiting: Vec<Token> = peers
+                .iter()
+                .filter(|(_, p)| !p.requests_in.is_empty())
+                .map(|(t, _)| *t)
+                .collect();
+            u.refill(t0 + REFILL * step as u32, |t| waiting.contains(&t));
+            for (k, (t, p)) in peers.iter_mut().enumerate() {
+                u.pump(*t, p, &mut reads);
+                for r in reads.drain(..) {
+                    bytes[k] += u64::from(r.length);
+                    p.reads_in_flight -= 1;
+                    p.read_bytes_in_flight -= r.length as usize;
+                }
             }
         }
         bytes
     }
 
-    /// A choker can give two peers different rates; unlisted peers are
-    /// limited only by the overall budget.
+    fn within(x: u64, expected: f64, tolerance: f64) -> bool {
+        (x as f64 - expected).abs() <= tolerance * expected
+    }
+
+    /// Rates are weights: two peers that both want more share the overall
+    /// rate in proportion to their weights (1:4).
     #[test]
     fn per_peer_rates_shape_uploads() {
         let t0 = Instant::now();
-        let mut u = Uploads::new(None);
-        assert!(!u.is_limited());
+        let mut u = Uploads::new(Some(800_000));
         u.set_peer_rates(&[(1, 32768.0), (2, 131072.0)]);
         assert!(u.is_limited());
-        let mut slow = peer_with_requests(1, 1000, t0);
-        let mut fast = peer_with_requests(2, 1000, t0);
-        let a = served(&mut u, 1, &mut slow, t0, 10);
-        let b = served(&mut u, 2, &mut fast, t0, 10);
-        // About rate × 10 s, within a block or two of burst.
-        assert!((32768 * 10..=32768 * 10 + 2 * 16384).contains(&a), "{a}");
-        assert!((131072 * 10..=131072 * 10 + 2 * 16384).contains(&b), "{b}");
-        // Peer 3 has no rate of its own: bounded only by the reads in
-        // flight (8 per pump, 11 pumps in a second here).
+        let mut slow = peer_with_requests(1, 10_000, t0);
+        let mut fast = peer_with_requests(2, 10_000, t0);
+        let got = served(&mut u, &mut [(1, &mut slow), (2, &mut fast)], t0, 10);
+        let total = 800_000.0 * 10.0;
+        assert!(within(got[0], total / 5.0, 0.05), "{got:?}");
+        assert!(within(got[1], total * 4.0 / 5.0, 0.05), "{got:?}");
+    }
+
+    /// Work-conserving: the share of a peer that asks for nothing goes to
+    /// the peer that does, so the capacity is used in full; the overall
+    /// rate stays a hard cap. Without an overall rate the weights' sum is
+    /// the budget.
+    #[test]
+    fn an_idle_peers_share_goes_to_the_others() {
+        let t0 = Instant::now();
+        // (Below the test driver's own limit: 8 blocks per 100 ms.)
+        for overall in [Some(800_000), None] {
+            let mut u = Uploads::new(overall);
+            u.set_peer_rates(&[(1, 320_000.0), (2, 80_000.0)]);
+            let mut idle = peer_with_requests(1, 0, t0);
+            let mut busy = peer_with_requests(2, 10_000, t0);
+            let got = served(&mut u, &mut [(1, &mut idle), (2, &mut busy)], t0, 10);
+            let budget = overall.map_or(400_000.0, |r| r as f64);
+            assert_eq!(got[0], 0);
+            assert!(within(got[1], budget * 10.0, 0.05), "{overall:?}: {got:?}");
+        }
+    }
+
+    /// A peer with no rate of its own is bounded only by the overall
+    /// budget (none here: by the reads in flight, 8 per pump, 11 pumps in
+    /// a second); dropping the rates lifts the limits.
+    #[test]
+    fn unlisted_peers_and_dropped_rates() {
+        let t0 = Instant::now();
+        let mut u = Uploads::new(None);
+        assert!(!u.is_limited());
+        u.set_peer_rates(&[(1, 32768.0)]);
         let mut free = peer_with_requests(3, 1000, t0);
-        let c = served(&mut u, 3, &mut free, t0, 1);
-        assert_eq!(c, 11 * MAX_READS_PER_PEER as u64 * 16384);
-        // Dropping the rates lifts the limits.
+        let got = served(&mut u, &mut [(3, &mut free)], t0, 1);
+        assert_eq!(got[0], 11 * MAX_READS_PER_PEER as u64 * 16384);
         u.set_peer_rates(&[]);
         assert!(!u.is_limited());
     }
@@ -245,10 +314,10 @@ mod tests {
             });
         }
         let mut reads = Vec::new();
-        u.refill(t0);
+        u.refill(t0, |_| true);
         u.pump(1, &mut p, &mut reads);
         assert!(reads.is_empty(), "no budget before the first refill period");
-        u.refill(t0 + REFILL);
+        u.refill(t0 + REFILL, |_| true);
         u.pump(1, &mut p, &mut reads);
         assert_eq!(reads.len(), 1);
         assert_eq!(reads[0].length, 8 * 16384);
