@@ -33,6 +33,7 @@
 set -uo pipefail
 # shellcheck source=bench/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/bench/lib.sh"
+BENCH_ARGS=("$@")
 
 scenarios=1,2,5
 size=1024 s2size= pieces=1M,256K s2pieces= variants=lo,ns reps=3 sruns=10 bestref=
@@ -199,14 +200,13 @@ fi
 # ---------------------------------------------------------------- report
 {
     echo
-    echo "Results: $OUT (runs.csv, plots/, progress/, logs/)"
+    echo "Results: $OUT (runs.csv, meta.json, progress/*.tsv.gz, logs.tar.gz)"
     for s in s1 s2 s5; do
         grep -q "^$s," "$CSV" || continue
         echo
         echo "## $s (medians of ok runs; $size MiB$([[ $s == s2 ]] && echo ", ${s2size} MiB for s2"))"
         echo
         summarize "$s"
-        plots "$s"
     done
     echo
     echo "## Targets"
@@ -252,3 +252,5 @@ fi
         }' "$CSV"
     fi
 } | tee -a "$OUT/summary.md"
+bench_finish
+log "plots: examples/plots.sh --results $OUT"
