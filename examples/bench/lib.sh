@@ -492,7 +492,9 @@ client_launch() {
     mkdir -p "$d/dl"
     free_port port
     hook=$d/hook.sh
-    printf '#!/bin/sh\n[ -f %q ] || date +%%s%%N > %q\n' "$d/hook_ns" "$d/hook_ns" >"$hook"
+    # written aside and renamed: the poller must never read a half-written
+    # (empty) timestamp, which once gave a wall time of -1.8e9 s
+    printf '#!/bin/sh\n[ -f %q ] || { date +%%s%%N > %q.tmp && mv %q.tmp %q; }\n' "$d/hook_ns" "$d/hook_ns" "$d/hook_ns" "$d/hook_ns" >"$hook"
     chmod +x "$hook"
     echo "$c" >"$d/client"
     echo "$port" >"$d/port"

@@ -40,8 +40,14 @@ def bootstrap_ci(values, rng):
 
 
 def load(path, scenario):
-    rows = list(csv.DictReader(open(path)))
-    return [r for r in rows if not scenario or r["scenario"] == scenario]
+    rows = [r for r in csv.DictReader(open(path)) if not scenario or r["scenario"] == scenario]
+    for r in rows:
+        # a negative time is the harness's fault (a completion hook read
+        # while still empty, fixed since): the download was fine, its time
+        # is unknown, so it counts as a run without a valid time
+        if r["status"] == "ok" and r.get("wall_s") and float(r["wall_s"]) < 0:
+            r["status"] = "no valid time"
+    return rows
 
 
 def client_key(c):
@@ -132,7 +138,9 @@ def points(rows, by, prefix):
     gs = groups(rows, by)
     ci = by.index("client") if "client" in by else None
     with open(prefix + ".groups.tsv", "w") as g, open(prefix + ".points.tsv", "w") as p:
-        for x, (k, rs) in enumerate(gs.items()):
+        # groups with no successful run (skipped clients) take no slot
+        kept = [(k, rs) for k, rs in gs.items() if any(r["status"] == "ok" for r in rs)]
+        for x, (k, rs) in enumerate(kept):
             client = k[ci] if ci is not None else ""
             cnum = client_key(client)[0] + 1
             med = [statistics.median(v) if v else float("nan") for v in (ok_values(rs, key) for key in ("wall_s", "cpu_s", "peak_rss_mib"))]
