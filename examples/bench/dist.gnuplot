@@ -3,7 +3,8 @@
 # Files from stats.py points:
 #   grp: x label client_no median_wall median_cpu median_rss n
 #   pts: x wall cpu rss_mib anon_mib client_no rep
-# Variables: grp, pts, out, ttl, [panels = 3 | 2 (no RSS) | 1 (wall only)]
+# Variables: grp, pts, out, ttl (first title line), sub (second line: the
+# conditions), [panels = 3 | 2 (no RSS) | 1 (wall only)]
 if (!exists("panels")) panels = 3
 if (!exists("walllabel")) walllabel = "wall s to 100 % (log)"
 set terminal pngcairo size 1100, (panels == 1 ? 480 : (panels == 2 ? 760 : 1000)) font ",10"
@@ -22,8 +23,10 @@ set linetype 6 lc rgb "#555555" pt 6 ps 0.8
 stats grp using 1 nooutput
 nx = STATS_max + 1
 set xrange [-0.6 : nx - 0.4]
-set multiplot layout panels, 1 title ttl noenhanced
+if (!exists("sub")) sub = ""
+set multiplot layout panels, 1 title (ttl . "\n" . sub) noenhanced font ",10"
 set lmargin 12
+set rmargin 7
 set logscale y
 set mytics 10
 set ylabel walllabel

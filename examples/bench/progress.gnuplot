@@ -1,9 +1,11 @@
 # Bytes on disk over time, every run as a thin line coloured by client.
 # Variables: list (file of "client_no client path.tsv.gz" lines), dir (the
-# results folder the paths are relative to), total (bytes), out, ttl
+# results folder the paths are relative to), total (bytes), out, ttl and
+# sub (the two title lines)
 set terminal pngcairo size 1100,520 font ",10"
 set output out
-set title ttl noenhanced
+if (!exists("sub")) sub = ""
+set title (ttl . "\n" . sub) noenhanced
 set grid
 set key outside right top noenhanced
 set rmargin 18

@@ -26,6 +26,7 @@ import json
 import os
 import random
 import statistics
+import subprocess
 import sys
 
 CLIENT_ORDER = ["bt-fetch", "libtorrent", "qbittorrent", "aria2", "transmission"]
@@ -201,7 +202,15 @@ def caption(folder):
     m = json.load(open(os.path.join(folder, "meta.json")))
     mach = m.get("machine", {})
     load = m.get("loadavg_before", ["?"])[0] + "→" + m.get("loadavg_after", ["?"])[0]
-    print(f"commit {m.get('commit', '?')[:7]}{' (dirty)' if m.get('source_tree_dirty') else ''}, "
+    commit = m.get("commit", "?")
+    # the commit that last changed bt-fetch's source, as of the run's commit:
+    # runs made at different commits of examples/ or docs/ share one build
+    try:
+        src = subprocess.run(["git", "log", "-1", "--format=%h", commit, "--", "src", "bin", "Cargo.toml", "Cargo.lock"],
+                             capture_output=True, text=True, cwd=os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")).stdout.strip()
+    except OSError:
+        src = ""
+    print(f"bt-fetch source {src or commit[:7]} (run at {commit[:7]}){' (dirty)' if m.get('source_tree_dirty') else ''}, "
           f"{m.get('date_start', '?')[:16].replace('T', ' ')} UTC, {mach.get('nproc', '?')} cores, "
           f"MTU lo {mach.get('lo_mtu', '?')} / veth {mach.get('veth_mtu', '?')}, load {load}")
 
