@@ -147,7 +147,9 @@ bench_finish() {
     bench_meta after
     find "$OUT/progress" -name '*.tsv' -exec gzip -9f {} + 2>/dev/null
     # per-run logs: one archive, so that the folder stays small and flat
+    # (a folder filled by several invocations keeps the earlier logs too)
     if [[ -d $OUT/logs ]]; then
+        [[ -f $OUT/logs.tar.gz ]] && tar -C "$OUT" -xzf "$OUT/logs.tar.gz"
         tar -C "$OUT" -czf "$OUT/logs.tar.gz" logs && rm -rf "$OUT/logs"
     fi
     return 0
