@@ -23,7 +23,8 @@
 #   --best-ref CLIENT     reference for scenario 5 (default: fastest in
 #                         scenario 1 lo/1M of this run, else libtorrent)
 #   --clients LIST        leechers (default bt-fetch,libtorrent,qbittorrent,aria2,transmission)
-#   --seeder KIND         libtorrent (default) | transmission | bt-fetch
+#   --seeder KIND         libtorrent (default) | transmission | bt-fetch |
+#                         qbittorrent | aria2
 #   --rate MBIT           scenario 2 link rate (default 100)
 #   --timeout S           per run (default 300)
 #   --mtu N               veth MTU (default 1500)

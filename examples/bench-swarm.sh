@@ -28,7 +28,8 @@
 #   --swarms LIST         scenario 4 swarms (default bt-fetch,libtorrent,mixed)
 #   --mix LIST            the mixed swarm (default
 #                         bt-fetch,bt-fetch,libtorrent,libtorrent,qbittorrent,aria2,aria2,transmission)
-#   --seeder KIND         libtorrent (default) | transmission | bt-fetch
+#   --seeder KIND         libtorrent (default) | transmission | bt-fetch |
+#                         qbittorrent | aria2
 #   --timeout S           per run / per swarm (default 300)
 #   --mtu N               veth MTU (default 1500)
 #   --out DIR             results (default target/bench/<timestamp>)
