@@ -14,6 +14,8 @@
 #   --scenarios 1,2,5     which scenarios (default 1,2,5)
 #   --quick               128 MiB, 1 repetition, 3 stability runs, 1 MiB pieces
 #   --size MIB            file size (default 1024)
+#   --multi N,KIB         scenario 1 with a multi-file torrent of N files
+#                         of KIB KiB each instead of one file
 #   --s2-size MIB         file size for scenario 2 (default: --size)
 #   --pieces 1M,256K      piece lengths for scenario 1 (default 1M,256K)
 #   --s2-pieces LIST      piece lengths for scenario 2 (default: --pieces)
@@ -42,12 +44,13 @@ clients=$(
     IFS=,
     echo "${ALL_CLIENTS[*]}"
 )
-seeder=libtorrent rate=100 out=
+seeder=libtorrent rate=100 out= multi=
 while (($#)); do
     case $1 in
     --scenarios) scenarios=$2; shift ;;
     --quick) size=128 reps=1 sruns=3 pieces=1M ;;
     --size) size=$2; shift ;;
+    --multi) multi=$2; shift ;;
     --s2-size) s2size=$2; shift ;;
     --pieces) pieces=$2; shift ;;
     --s2-pieces) s2pieces=$2; shift ;;
@@ -147,7 +150,7 @@ variant_end() {
 
 # ---------------------------------------------------------------- scenario 1
 if has 1; then
-    make_data "$size"
+    if [[ -n $multi ]]; then make_data_multi "${multi%,*}" "${multi#*,}"; else make_data "$size"; fi
     for v in "${VARIANTS[@]}"; do
         for piece in "${PIECES[@]}"; do
             variant_begin "$v" "$piece" 0

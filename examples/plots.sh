@@ -123,6 +123,12 @@ for d in "$R"/small-*; do
     dist "$d" s1 variant,piece,client 3 "$IMG/$name-times.png" \
         "Small files ($name): ${name#small-} file, 256 KiB pieces, one libtorrent seeder over lo, $(runs "$d/runs.csv" s1) runs per client"
 done
+d=$R/multi-1000
+if [[ -d $d ]]; then
+    need "$d"
+    dist "$d" s1 variant,piece,client 3 "$IMG/multi-1000-times.png" \
+        "Multi-file: 1 000 files of 64 KiB (62.5 MiB), 256 KiB pieces, one libtorrent seeder over lo, $(runs "$d/runs.csv" s1) runs per client"
+fi
 d=$R/many
 if [[ -d $d ]]; then
     need "$d"

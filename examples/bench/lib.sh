@@ -186,6 +186,23 @@ make_data() {
     cat "$DATA_FILE" >/dev/null # warm page cache: the seeder reads from memory
 }
 
+# make_data_multi N KIB: a folder of N random files of KIB KiB each (a
+# multi-file torrent), reused while it is complete
+make_data_multi() {
+    local n=$1 kib=$2 i
+    DATA_NAME=bench-multi-${n}x${kib}KiB
+    DATA_FILE=$DATA_DIR/$DATA_NAME
+    DATA_BYTES=$((n * kib * 1024))
+    if [[ ! -d $DATA_FILE || $(find "$DATA_FILE" -type f | wc -l) -ne $n ]]; then
+        log "creating $DATA_FILE ($n files of $kib KiB)"
+        rm -rf "$DATA_FILE"
+        mkdir -p "$DATA_FILE"
+        for ((i = 0; i < n; i++)); do head -c $((kib * 1024)) /dev/urandom >"$DATA_FILE/f$(printf %04d "$i").bin"; done
+    fi
+    chmod -R a+rX "$DATA_FILE"
+    cat "$DATA_FILE"/* >/dev/null
+}
+
 # make_torrent PIECE ANNOUNCE_IP: sets TORRENT and HASH (v1 torrent by bt-meta)
 make_torrent() {
     local piece=$1 ip=$2
@@ -577,7 +594,9 @@ sampler() {
     local f=$1 t0=$2 out=$3 pid=$4 kind=$5 client=${6:-} b a cp=$4
     while :; do
         b=0
-        if [[ -f $f && $client == bt-fetch ]]; then
+        if [[ -d $f ]]; then # multi-file: blocks allocated under the folder
+            b=$(du -s -B1 "$f" 2>/dev/null | cut -f1)
+        elif [[ -f $f && $client == bt-fetch ]]; then
             b=$(stat -c '%b %B' "$f" 2>/dev/null | awk '{print $1 * $2}')
         elif [[ -f $f ]]; then
             b=$(fincore -b -n -o RES "$f" 2>/dev/null || echo 0)
@@ -706,7 +725,9 @@ client_collect() {
     R_anon=$(awk '$3 > m { m = $3 } END { if (m) printf "%.1f", m / 1024 }' "$d/progress.tsv" 2>/dev/null)
     R_anon_kib=$(awk '$3 > m { m = $3 } END { if (m) print m }' "$d/progress.tsv" 2>/dev/null)
     if [[ $R_status == ok ]]; then
-        if cmp -s "$DATA_FILE" "$d/dl/$DATA_NAME"; then R_cmp=same; else
+        if [[ -d $DATA_FILE ]] && diff -rq "$DATA_FILE" "$d/dl/$DATA_NAME" >/dev/null 2>&1; then
+            R_cmp=same
+        elif [[ -f $DATA_FILE ]] && cmp -s "$DATA_FILE" "$d/dl/$DATA_NAME"; then R_cmp=same; else
             R_cmp=DIFFERENT
             R_status=corrupt
         fi
