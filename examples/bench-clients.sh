@@ -14,6 +14,8 @@
 #   --scenarios 1,2,5     which scenarios (default 1,2,5)
 #   --quick               128 MiB, 1 repetition, 3 stability runs, 1 MiB pieces
 #   --size MIB            file size (default 1024)
+#   --multi N,KIB         scenario 1 with a multi-file torrent of N files
+#                         of KIB KiB each instead of one file
 #   --s2-size MIB         file size for scenario 2 (default: --size)
 #   --pieces 1M,256K      piece lengths for scenario 1 (default 1M,256K)
 #   --s2-pieces LIST      piece lengths for scenario 2 (default: --pieces)
@@ -23,7 +25,8 @@
 #   --best-ref CLIENT     reference for scenario 5 (default: fastest in
 #                         scenario 1 lo/1M of this run, else libtorrent)
 #   --clients LIST        leechers (default bt-fetch,libtorrent,qbittorrent,aria2,transmission)
-#   --seeder KIND         libtorrent (default) | transmission | bt-fetch
+#   --seeder KIND         libtorrent (default) | transmission | bt-fetch |
+#                         qbittorrent | aria2
 #   --rate MBIT           scenario 2 link rate (default 100)
 #   --timeout S           per run (default 300)
 #   --mtu N               veth MTU (default 1500)
@@ -33,6 +36,7 @@
 set -uo pipefail
 # shellcheck source=bench/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/bench/lib.sh"
+BENCH_ARGS=("$@")
 
 scenarios=1,2,5
 size=1024 s2size= pieces=1M,256K s2pieces= variants=lo,ns reps=3 sruns=10 bestref=
@@ -40,12 +44,13 @@ clients=$(
     IFS=,
     echo "${ALL_CLIENTS[*]}"
 )
-seeder=libtorrent rate=100 out=
+seeder=libtorrent rate=100 out= multi=
 while (($#)); do
     case $1 in
     --scenarios) scenarios=$2; shift ;;
     --quick) size=128 reps=1 sruns=3 pieces=1M ;;
     --size) size=$2; shift ;;
+    --multi) multi=$2; shift ;;
     --s2-size) s2size=$2; shift ;;
     --pieces) pieces=$2; shift ;;
     --s2-pieces) s2pieces=$2; shift ;;
@@ -145,7 +150,7 @@ variant_end() {
 
 # ---------------------------------------------------------------- scenario 1
 if has 1; then
-    make_data "$size"
+    if [[ -n $multi ]]; then make_data_multi "${multi%,*}" "${multi#*,}"; else make_data "$size"; fi
     for v in "${VARIANTS[@]}"; do
         for piece in "${PIECES[@]}"; do
             variant_begin "$v" "$piece" 0
@@ -199,14 +204,13 @@ fi
 # ---------------------------------------------------------------- report
 {
     echo
-    echo "Results: $OUT (runs.csv, plots/, progress/, logs/)"
+    echo "Results: $OUT (runs.csv, meta.json, progress/*.tsv.gz, logs.tar.gz)"
     for s in s1 s2 s5; do
         grep -q "^$s," "$CSV" || continue
         echo
         echo "## $s (medians of ok runs; $size MiB$([[ $s == s2 ]] && echo ", ${s2size} MiB for s2"))"
         echo
         summarize "$s"
-        plots "$s"
     done
     echo
     echo "## Targets"
@@ -252,3 +256,5 @@ fi
         }' "$CSV"
     fi
 } | tee -a "$OUT/summary.md"
+bench_finish
+log "plots: examples/plots.sh --results $OUT"

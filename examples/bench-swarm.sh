@@ -28,7 +28,8 @@
 #   --swarms LIST         scenario 4 swarms (default bt-fetch,libtorrent,mixed)
 #   --mix LIST            the mixed swarm (default
 #                         bt-fetch,bt-fetch,libtorrent,libtorrent,qbittorrent,aria2,aria2,transmission)
-#   --seeder KIND         libtorrent (default) | transmission | bt-fetch
+#   --seeder KIND         libtorrent (default) | transmission | bt-fetch |
+#                         qbittorrent | aria2
 #   --timeout S           per run / per swarm (default 300)
 #   --mtu N               veth MTU (default 1500)
 #   --out DIR             results (default target/bench/<timestamp>)
@@ -36,6 +37,7 @@
 set -uo pipefail
 # shellcheck source=bench/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/bench/lib.sh"
+BENCH_ARGS=("$@")
 
 scenarios=3,4 size=1024 piece=1M reps=1 nseed=4 s3rate=50 rate=100 nleech=8
 swarms=bt-fetch,libtorrent,mixed mix=bt-fetch,bt-fetch,libtorrent,libtorrent,qbittorrent,aria2,aria2,transmission
@@ -170,7 +172,7 @@ swarm() {
         client_collect "$d"
         label=s4-$kind-$piece-$c-$inst-r$rep
         keep_trace "$d" "$label"
-        csv_row s4 "$kind" "$piece" "$rate" "$seeder" "$c" "$inst" "$rep" "" "" "progress/$label.tsv"
+        csv_row s4 "$kind" "$piece" "$rate" "$seeder" "$c" "$inst" "$rep" "" "" "progress/$label.tsv.gz"
         log "$label: $R_status wall=${R_wall:-?}s cpu=${R_cpu:-?}s rss=${R_rss:-?}MiB first-byte=${R_ttfb:-?}s"
         [[ -z $t_first || $t0 -lt $t_first ]] && t_first=$t0
         if [[ $R_status == ok ]]; then
@@ -222,14 +224,13 @@ fi
 bound=$(awk -v b="$DATA_BYTES" -v r="$rate" 'BEGIN {printf "%.2f", b * 8 / (r * 1e6)}')
 {
     echo
-    echo "Results: $OUT (runs.csv, plots/, progress/, logs/)"
+    echo "Results: $OUT (runs.csv, meta.json, progress/*.tsv.gz, logs.tar.gz)"
     for s in s3 s4; do
         grep -q "^$s," "$CSV" || continue
         echo
         echo "## $s (medians of ok runs; $size MiB, pieces $piece)"
         echo
         summarize "$s"
-        plots "$s"
     done
     [[ -f $OUT/s3-per-seeder.txt ]] && {
         echo
@@ -254,3 +255,5 @@ bound=$(awk -v b="$DATA_BYTES" -v r="$rate" 'BEGIN {printf "%.2f", b * 8 / (r * 
         else if (n4) print "- s4 target: needs both the all-bt-fetch and the all-libtorrent swarm"
     }' "$CSV"
 } | tee -a "$OUT/summary.md"
+bench_finish
+log "plots: examples/plots.sh --results $OUT"

@@ -34,11 +34,16 @@ def main():
     ap.add_argument("--listen", required=True, help="IP:PORT")
     ap.add_argument("--peer", action="append", default=[])
     ap.add_argument("--timeout", type=float, default=300.0)
+    ap.add_argument("--ca-file", help="trust this CA for HTTPS trackers (instead of the system's)")
     ap.add_argument("--stay", action="store_true",
                     help="keep seeding after completion until SIGTERM (swarms)")
     ap.add_argument("--done-file", help="write the completion time (ns since epoch) here")
     args = ap.parse_args()
 
+    if args.ca_file:
+        # libtorrent verifies HTTPS trackers with OpenSSL's default paths,
+        # which SSL_CERT_FILE overrides (read when the session starts)
+        os.environ["SSL_CERT_FILE"] = args.ca_file
     settings = lt.default_settings()
     settings.update({
         "listen_interfaces": args.listen,

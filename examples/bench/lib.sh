@@ -1,7 +1,8 @@
 # shellcheck shell=bash
 # Shared functions for examples/bench-clients.sh and examples/bench-swarm.sh:
 # opentracker, network namespaces + veth + tbf, the seeders, every leecher
-# (start / poll / collect), CSV rows, medians and plots.
+# (start / poll / collect), CSV rows, medians and meta.json. Plots:
+# examples/plots.sh.
 #
 # Everything a run starts is recorded (pids, namespaces, veth links, qdiscs,
 # temporary folders) and removed by bench_cleanup on exit, also on failure or
@@ -84,7 +85,7 @@ bench_init() { # OUT_DIR: checks prerequisites, makes the temp dir, sets the tra
     done
     [[ -x /usr/bin/time ]] || die "/usr/bin/time not found (apt-get install time)"
     [[ -x $BT_META ]] || die "$BT_META not built (cargo build --release)"
-    mkdir -p "$OUT"/{progress,logs,plots} "$DATA_DIR"
+    mkdir -p "$OUT"/{progress,logs} "$DATA_DIR"
     OUT=$(cd "$OUT" && pwd)
     BENCH_TMP=$(mktemp -d /tmp/bt-bench-run.XXXXXX)
     chmod 755 "$BENCH_TMP"
@@ -92,7 +93,66 @@ bench_init() { # OUT_DIR: checks prerequisites, makes the temp dir, sets the tra
     RUN_SEQ=0
     NEXT_PORT=$((20000 + ($$ % 1000) * 20))
     CSV=$OUT/runs.csv
-    [[ -f $CSV ]] || echo "scenario,variant,piece,link_mbit,seeder,client,instance,rep,status,wall_s,cpu_s,peak_rss_mib,client_down_bytes,wire_bytes,goodput_pct,cmp,trace,first_byte_s,peak_anon_mib,exit_s" >"$CSV"
+    [[ -f $CSV ]] || echo "scenario,variant,piece,link_mbit,seeder,client,instance,rep,status,wall_s,cpu_s,peak_rss_mib,client_down_bytes,wire_bytes,goodput_pct,cmp,trace,first_byte_s,peak_anon_mib,exit_s,cpu_user_s,cpu_sys_s,peak_rss_kib,anon_kib" >"$CSV"
+    bench_meta before "$@"
+}
+
+# bench_meta before|after: $OUT/meta.json with what a reader needs to judge
+# the numbers: commit (and whether the tree was dirty), the command line, the
+# machine and its load, before the first run and after the last one
+BENCH_CMDLINE=
+bench_meta() {
+    local when=$1
+    [[ -z $BENCH_CMDLINE ]] && BENCH_CMDLINE="$0 ${BENCH_ARGS[*]}"
+    WHEN=$when CMDLINE=$BENCH_CMDLINE MTU_SET=$MTU ROOT=$ROOT BTF=$BT_FETCH "$PY" - "$OUT/meta.json" <<'PYEOF'
+import json, os, subprocess, sys, time
+path = sys.argv[1]
+meta = json.load(open(path)) if os.path.exists(path) else {}
+def sh(*a):
+    try:
+        return subprocess.run(a, capture_output=True, text=True, cwd=os.environ["ROOT"]).stdout.strip()
+    except OSError:
+        return ""
+load = open("/proc/loadavg").read().split()[:3]
+now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+if os.environ["WHEN"] == "before":
+    dirty = sh("git", "status", "--porcelain", "--untracked-files=no", "--", "src", "bin", "Cargo.toml", "Cargo.lock")
+    meta.update({
+        "commit": sh("git", "rev-parse", "HEAD"),
+        "source_tree_dirty": bool(dirty),
+        "command": meta.get("command", os.environ["CMDLINE"].strip()),
+        # a folder filled by several invocations lists them all
+        "commands": meta.get("commands", []) + [os.environ["CMDLINE"].strip()],
+        "bt_fetch": os.environ["BTF"],
+        "machine": {
+            "nproc": os.cpu_count(),
+            "kernel": os.uname().release,
+            "cpu": next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), ""),
+            "mem_total_kib": int(next(l.split()[1] for l in open("/proc/meminfo") if l.startswith("MemTotal"))),
+            "lo_mtu": int(open("/sys/class/net/lo/mtu").read()),
+            "veth_mtu": int(os.environ["MTU_SET"]),
+        },
+        "date_start": meta.get("date_start", now),
+        "loadavg_before": meta.get("loadavg_before", load),
+    })
+else:
+    meta.update({"date_end": now, "loadavg_after": load})
+json.dump(meta, open(path, "w"), indent=2)
+open(path, "a").write("\n")
+PYEOF
+}
+
+# bench_finish: load after, compressed traces (the results folder is committed)
+bench_finish() {
+    bench_meta after
+    find "$OUT/progress" -name '*.tsv' -exec gzip -9f {} + 2>/dev/null
+    # per-run logs: one archive, so that the folder stays small and flat
+    # (a folder filled by several invocations keeps the earlier logs too)
+    if [[ -d $OUT/logs ]]; then
+        [[ -f $OUT/logs.tar.gz ]] && tar -C "$OUT" -xzf "$OUT/logs.tar.gz"
+        tar -C "$OUT" -czf "$OUT/logs.tar.gz" logs && rm -rf "$OUT/logs"
+    fi
+    return 0
 }
 
 free_port() { # VAR: sets VAR to a TCP port nobody listens on (no subshell:
@@ -124,6 +184,23 @@ make_data() {
     fi
     chmod 644 "$DATA_FILE"
     cat "$DATA_FILE" >/dev/null # warm page cache: the seeder reads from memory
+}
+
+# make_data_multi N KIB: a folder of N random files of KIB KiB each (a
+# multi-file torrent), reused while it is complete
+make_data_multi() {
+    local n=$1 kib=$2 i
+    DATA_NAME=bench-multi-${n}x${kib}KiB
+    DATA_FILE=$DATA_DIR/$DATA_NAME
+    DATA_BYTES=$((n * kib * 1024))
+    if [[ ! -d $DATA_FILE || $(find "$DATA_FILE" -type f | wc -l) -ne $n ]]; then
+        log "creating $DATA_FILE ($n files of $kib KiB)"
+        rm -rf "$DATA_FILE"
+        mkdir -p "$DATA_FILE"
+        for ((i = 0; i < n; i++)); do head -c $((kib * 1024)) /dev/urandom >"$DATA_FILE/f$(printf %04d "$i").bin"; done
+    fi
+    chmod -R a+rX "$DATA_FILE"
+    cat "$DATA_FILE"/* >/dev/null
 }
 
 # make_torrent PIECE ANNOUNCE_IP: sets TORRENT and HASH (v1 torrent by bt-meta)
@@ -255,6 +332,22 @@ seeder_start() {
         bt_fetch_has --bind && bind=(--bind "$ip")
         "${pre[@]}" "$BT_FETCH" "$TORRENT" -o "$DATA_DIR" --seed --announce --listen "$port" "${bind[@]}" -q \
             </dev/null >"$log" 2>&1 &
+        ;;
+    qbittorrent)
+        local wport
+        free_port wport
+        qbittorrent_config "$dir/qbt" "$port" "$wport" "$ip" /bin/true
+        "${pre[@]}" qbittorrent-nox --profile="$dir/qbt" --webui-port="$wport" --torrenting-port="$port" \
+            --save-path="$DATA_DIR" --skip-hash-check --skip-dialog=true --add-paused=false \
+            "$TORRENT" </dev/null >"$log" 2>&1 &
+        ;;
+    aria2)
+        # the data is known good: seed it without a hash check, forever
+        "${pre[@]}" aria2c --dir="$DATA_DIR" --enable-dht=false --enable-dht6=false --bt-enable-lpd=false \
+            --enable-peer-exchange=false --follow-torrent=mem --listen-port="$port" --no-conf=true \
+            --summary-interval=0 --disable-ipv6=true --interface="$ip" --bt-seed-unverified=true \
+            --seed-ratio=0.0 --bt-max-peers=0 --max-overall-upload-limit=0 --console-log-level=warn \
+            "$TORRENT" </dev/null >"$log" 2>&1 &
         ;;
     *) die "unknown seeder '$kind'" ;;
     esac
@@ -418,7 +511,9 @@ client_launch() {
     mkdir -p "$d/dl"
     free_port port
     hook=$d/hook.sh
-    printf '#!/bin/sh\n[ -f %q ] || date +%%s%%N > %q\n' "$d/hook_ns" "$d/hook_ns" >"$hook"
+    # written aside and renamed: the poller must never read a half-written
+    # (empty) timestamp, which once gave a wall time of -1.8e9 s
+    printf '#!/bin/sh\n[ -f %q ] || { date +%%s%%N > %q.tmp && mv %q.tmp %q; }\n' "$d/hook_ns" "$d/hook_ns" "$d/hook_ns" "$d/hook_ns" >"$hook"
     chmod +x "$hook"
     echo "$c" >"$d/client"
     echo "$port" >"$d/port"
@@ -467,6 +562,11 @@ client_launch() {
             --save-path="$d/dl" --skip-dialog=true --add-paused=false "$TORRENT")
         ;;
     esac
+    # per-client extra options from the scenario script, e.g. a CA file for
+    # an HTTPS tracker: BENCH_EXTRA_bt_fetch, BENCH_EXTRA_libtorrent, ...
+    local extra_var=BENCH_EXTRA_${c//-/_}
+    # shellcheck disable=SC2206 # word splitting wanted: a list of options
+    [[ -n ${!extra_var:-} ]] && cmd+=(${!extra_var})
     echo "$kind" >"$d/kind"
     printf '%q ' "${cmd[@]}" >"$d/cmdline"
     now_ns >"$d/start_ns"
@@ -494,7 +594,9 @@ sampler() {
     local f=$1 t0=$2 out=$3 pid=$4 kind=$5 client=${6:-} b a cp=$4
     while :; do
         b=0
-        if [[ -f $f && $client == bt-fetch ]]; then
+        if [[ -d $f ]]; then # multi-file: blocks allocated under the folder
+            b=$(du -s -B1 "$f" 2>/dev/null | cut -f1)
+        elif [[ -f $f && $client == bt-fetch ]]; then
             b=$(stat -c '%b %B' "$f" 2>/dev/null | awk '{print $1 * $2}')
         elif [[ -f $f ]]; then
             b=$(fincore -b -n -o RES "$f" 2>/dev/null || echo 0)
@@ -506,8 +608,8 @@ sampler() {
     done
 }
 
-proc_cpu_ticks() { # PID: utime+stime
-    sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | awk '{print $12 + $13}'
+proc_cpu_ticks() { # PID: utime+stime utime stime
+    sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | awk '{print $12 + $13, $12, $13}'
 }
 proc_hwm_kib() { awk '/^VmHWM:/ {print $2}' "/proc/$1/status" 2>/dev/null; }
 
@@ -556,7 +658,7 @@ client_collect() {
     c=$(<"$d/client")
     kind=$(<"$d/kind")
     R_status=$(<"$d/status")
-    R_wall= R_cpu= R_rss= R_down= R_exit=
+    R_wall= R_cpu= R_rss= R_down= R_exit= R_user= R_sys= R_rss_kib=
     t0=$(<"$d/start_ns")
     [[ -f $d/end_ns ]] && t1=$(<"$d/end_ns")
     # bytes the client says it downloaded, before it is stopped
@@ -589,13 +691,17 @@ client_collect() {
             # a completion hook (aria2) came before the exit: it is the wall time
             [[ -f $d/hook_ns ]] && R_wall=$(awk -v a="$t0" -v b="$(<"$d/hook_ns")" 'BEGIN {printf "%.3f", (b - a) / 1e9}')
             R_cpu=$(awk -v u="$u" -v s="$s" 'BEGIN {printf "%.2f", u + s}')
+            R_user=$u R_sys=$s R_rss_kib=$rss
             R_rss=$(awk -v k="$rss" 'BEGIN {printf "%.1f", k / 1024}')
         fi
     else
         if [[ $R_status == ok && -s $d/proc ]]; then
-            read -r ticks hwm <"$d/proc"
+            read -r ticks uticks sticks hwm <"$d/proc"
             R_wall=$(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.3f", (b - a) / 1e9}')
             R_cpu=$(awk -v t="$ticks" -v h="$CLK_TCK" 'BEGIN {printf "%.2f", t / h}')
+            R_user=$(awk -v t="$uticks" -v h="$CLK_TCK" 'BEGIN {printf "%.2f", t / h}')
+            R_sys=$(awk -v t="$sticks" -v h="$CLK_TCK" 'BEGIN {printf "%.2f", t / h}')
+            R_rss_kib=$hwm
             R_rss=$(awk -v k="$hwm" 'BEGIN {printf "%.1f", k / 1024}')
         fi
         alive "$pid" && bench_kill "$pid"
@@ -617,8 +723,11 @@ client_collect() {
     R_cmp=
     R_ttfb=$(first_byte "$d")
     R_anon=$(awk '$3 > m { m = $3 } END { if (m) printf "%.1f", m / 1024 }' "$d/progress.tsv" 2>/dev/null)
+    R_anon_kib=$(awk '$3 > m { m = $3 } END { if (m) print m }' "$d/progress.tsv" 2>/dev/null)
     if [[ $R_status == ok ]]; then
-        if cmp -s "$DATA_FILE" "$d/dl/$DATA_NAME"; then R_cmp=same; else
+        if [[ -d $DATA_FILE ]] && diff -rq "$DATA_FILE" "$d/dl/$DATA_NAME" >/dev/null 2>&1; then
+            R_cmp=same
+        elif [[ -f $DATA_FILE ]] && cmp -s "$DATA_FILE" "$d/dl/$DATA_NAME"; then R_cmp=same; else
             R_cmp=DIFFERENT
             R_status=corrupt
         fi
@@ -634,12 +743,12 @@ first_byte() {
 
 # csv_row SCEN VARIANT PIECE LINK SEEDER CLIENT INST REP WIRE GOODPUT TRACE
 csv_row() {
-    echo "$1,$2,$3,$4,$5,$6,$7,$8,$R_status,${R_wall},${R_cpu},${R_rss},${R_down},$9,${10},${R_cmp},${11},${R_ttfb:-},${R_anon:-},${R_exit:-}" >>"$CSV"
+    echo "$1,$2,$3,$4,$5,$6,$7,$8,$R_status,${R_wall},${R_cpu},${R_rss},${R_down},$9,${10},${R_cmp},${11},${R_ttfb:-},${R_anon:-},${R_exit:-},${R_user:-},${R_sys:-},${R_rss_kib:-},${R_anon_kib:-}" >>"$CSV"
 }
 
 # keep_trace DIR LABEL: copies the progress samples to the results
 keep_trace() {
-    [[ -f $1/progress.tsv ]] && cp "$1/progress.tsv" "$OUT/progress/$2.tsv"
+    [[ -f $1/progress.tsv ]] && gzip -9c "$1/progress.tsv" >"$OUT/progress/$2.tsv.gz"
     mkdir -p "$OUT/logs/$2"
     cp "$1"/{cmdline,out,err,status} "$OUT/logs/$2/" 2>/dev/null
     tail -c 20000 "$1/out" >"$OUT/logs/$2/out" 2>/dev/null
@@ -669,7 +778,7 @@ run_one() {
     local d label rx0=0 rx1=0 k wire= good= why
     label=$scen-$variant-$piece-$c-r$rep
     if ! why=$(client_available "$c" "$variant"); then
-        R_status=$why R_wall= R_cpu= R_rss= R_down= R_cmp= R_ttfb= R_anon= R_exit=
+        R_status=$why R_wall= R_cpu= R_rss= R_down= R_cmp= R_ttfb= R_anon= R_exit= R_user= R_sys= R_rss_kib= R_anon_kib=
         csv_row "$scen" "$variant" "$piece" "$link" "$seeder" "$c" 1 "$rep" "" "" ""
         log "$label: $why"
         return 0
@@ -685,7 +794,7 @@ run_one() {
         good=$(awk -v b="$DATA_BYTES" -v t="$R_wall" -v r="$link" 'BEGIN {printf "%.1f", b * 8 / t / (r * 1e6) * 100}')
     fi
     keep_trace "$d" "$label"
-    csv_row "$scen" "$variant" "$piece" "$link" "$seeder" "$c" 1 "$rep" "$wire" "$good" "progress/$label.tsv"
+    csv_row "$scen" "$variant" "$piece" "$link" "$seeder" "$c" 1 "$rep" "$wire" "$good" "progress/$label.tsv.gz"
     log "$label: $R_status wall=${R_wall:-?}s${R_exit:+ exit=${R_exit}s} cpu=${R_cpu:-?}s rss=${R_rss:-?}MiB anon=${R_anon:-?}MiB first-byte=${R_ttfb:-?}s down=${R_down:-?} wire=${wire:--} ${good:+goodput=$good%}"
     rm -rf "$d"
 }
@@ -725,41 +834,4 @@ summarize() {
             printf "%s-%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", p[1], p[2], p[3], mw[k], mn(w[k]), mx(w[k]), mc[k], (r[k] != "") ? median(r[k]) : "", (g[k] != "") ? median(g[k]) : "" > tsv
         }
     }' "$CSV"
-}
-
-# plots SCEN: completion times (median, min-max) per client and variant, and
-# bytes over time for the median run of each client, per variant
-plots() {
-    local scen=$1 v files=() titles=() c f row
-    [[ -s $OUT/summary-$scen.tsv ]] || return 0
-    gnuplot -e "mode='times'; in='$OUT/summary-$scen.tsv'; out='$OUT/plots/$scen-times.png'; ttl='$scen: completion time per client (median, min-max)'" \
-        "$BENCH_LIB/plot.gnuplot" 2>>"$OUT/logs/gnuplot.log" || log "gnuplot failed (see logs/gnuplot.log)"
-    for v in $(cut -f1 "$OUT/summary-$scen.tsv" | sort -u); do
-        files=() titles=()
-        if [[ $scen == s4 ]]; then
-            # swarms: every leecher of the first repetition
-            while IFS=, read -r c inst row; do
-                [[ -s $OUT/$row ]] && {
-                    files+=("$OUT/$row")
-                    titles+=("$c-$inst")
-                }
-            done < <(awk -F, -v vp="$v" 'NR > 1 && $1 == "s4" && ($2 "-" $3) == vp && $8 == 1 && $17 != "" { print $6 "," $7 "," $17 }' "$CSV")
-        fi
-        while [[ $scen != s4 ]] && IFS=$'\t' read -r vv c med _; do
-            [[ $vv == "$v" ]] || continue
-            # the run whose wall time is closest to the median
-            row=$(awk -F, -v s="$scen" -v vp="$v" -v c="$c" -v m="$med" '
-                NR > 1 && $1 == s && ($2 "-" $3) == vp && $6 == c && $9 == "ok" {
-                    d = $10 - m; if (d < 0) d = -d; if (best == "" || d < bd) { bd = d; best = $17 } }
-                END { print best }' "$CSV")
-            f=$OUT/$row
-            [[ -n $row && -s $f ]] && {
-                files+=("$f")
-                titles+=("$c")
-            }
-        done <"$OUT/summary-$scen.tsv"
-        ((${#files[@]})) || continue
-        gnuplot -e "mode='progress'; files='${files[*]}'; titles='${titles[*]}'; total=$DATA_BYTES; out='$OUT/plots/$scen-$v-progress.png'; ttl='$scen $v: bytes on disk over time ($([[ $scen == s4 ]] && echo "every leecher, first repetition" || echo "the median run of each client"))'" \
-            "$BENCH_LIB/plot.gnuplot" 2>>"$OUT/logs/gnuplot.log" || log "gnuplot failed (see logs/gnuplot.log)"
-    done
 }
