@@ -144,6 +144,19 @@ if [[ -d $d ]]; then
         "Trackers: HTTP, UDP, HTTPS (stunnel), 16 MiB, 256 KiB pieces, lo, $(runs "$d/runs.csv" trackers) runs per cell"
 fi
 
+# -------------------------------------- latency, ablations, soak
+# Their own plot scripts, each reading the committed data next to it.
+for exp in latency ablation; do
+    if [[ -d $R/$exp ]]; then
+        bash "$R/$exp/plot.sh" "$IMG/$exp.png"
+        made=$((made + 1))
+    fi
+done
+if [[ -f $R/soak/samples.csv ]]; then
+    gnuplot -e "csv='$R/soak/samples.csv'; png='$IMG/soak.png'" "$ROOT/examples/soak-plot.gnuplot"
+    made=$((made + 1))
+fi
+
 # ------------------------------------------------------------ strategies
 # examples/strategies/plots.sh writes next to its data; for --check it runs
 # on a copy, so the tree stays clean
