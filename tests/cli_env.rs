@@ -107,6 +107,10 @@ fn usage_errors_exit_2_in_every_program() {
         ),
         (
             "bt-fetch",
+            &["f.torrent", "--upload-slots", "0", "--peer", "127.0.0.1:9"],
+        ),
+        (
+            "bt-fetch",
             &["f.torrent", "--max-memory", "0", "--peer", "127.0.0.1:9"],
         ),
         ("bt-fetch", &["f.torrent", "-p", "70000"]),

@@ -123,8 +123,8 @@ pub struct Cli {
     #[arg(long, value_name = "NAME", default_value = "classic",
           value_parser = clap::builder::PossibleValuesParser::new(crate::choker::STRATEGIES))]
     pub strategy: String,
-    /// Peers unchoked at once (besides the optimistic unchoke).
-    #[arg(long, default_value_t = 4)]
+    /// Peers unchoked at once, besides the optimistic unchoke (at least 1).
+    #[arg(long, value_name = "N", default_value = "4", value_parser = parse_count)]
     pub upload_slots: usize,
     /// Encryption (MSE/PE): allow (accept both, connect in plaintext and
     /// retry with MSE), prefer (connect with MSE, retry in plaintext),
