@@ -37,8 +37,7 @@ fn single_file_from_bt_seeder() {
         "{connected:?}"
     );
     // SIGTERM stops the seeder cleanly with exit 0.
-    seeder.proc.signal(libc::SIGTERM);
-    let done = seeder.finish(Duration::from_secs(10));
+    let done = seeder.stop();
     assert_eq!(done["uploaded"], 12_345_678);
 }
 

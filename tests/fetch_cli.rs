@@ -58,8 +58,7 @@ fn resume_after_kill_9_redownloads_only_missing_pieces() {
         (96 - had) * (256 << 10),
         "only missing pieces fetched"
     );
-    seeder.proc.signal(libc::SIGTERM);
-    seeder.finish(Duration::from_secs(10));
+    seeder.stop();
 }
 
 #[test]
@@ -168,6 +167,5 @@ fn symlink_in_output_folder_is_refused() {
         std::fs::read_dir(&outside).unwrap().next().is_none(),
         "nothing written outside the output folder"
     );
-    seeder.proc.signal(libc::SIGTERM);
-    seeder.finish(Duration::from_secs(10));
+    seeder.stop();
 }

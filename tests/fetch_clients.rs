@@ -22,12 +22,6 @@ fn fetch_from(port: u16, torrent: &Path, out: &Path, label: &str) -> serde_json:
     leech.finish(LIMIT)
 }
 
-/// Stops a bt-fetch seeder the way a user would and returns its `done` event.
-fn stop(mut seeder: Fetch) -> serde_json::Value {
-    seeder.proc.signal(libc::SIGTERM);
-    seeder.finish(Duration::from_secs(10))
-}
-
 fn seed_with_bt(torrent: &Path, dir: &Path, peer_port: u16) -> Fetch {
     let peer = format!("127.0.0.1:{peer_port}");
     Fetch::local(
@@ -58,11 +52,11 @@ fn aria2_downloads_from_bt() {
     let out = tmp.join("aria");
     std::fs::create_dir_all(&out).unwrap();
     let (mut aria, port) = aria2(false, &torrent, &out);
-    let seeder = seed_with_bt(&torrent, &tmp.join("seed"), port);
+    let mut seeder = seed_with_bt(&torrent, &tmp.join("seed"), port);
     let status = aria.wait_exit(LIMIT).expect("aria2 finished in time");
     assert!(status.success(), "aria2 exited with {status}");
     assert_same(&data, &out.join("a.bin"));
-    let done = stop(seeder);
+    let done = seeder.stop();
     assert!(done["uploaded"].as_u64().unwrap() >= 9_000_000);
 }
 
@@ -86,10 +80,10 @@ fn qbittorrent_downloads_from_bt() {
     let out = tmp.join("qb");
     std::fs::create_dir_all(&out).unwrap();
     let qb = qbittorrent(&tmp.join("profile"), &torrent, &out);
-    let seeder = seed_with_bt(&torrent, &tmp.join("seed"), qb.port);
+    let mut seeder = seed_with_bt(&torrent, &tmp.join("seed"), qb.port);
     qb.wait_seeding(LIMIT);
     assert_same(&root, &out.join("tree"));
-    stop(seeder);
+    seeder.stop();
 }
 
 /// How a test starts Transmission: with `-et` (plaintext preferred) or with
@@ -117,10 +111,10 @@ fn transmission_downloads_from_bt(label: &str, seed: u64, start: StartTransmissi
     let out = tmp.join("tr");
     std::fs::create_dir_all(&out).unwrap();
     let tr = start(&tmp.join("cfg"), &torrent, &out);
-    let seeder = seed_with_bt(&torrent, &tmp.join("seed"), tr.port);
+    let mut seeder = seed_with_bt(&torrent, &tmp.join("seed"), tr.port);
     tr.wait_finished(LIMIT);
     assert_same_but_empty(&root, &out.join("tree"));
-    stop(seeder);
+    seeder.stop();
 }
 
 #[test]
@@ -194,5 +188,5 @@ fn download_from_mixed_swarm() {
     assert!(contributors >= 2, "data came from several peers: {gave:?}");
     let total: u64 = gave.iter().map(|(_, n)| n).sum();
     assert!(total >= 40 << 20, "{gave:?} {done}");
-    stop(bt_seed);
+    bt_seed.stop();
 }

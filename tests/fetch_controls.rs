@@ -70,8 +70,7 @@ fn max_download_rate_paces_the_download() {
         wall < 60.0,
         "took {wall} s: the limit throttles far too much"
     );
-    seeder.proc.signal(libc::SIGTERM);
-    seeder.finish(Duration::from_secs(10));
+    seeder.stop();
 }
 
 #[test]
@@ -127,8 +126,7 @@ fn select_fetches_only_the_chosen_files_and_serves_only_whole_pieces() {
     // A third peer asking the picky one alone for b.bin gets the ten
     // pieces wholly inside it, never the two it keeps only in part.
     let picky_peer = format!("127.0.0.1:{}", picky.port());
-    seeder.proc.signal(libc::SIGTERM);
-    seeder.finish(Duration::from_secs(10));
+    seeder.stop();
     let out3 = tmp.join("third");
     let mut third = Fetch::local(
         "third",
@@ -155,8 +153,7 @@ fn select_fetches_only_the_chosen_files_and_serves_only_whole_pieces() {
         got.iter().all(|i| (46..=55).contains(i)),
         "served a piece it keeps only in part: {got:?}"
     );
-    picky.proc.signal(libc::SIGTERM);
-    picky.finish(Duration::from_secs(10));
+    picky.stop();
 }
 
 #[test]
@@ -212,8 +209,7 @@ fn sequential_completes_pieces_in_order() {
             "piece {i} completed {k}th: not in order ({order:?})"
         );
     }
-    seeder.proc.signal(libc::SIGTERM);
-    seeder.finish(Duration::from_secs(10));
+    seeder.stop();
 }
 
 #[test]
@@ -315,8 +311,7 @@ fn stdin_peer_lines_warn_with_line_numbers_and_accept_host_names() {
         assert!(err.contains(expect), "no {expect:?} in:\n{err}");
     }
     assert!(!err.contains("stdin line 5"), "{err}");
-    seeder.proc.signal(libc::SIGTERM);
-    seeder.finish(Duration::from_secs(10));
+    seeder.stop();
 }
 
 #[test]

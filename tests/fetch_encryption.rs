@@ -152,8 +152,7 @@ fn default_transmission_downloads_from_bt_seeder() {
     // answered it.
     let enc = first_encryption(&mut seeder);
     assert_ne!(enc, "none", "Transmission's connection was MSE");
-    seeder.proc.signal(libc::SIGTERM);
-    let done = seeder.finish(Duration::from_secs(10));
+    let done = seeder.stop();
     assert!(done["uploaded"].as_u64().unwrap() >= 10_434_691, "{done}");
     drop(tr);
     drop(ns);
@@ -210,8 +209,7 @@ fn libtorrent_requiring_rc4_downloads_from_bt_seeder() {
     lt.wait_line("done", LIMIT);
     assert_same(&root, &out.join("tree"));
     assert_eq!(first_encryption(&mut seeder), "rc4");
-    seeder.proc.signal(libc::SIGTERM);
-    let done = seeder.finish(Duration::from_secs(10));
+    let done = seeder.stop();
     assert!(done["uploaded"].as_u64().unwrap() >= 10_434_691, "{done}");
 }
 
@@ -357,6 +355,5 @@ fn seeder_drops_hostile_mse_input_quickly_and_keeps_serving() {
     );
     leech.finish(Duration::from_secs(70));
     assert_same(&data, &out.join("h.bin"));
-    seeder.proc.signal(libc::SIGTERM);
-    seeder.finish(Duration::from_secs(10));
+    seeder.stop();
 }

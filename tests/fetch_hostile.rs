@@ -39,8 +39,7 @@ fn hostile_run(behaviour: Behaviour, label: &str) -> (serde_json::Value, Fetch) 
         );
     }
     drop(fake);
-    seeder.proc.signal(libc::SIGTERM);
-    seeder.finish(Duration::from_secs(10));
+    seeder.stop();
     (done, leech)
 }
 
@@ -102,7 +101,6 @@ fn slow_peer_does_not_hold_up_the_end() {
     assert_same(&data, &out.join("s.bin"));
     assert!(done["seconds"].as_f64().unwrap() < 15.0, "{done}");
     for s in [&mut slow, &mut fast] {
-        s.proc.signal(libc::SIGTERM);
-        s.finish(Duration::from_secs(10));
+        s.stop();
     }
 }

@@ -71,7 +71,6 @@ fn libtorrent_downloads_from_bt_seeder() {
     let mut lt = LtPeer::start("leech", &torrent, &out, &[format!("127.0.0.1:{port}")]);
     lt.wait_line("done", LIMIT);
     assert_same(&root, &out.join("tree"));
-    seeder.proc.signal(libc::SIGTERM);
-    let done = seeder.finish(Duration::from_secs(10));
+    let done = seeder.stop();
     assert!(done["uploaded"].as_u64().unwrap() >= 10_434_691, "{done}");
 }

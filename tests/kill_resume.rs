@@ -79,8 +79,7 @@ fn kill_9_mid_download_loses_at_most_the_pieces_in_flight() {
     assert!(listening["have_pieces"].as_u64().unwrap() >= reported);
     leech.finish(Duration::from_secs(120));
     assert_same(&data, &out.join("data.bin"));
-    seeder.proc.signal(libc::SIGTERM);
-    let done = seeder.finish(Duration::from_secs(10));
+    let done = seeder.stop();
     let uploaded = done["uploaded"].as_u64().unwrap();
     let bound = SIZE as u64 + KILLS as u64 * IN_FLIGHT;
     eprintln!("uploaded {uploaded} for {SIZE} bytes (bound {bound})");

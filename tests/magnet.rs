@@ -194,8 +194,7 @@ fn libtorrent_magnet_leecher_gets_metadata_from_bt_fetch() {
     lt.wait_line(|l| l.starts_with("metadata"), LIMIT);
     lt.wait_line(|l| l.starts_with("done"), LIMIT);
     assert_same(&root, &out.join("tree"));
-    seeder.proc.signal(libc::SIGTERM);
-    seeder.finish(Duration::from_secs(10));
+    seeder.stop();
 }
 
 #[test]

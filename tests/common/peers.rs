@@ -207,6 +207,12 @@ impl Fetch {
     }
 
     /// Waits for the `done` event and the exit; asserts exit code 0.
+    /// Stops it the way a user would (SIGTERM) and returns its `done` event.
+    pub fn stop(&mut self) -> serde_json::Value {
+        self.proc.signal(libc::SIGTERM);
+        self.finish(Duration::from_secs(10))
+    }
+
     pub fn finish(&mut self, limit: Duration) -> serde_json::Value {
         let done = self.wait_event("done", limit);
         let status = self.proc.wait_exit(Duration::from_secs(10));
