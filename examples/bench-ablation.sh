@@ -33,6 +33,7 @@
 #   --rate MBIT       the seeder's link (default 40)
 #   --timeout S       per swarm (default 180)
 #   --out DIR         results (default docs/results/ablation)
+#   --dry-run         print the options as parsed and stop
 # Environment: BT_FETCH, BENCH_NET (default 10.238), BT_BENCH_DIR, BENCH_KEEP=1.
 set -uo pipefail
 export BENCH_NET=${BENCH_NET:-10.238}
@@ -42,28 +43,11 @@ source "$(dirname "${BASH_SOURCE[0]}")/bench/lib.sh"
 variants=base,random,no-endgame,no-split reps=5 first_rep=1 nleech=8 size=64 piece=256K rate=40 out=
 TIMEOUT=180
 cmdline="$0 $*"
-while (($#)); do
-    case $1 in
-    --variants) variants=$2; shift ;;
-    --reps) reps=$2; shift ;;
-    --first-rep) first_rep=$2; shift ;;
-    --leechers) nleech=$2; shift ;;
-    --size) size=$2; shift ;;
-    --piece) piece=$2; shift ;;
-    --rate) rate=$2; shift ;;
-    --timeout) TIMEOUT=$2; shift ;;
-    --out) out=$2; shift ;;
-    -h | --help)
-        sed -n '2,/^set -uo/p' "$0" | sed '$d; s/^# \{0,1\}//'
-        exit 0
-        ;;
-    *) die "unknown option '$1' (see --help)" ;;
-    esac
-    shift
-done
+bench_options --variants=variants --reps=reps --first-rep=first_rep --leechers=nleech --size=size \
+    --piece=piece --rate=rate --timeout=TIMEOUT --out=out -- "$@"
 out=${out:-$ROOT/docs/results/ablation}
 IFS=, read -ra VARIANTS <<<"$variants"
-[[ -x $BT_FETCH ]] || die "$BT_FETCH not built (cargo build --release)"
+bench_need_built "$BT_FETCH"
 "$BT_FETCH" --x-no-seed-split --help >/dev/null 2>&1 || die "$BT_FETCH has no --x-… switches (build this branch)"
 
 bench_init "$out"

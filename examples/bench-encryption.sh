@@ -12,38 +12,20 @@
 #   require  MSE offering RC4 only: the whole stream is RC4
 #
 # Usage: examples/bench-encryption.sh [--size MIB] [--runs N] [--modes LIST]
-#                                     [--piece 1M] [--out DIR]
+#                                     [--piece 1M] [--out DIR] [--dry-run]
 # Environment: BT_FETCH, BT_META (default target/release/...), BT_BENCH_DIR
 # (test data, default /tmp/bt-bench-encryption).
 # Writes DIR/runs.csv (one row per run) and DIR/meta.json; prints medians.
 set -uo pipefail
+# shellcheck source=bench/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/bench/lib.sh"
 
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-BT_FETCH=${BT_FETCH:-$ROOT/target/release/bt-fetch}
-BT_META=${BT_META:-$ROOT/target/release/bt-meta}
 DATA=${BT_BENCH_DIR:-/tmp/bt-bench-encryption}
-PY=/usr/bin/python3
 size=1024 runs=5 modes=allow,prefer,require piece=1M out=$ROOT/docs/results/encryption
-while (($#)); do
-    case $1 in
-    --size) size=$2; shift ;;
-    --runs) runs=$2; shift ;;
-    --modes) modes=$2; shift ;;
-    --piece) piece=$2; shift ;;
-    --out) out=$2; shift ;;
-    -h | --help)
-        sed -n '2,/^set -uo/p' "$0" | sed '$d; s/^# \{0,1\}//'
-        exit 0
-        ;;
-    *) echo "unknown option $1 (see --help)" >&2; exit 2 ;;
-    esac
-    shift
-done
-log() { printf '[%s] %s\n' "$(date +%T)" "$*" >&2; }
-die() { log "error: $*"; exit 2; }
-for f in "$BT_FETCH" "$BT_META"; do [[ -x $f ]] || die "$f not built (cargo build --release)"; done
-"$PY" -c 'import libtorrent' 2>/dev/null || die "python3-libtorrent is missing (apt-get install -y python3-libtorrent)"
-[[ -x /usr/bin/time ]] || die "/usr/bin/time is missing (apt-get install -y time)"
+bench_options --size=size --runs=runs --modes=modes --piece=piece --out=out -- "$@"
+bench_need_built "$BT_FETCH" "$BT_META"
+bench_need_libtorrent
+bench_need_gnu_time
 
 seeder_pid=
 cleanup() {
@@ -55,10 +37,7 @@ trap 'exit 130' INT TERM
 
 mkdir -p "$DATA" "$out"
 file=$DATA/payload-$size.bin
-if [[ ! -f $file || $(stat -c %s "$file") -ne $((size << 20)) ]]; then
-    log "writing $size MiB of random data to $file"
-    head -c $((size << 20)) /dev/urandom >"$file.tmp" && mv "$file.tmp" "$file" || die "cannot write $file"
-fi
+bench_random_file "$file" $((size << 20))
 torrent=$DATA/payload-$size-$piece.torrent
 [[ -f $torrent ]] || "$BT_META" create -q --no-date -l "$piece" -o "$torrent" "$file" || die "bt-meta create failed"
 

@@ -12,37 +12,22 @@
 #   --runs N       timed runs per build (default 10), after one warm-up each
 #   --out DIR      results (default target/bench/engine-<timestamp>)
 #   --extra ARGS   more bt-fetch options for both builds (one word each, space-separated)
+#   --dry-run      print the options as parsed and stop
 # Needs: python3-libtorrent (/usr/bin/python3), GNU time (package `time`).
 set -euo pipefail
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=bench/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/bench/lib.sh"
 base= new= size=1024 piece=1M runs=10 out= extra=
-while (($#)); do
-    case $1 in
-    --base) base=$2; shift ;;
-    --new) new=$2; shift ;;
-    --size) size=$2; shift ;;
-    --piece) piece=$2; shift ;;
-    --runs) runs=$2; shift ;;
-    --out) out=$2; shift ;;
-    --extra) extra=$2; shift ;;
-    *) echo "unknown option $1" >&2; exit 2 ;;
-    esac
-    shift
-done
-[[ -x $base && -x $new ]] || { echo "--base and --new must be bt-fetch binaries" >&2; exit 2; }
-[[ -x /usr/bin/time ]] || { echo "install GNU time (apt-get install time)" >&2; exit 2; }
-/usr/bin/python3 -c 'import libtorrent' 2>/dev/null || { echo "install python3-libtorrent" >&2; exit 2; }
-BT_META=${BT_META:-$ROOT/target/release/bt-meta}
-[[ -x $BT_META ]] || { echo "build bt-meta first (cargo build --release)" >&2; exit 2; }
+bench_options --base=base --new=new --size=size --piece=piece --runs=runs --out=out --extra=extra -- "$@"
+[[ -x $base && -x $new ]] || die "--base and --new must be bt-fetch binaries"
+bench_need_gnu_time
+bench_need_libtorrent
+bench_need_built "$BT_META"
 out=${out:-$ROOT/target/bench/engine-$(date +%Y%m%d-%H%M%S)}
 mkdir -p "$out"
 work=${BT_BENCH_DIR:-/tmp/bt-bench-engine}
-mkdir -p "$work/data"
 data=$work/data/file-$size.bin
-if [[ ! -s $data ]]; then
-    echo "making $size MiB of random data" >&2
-    head -c "$((size << 20))" /dev/urandom >"$data.tmp" && mv "$data.tmp" "$data"
-fi
+bench_random_file "$data" "$((size << 20))"
 torrent=$work/file-$size-$piece.torrent
 "$BT_META" create "$data" -l "$piece" --no-date --force -o "$torrent" >/dev/null
 

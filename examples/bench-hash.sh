@@ -4,7 +4,7 @@
 # cache, same piece length, no creation date. Optionally also the programs of
 # other builds (say main's), so a before/after lands in the same run.
 #
-#   examples/bench-hash.sh [RESULTS_DIR] [LABEL=BINDIR ...]
+#   examples/bench-hash.sh [--dry-run] [RESULTS_DIR] [LABEL=BINDIR ...]
 #
 #   RESULTS_DIR     where raw results go (default target/bench/hash)
 #   LABEL=BINDIR    also time BINDIR/bt-meta create and BINDIR/bt-verify,
@@ -27,9 +27,13 @@
 # against `mktorrent -t 2`: "faster"/"slower" only where the intervals of
 # the medians do not overlap, "tie" otherwise.
 set -euo pipefail
+# shellcheck source=bench/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/bench/lib.sh"
 
 cmdline="$0 $*"
-root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+bench_options --positional -- "$@"
+set -- "${BENCH_POSITIONAL[@]}"
+root=$ROOT
 results=${1:-$root/target/bench/hash}
 [[ $# -gt 0 ]] && shift
 dir=${BT_BENCH_DIR:-/tmp/bt-bench}
@@ -37,12 +41,7 @@ mb=${BT_BENCH_MB:-1024}
 rounds=${BT_BENCH_ROUNDS:-15}
 piece=${BT_BENCH_PIECE:-524288}
 
-for tool in hyperfine mktorrent python3 git; do
-    command -v "$tool" >/dev/null || {
-        echo "bench-hash: '$tool' not found; install it (Debian: apt-get install hyperfine mktorrent python3 git)" >&2
-        exit 2
-    }
-done
+bench_need "apt-get install hyperfine mktorrent python3 git" hyperfine mktorrent python3 git
 log2=$(python3 -c "import sys; n=int(sys.argv[1]); print(n.bit_length()-1 if n > 0 and n & (n-1) == 0 else '')" "$piece")
 [[ -n $log2 ]] || {
     echo "bench-hash: BT_BENCH_PIECE must be a power of two (mktorrent takes 2^n)" >&2
@@ -50,15 +49,10 @@ log2=$(python3 -c "import sys; n=int(sys.argv[1]); print(n.bit_length()-1 if n >
 }
 
 (cd "$root" && cargo build --release --bin bt-meta --bin bt-verify)
-target=${CARGO_TARGET_DIR:-target}
-case $target in
-/*) ;;
-*) target=$root/$target ;;
-esac
 
 # Builds to time: ours first, then LABEL=BINDIR arguments.
 labels=("")
-bindirs=("$target/release")
+bindirs=("$(bench_release_dir)")
 for arg in "$@"; do
     [[ $arg == *=* ]] || {
         echo "bench-hash: expected LABEL=BINDIR, got '$arg'" >&2
@@ -67,25 +61,14 @@ for arg in "$@"; do
     labels+=("${arg%%=*}")
     bindirs+=("$(cd "${arg#*=}" && pwd)")
 done
-for d in "${bindirs[@]}"; do
-    for b in bt-meta bt-verify; do
-        [[ -x $d/$b ]] || {
-            echo "bench-hash: $d/$b not found (build it with cargo build --release)" >&2
-            exit 2
-        }
-    done
-done
+for d in "${bindirs[@]}"; do bench_need_built "$d/bt-meta" "$d/bt-verify"; done
 
 mkdir -p "$dir" "$results/hyperfine"
 results=$(cd "$results" && pwd)
 rm -f "$results"/hyperfine/round-*.json
 file=$dir/hash-bench-${mb}MiB.bin
 bytes=$((mb * 1024 * 1024))
-if [[ ! -f $file || $(stat -c %s "$file") -ne $bytes ]]; then
-    echo "creating $file ($mb MiB of random bytes)..."
-    head -c "$bytes" /dev/urandom >"$file.tmp"
-    mv "$file.tmp" "$file"
-fi
+bench_random_file "$file" "$bytes"
 work=$(mktemp -d "${TMPDIR:-/tmp}/bench-hash.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 torrent=$work/verify.torrent

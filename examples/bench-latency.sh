@@ -32,6 +32,7 @@
 #   --check-only      only validate the relay at each RTT (relay-check.csv)
 #   --summarize-only  only recompute throughput.csv and summary.md from
 #                     --out's runs.csv and progress traces
+#   --dry-run         print the options as parsed and stop
 # Environment: BT_FETCH, RELAY (default target/release/examples/relay),
 # BENCH_NET (default 10.237), BT_BENCH_DIR, BENCH_KEEP=1.
 set -uo pipefail
@@ -47,27 +48,9 @@ clients=$(
 TIMEOUT=120
 RELAY=${RELAY:-${CARGO_TARGET_DIR:-$ROOT/target}/release/examples/relay}
 cmdline="$0 $*"
-while (($#)); do
-    case $1 in
-    --rtts) rtts=$2; shift ;;
-    --rate) rate=$2; shift ;;
-    --size) size=$2; shift ;;
-    --piece) piece=$2; shift ;;
-    --reps) reps=$2; shift ;;
-    --clients) clients=$2; shift ;;
-    --timeout) TIMEOUT=$2; shift ;;
-    --out) out=$2; shift ;;
-    --first-rep) first_rep=$2; shift ;;
-    --check-only) check_only=1 ;;
-    --summarize-only) summarize_only=1 ;;
-    -h | --help)
-        sed -n '2,/^set -uo/p' "$0" | sed '$d; s/^# \{0,1\}//'
-        exit 0
-        ;;
-    *) die "unknown option '$1' (see --help)" ;;
-    esac
-    shift
-done
+bench_options --rtts=rtts --rate=rate --size=size --piece=piece --reps=reps --clients=clients \
+    --timeout=TIMEOUT --out=out --first-rep=first_rep --check-only=check_only:1 \
+    --summarize-only=summarize_only:1 -- "$@"
 out=${out:-$ROOT/docs/results/latency}
 IFS=, read -ra RTTS <<<"$rtts"
 IFS=, read -ra CL <<<"$clients"

@@ -22,40 +22,20 @@
 #   --reps N            repetitions (default 3)
 #   --timeout S         per swarm (default 300)
 #   --out DIR           results (default target/bench/<timestamp>)
+#   --dry-run           print the options as parsed and stop
 set -uo pipefail
 # shellcheck source=bench/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/bench/lib.sh"
-BENCH_ARGS=("$@")
 
 nleech=50 mix=bt-fetch,libtorrent seeders=bt-fetch,libtorrent size=64 piece=256K reps=3 out=
-while (($#)); do
-    case $1 in
-    --leechers) nleech=$2; shift ;;
-    --mix) mix=$2; shift ;;
-    --seeders) seeders=$2; shift ;;
-    --size) size=$2; shift ;;
-    --piece) piece=$2; shift ;;
-    --reps) reps=$2; shift ;;
-    --timeout) TIMEOUT=$2; shift ;;
-    --out) out=$2; shift ;;
-    -h | --help)
-        sed -n '2,/^set -uo/p' "$0" | sed '$d; s/^# \{0,1\}//'
-        exit 0
-        ;;
-    *) die "unknown option '$1' (see --help)" ;;
-    esac
-    shift
-done
+bench_options --leechers=nleech --mix=mix --seeders=seeders --size=size --piece=piece --reps=reps \
+    --timeout=TIMEOUT --out=out -- "$@"
 out=${out:-$ROOT/target/bench/$(date +%Y%m%d-%H%M%S)}
 IFS=, read -ra MIX <<<"$mix"
 IFS=, read -ra SEEDERS <<<"$seeders"
 
 bench_init "$out"
-{
-    echo "# bench-many.sh $(date -Is)"
-    echo "host: $(nproc) cores, $(uname -r); load: $(cut -d' ' -f1-3 /proc/loadavg)"
-    echo "leechers=$nleech mix=$mix seeders=$seeders size=${size}MiB piece=$piece reps=$reps timeout=${TIMEOUT}s"
-} >"$OUT/params.txt"
+bench_params "leechers=$nleech mix=$mix seeders=$seeders size=${size}MiB piece=$piece reps=$reps timeout=${TIMEOUT}s"
 tracker_setup
 make_data "$size"
 make_torrent "$piece" 127.0.0.1

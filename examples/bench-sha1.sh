@@ -12,37 +12,23 @@
 # Exits non-zero if the tools disagree on the digest (or one is missing);
 # speed alone never fails it. MB/s here means 10^6 bytes per second.
 set -euo pipefail
+# shellcheck source=bench/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/bench/lib.sh"
+bench_options -- "$@"
 
-root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+root=$ROOT
 dir=${BT_BENCH_DIR:-/tmp/bt-bench}
 mb=${BT_BENCH_MB:-1024}
 runs=${BT_BENCH_RUNS:-3}
 
-for tool in sha1sum openssl; do
-    if ! command -v "$tool" >/dev/null; then
-        echo "bench-sha1: '$tool' not found; install coreutils and openssl" >&2
-        exit 2
-    fi
-done
+bench_need "apt-get install coreutils openssl" sha1sum openssl
 
 (cd "$root" && cargo build --release --example sha1sum)
-target=${CARGO_TARGET_DIR:-target}
-case $target in
-/*) ;;
-*) target=$root/$target ;;
-esac
-ours=$target/release/examples/sha1sum
+ours=$(bench_release_dir)/examples/sha1sum
 
-mkdir -p "$dir"
 file=$dir/sha1-bench-${mb}MiB.bin
 bytes=$((mb * 1024 * 1024))
-if [[ ! -f $file || $(stat -c %s "$file") -ne $bytes ]]; then
-    echo "creating $file ($mb MiB of random bytes)..."
-    head -c "$bytes" /dev/urandom >"$file.tmp"
-    mv "$file.tmp" "$file"
-fi
-# Read it once so every tool is timed on cached pages, not on the disk.
-cat "$file" >/dev/null
+bench_random_file "$file" "$bytes"
 
 tools=(ours ours-portable sha1sum openssl)
 declare -A label=(
@@ -81,7 +67,7 @@ declare -A mbps
 printf '%s: %d MiB, median of %d interleaved runs, MB = 10^6 bytes\n' "$file" "$mb" "$runs"
 printf '%-18s %10s %8s  %s\n' tool seconds MB/s digest
 for t in "${tools[@]}"; do
-    median=$(printf '%s\n' ${times[$t]} | sort -n | sed -n "$(((runs + 1) / 2))p")
+    median=$(printf '%s\n' ${times[$t]} | bench_median)
     mbps[$t]=$(awk -v b="$bytes" -v ns="$median" 'BEGIN { printf "%.0f", b / ns * 1000 }')
     secs=$(awk -v ns="$median" 'BEGIN { printf "%.3f", ns / 1e9 }')
     printf '%-18s %10s %8s  %s\n' "${label[$t]}" "$secs" "${mbps[$t]}" "${digest[$t]}"

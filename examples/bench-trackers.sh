@@ -15,43 +15,22 @@
 #   --piece LEN      piece length (default 256K)
 #   --reps N         repetitions (default 10)
 #   --out DIR        results (default target/bench/<timestamp>)
+#   --dry-run        print the options as parsed and stop
 set -uo pipefail
 # shellcheck source=bench/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/bench/lib.sh"
-BENCH_ARGS=("$@")
 SAMPLE=${BENCH_SAMPLE:-0.05}
 
 clients=bt-fetch,libtorrent,aria2 kinds=http,udp,https size=16 piece=256K reps=10 out=
-while (($#)); do
-    case $1 in
-    --clients) clients=$2; shift ;;
-    --kinds) kinds=$2; shift ;;
-    --size) size=$2; shift ;;
-    --piece) piece=$2; shift ;;
-    --reps) reps=$2; shift ;;
-    --timeout) TIMEOUT=$2; shift ;;
-    --out) out=$2; shift ;;
-    -h | --help)
-        sed -n '2,/^set -uo/p' "$0" | sed '$d; s/^# \{0,1\}//'
-        exit 0
-        ;;
-    *) die "unknown option '$1' (see --help)" ;;
-    esac
-    shift
-done
+bench_options --clients=clients --kinds=kinds --size=size --piece=piece --reps=reps \
+    --timeout=TIMEOUT --out=out -- "$@"
 out=${out:-$ROOT/target/bench/$(date +%Y%m%d-%H%M%S)}
 IFS=, read -ra CL <<<"$clients"
 IFS=, read -ra KINDS <<<"$kinds"
-for t in openssl stunnel4; do
-    command -v "$t" >/dev/null || die "'$t' not found (apt-get install openssl stunnel4)"
-done
+bench_need "apt-get install openssl stunnel4" openssl stunnel4
 
 bench_init "$out"
-{
-    echo "# bench-trackers.sh $(date -Is)"
-    echo "host: $(nproc) cores, $(uname -r); load: $(cut -d' ' -f1-3 /proc/loadavg)"
-    echo "clients=$clients kinds=$kinds size=${size}MiB piece=$piece reps=$reps sample=${SAMPLE}s timeout=${TIMEOUT}s"
-} >"$OUT/params.txt"
+bench_params "clients=$clients kinds=$kinds size=${size}MiB piece=$piece reps=$reps sample=${SAMPLE}s timeout=${TIMEOUT}s"
 tracker_setup
 make_data "$size"
 make_torrent "$piece" 127.0.0.1 # the seeder's (HTTP); sets HASH and the whitelist

@@ -13,35 +13,26 @@
 # Target (issue: foundation): bt-verify faster than `openssl sha1`.
 # Exits non-zero if bt-verify does not find the data complete.
 set -euo pipefail
+# shellcheck source=bench/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/bench/lib.sh"
+bench_options -- "$@"
 
-root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+root=$ROOT
 dir=${BT_BENCH_DIR:-/tmp/bt-bench}
 mb=${BT_BENCH_MB:-1024}
 runs=${BT_BENCH_RUNS:-3}
 piece=${BT_BENCH_PIECE:-1M}
 
-for tool in sha1sum openssl; do
-    command -v "$tool" >/dev/null || {
-        echo "bench-verify: '$tool' not found; install coreutils and openssl" >&2
-        exit 2
-    }
-done
+bench_need "apt-get install coreutils openssl" sha1sum openssl
 
 (cd "$root" && cargo build --release --bin bt-meta --bin bt-verify)
-target=${CARGO_TARGET_DIR:-$root/target}
-bin=$target/release
+bin=$(bench_release_dir)
 
-mkdir -p "$dir"
 file=$dir/verify-bench-${mb}MiB.bin
 bytes=$((mb * 1024 * 1024))
-if [[ ! -f $file || $(stat -c %s "$file") -ne $bytes ]]; then
-    echo "creating $file ($mb MiB of random bytes)..."
-    head -c "$bytes" /dev/urandom >"$file.tmp"
-    mv "$file.tmp" "$file"
-fi
+bench_random_file "$file" "$bytes"
 torrent=$dir/verify-bench-${mb}MiB-$piece.torrent
 "$bin/bt-meta" create "$file" -l "$piece" --no-date -q -f -o "$torrent" >/dev/null
-cat "$file" >/dev/null
 
 tools=(bt-verify openssl sha1sum)
 run() {
@@ -73,7 +64,7 @@ printf '%s: %d MiB, pieces of %s, %d cores, median of %d interleaved runs, MB = 
     "$file" "$mb" "$piece" "$(nproc)" "$runs"
 printf '%-12s %10s %8s\n' tool seconds MB/s
 for t in "${tools[@]}"; do
-    median=$(printf '%s\n' ${times[$t]} | sort -n | sed -n "$(((runs + 1) / 2))p")
+    median=$(printf '%s\n' ${times[$t]} | bench_median)
     mbps[$t]=$(awk -v b="$bytes" -v ns="$median" 'BEGIN { printf "%.0f", b / ns * 1000 }')
     printf '%-12s %10s %8s\n' "$t" "$(awk -v ns="$median" 'BEGIN { printf "%.3f", ns / 1e9 }')" "${mbps[$t]}"
 done

@@ -12,37 +12,24 @@
 #   --piece LEN    piece length for bt-meta create (default 1M)
 #   --runs N       timed runs per tool (default 5), after one warm-up each
 #   --out DIR      results (default target/bench/webseed-<timestamp>)
+#   --dry-run      print the options as parsed and stop
 # Needs: nginx-light, curl, aria2, GNU time; a release build (cargo build --release).
 set -euo pipefail
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=bench/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/bench/lib.sh"
 size=1024 piece=1M runs=5 out=
-while (($#)); do
-    case $1 in
-    --size) size=$2; shift ;;
-    --piece) piece=$2; shift ;;
-    --runs) runs=$2; shift ;;
-    --out) out=$2; shift ;;
-    *) echo "unknown option $1" >&2; exit 2 ;;
-    esac
-    shift
-done
+bench_options --size=size --piece=piece --runs=runs --out=out -- "$@"
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
-[[ -x $NGINX ]] || { echo "install nginx-light" >&2; exit 2; }
-command -v curl >/dev/null || { echo "install curl" >&2; exit 2; }
-command -v aria2c >/dev/null || { echo "install aria2" >&2; exit 2; }
-[[ -x /usr/bin/time ]] || { echo "install GNU time (apt-get install time)" >&2; exit 2; }
-BT_META=${BT_META:-$ROOT/target/release/bt-meta}
-BT_FETCH=${BT_FETCH:-$ROOT/target/release/bt-fetch}
-[[ -x $BT_META && -x $BT_FETCH ]] || { echo "build first (cargo build --release)" >&2; exit 2; }
+[[ -x $NGINX ]] || die "nginx not found (apt-get install nginx-light)"
+bench_need "apt-get install curl aria2" curl aria2c
+bench_need_gnu_time
+bench_need_built "$BT_META" "$BT_FETCH"
 out=${out:-$ROOT/target/bench/webseed-$(date +%Y%m%d-%H%M%S)}
 mkdir -p "$out"
 work=${BT_BENCH_DIR:-/tmp/bt-bench-webseed}
 mkdir -p "$work/www" "$work/nginx/tmp"
 data=$work/www/file-$size.bin
-if [[ ! -s $data ]]; then
-    echo "making $size MiB of random data" >&2
-    head -c "$((size << 20))" /dev/urandom >"$data.tmp" && mv "$data.tmp" "$data"
-fi
+bench_random_file "$data" "$((size << 20))"
 port=$((20000 + RANDOM % 20000))
 cat >"$work/nginx/nginx.conf" <<EOF
 daemon off; master_process off; worker_processes 1;
@@ -110,6 +97,6 @@ cat >"$out/meta.json" <<EOF
 EOF
 echo "medians of wall seconds:" >&2
 for t in bt-fetch curl aria2c; do
-    grep "^$t," "$out/runs.csv" | cut -d, -f4 | sort -n | awk -v t="$t" '{a[NR]=$1} END{m=(NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2; printf "  %-8s %s s\n", t, m}' >&2
+    printf '  %-8s %s s\n' "$t" "$(grep "^$t," "$out/runs.csv" | cut -d, -f4 | bench_median)" >&2
 done
 echo "results in $out" >&2

@@ -835,3 +835,145 @@ summarize() {
         }
     }' "$CSV"
 }
+
+# ------------------------------------------------------------------ options
+# What every bench script (not only the swarm ones) starts with: its options,
+# its prerequisites and its test data. Scripts that need none of the above
+# may still source this file: it only defines settings and functions.
+
+# bench_usage: the script's header comment (from line 2 to the first line
+# that is not a comment), without the "# ", as its --help
+bench_usage() {
+    awk 'NR == 1 { next } /^#/ { sub(/^# ?/, ""); print; next } { exit }' "$0"
+}
+
+# bench_options SPEC... -- ARG...: parses the script's arguments.
+#   --name=var       an option that takes a value, stored in $var
+#                    (given as "--name VALUE" or "--name=VALUE")
+#   --name=var:VAL   a switch: sets $var to VAL
+#   --positional     other arguments are collected in BENCH_POSITIONAL
+#                    (otherwise they are an error)
+# Every script also gets -h/--help (bench_usage) and --dry-run: print each
+# option's variable as "var=value", one a line (then "positional=..."), and
+# exit 0 before anything runs, so that the parsing can be tested without
+# root, clients or minutes of runs. An unknown option, a missing value or an
+# unexpected argument dies (exit 2). Sets BENCH_ARGS for bench_meta.
+bench_options() {
+    local -A _bo_var=() _bo_switch=()
+    local _bo_spec _bo_name _bo_value _bo_positional=0 _bo_dry=0
+    BENCH_OPTION_VARS=()
+    BENCH_POSITIONAL=()
+    while (($#)) && [[ $1 != -- ]]; do
+        _bo_spec=$1
+        shift
+        if [[ $_bo_spec == --positional ]]; then
+            _bo_positional=1
+            continue
+        fi
+        _bo_name=${_bo_spec%%=*}
+        _bo_value=${_bo_spec#*=}
+        [[ $_bo_name == --?* && $_bo_spec == *=?* ]] || die "bench_options: bad spec '$_bo_spec'"
+        if [[ $_bo_value == *:* ]]; then
+            _bo_switch[$_bo_name]=${_bo_value#*:}
+            _bo_value=${_bo_value%%:*}
+        fi
+        _bo_var[$_bo_name]=$_bo_value
+        BENCH_OPTION_VARS+=("$_bo_value")
+    done
+    (($#)) && shift # the --
+    BENCH_ARGS=("$@")
+    while (($#)); do
+        case $1 in
+        -h | --help)
+            bench_usage
+            exit 0
+            ;;
+        --dry-run) _bo_dry=1 ;;
+        --*)
+            _bo_name=${1%%=*}
+            [[ -n ${_bo_var[$_bo_name]:-} ]] || die "unknown option '$_bo_name' (see --help)"
+            if [[ -n ${_bo_switch[$_bo_name]+set} ]]; then
+                [[ $1 == *=* ]] && die "option $_bo_name takes no value (see --help)"
+                printf -v "${_bo_var[$_bo_name]}" '%s' "${_bo_switch[$_bo_name]}"
+            elif [[ $1 == *=* ]]; then
+                printf -v "${_bo_var[$_bo_name]}" '%s' "${1#*=}"
+            else
+                (($# >= 2)) || die "option $_bo_name needs a value (see --help)"
+                printf -v "${_bo_var[$_bo_name]}" '%s' "$2"
+                shift
+            fi
+            ;;
+        *)
+            ((_bo_positional)) || die "unexpected argument '$1' (see --help)"
+            BENCH_POSITIONAL+=("$1")
+            ;;
+        esac
+        shift
+    done
+    if ((_bo_dry)); then
+        for _bo_value in "${BENCH_OPTION_VARS[@]}"; do printf '%s=%s\n' "$_bo_value" "${!_bo_value:-}"; done
+        ((_bo_positional)) && printf 'positional=%s\n' "${BENCH_POSITIONAL[*]}"
+        exit 0
+    fi
+    return 0
+}
+
+# bench_need HINT TOOL...: dies naming the first TOOL that is not on the PATH,
+# and HINT (how to install it)
+bench_need() {
+    local hint=$1 t
+    shift
+    for t; do command -v "$t" >/dev/null || die "'$t' not found ($hint)"; done
+}
+
+# bench_need_built PROGRAM...: dies naming the first one that is not built
+bench_need_built() {
+    local p
+    for p; do [[ -x $p ]] || die "$p not built (cargo build --release)"; done
+}
+
+# bench_need_gnu_time: /usr/bin/time, for wall and CPU time and peak RSS
+bench_need_gnu_time() {
+    [[ -x /usr/bin/time ]] || die "/usr/bin/time not found (apt-get install time)"
+}
+
+# bench_need_libtorrent: the seeders and leechers driven through Python
+bench_need_libtorrent() {
+    "$PY" -c 'import libtorrent' 2>/dev/null || die "python3-libtorrent is missing (apt-get install python3-libtorrent)"
+}
+
+# bench_release_dir: the absolute folder of release builds (CARGO_TARGET_DIR
+# may be relative to the repository)
+bench_release_dir() {
+    local t=${CARGO_TARGET_DIR:-target}
+    [[ $t == /* ]] || t=$ROOT/$t
+    echo "$t/release"
+}
+
+# bench_random_file FILE BYTES: FILE of BYTES random bytes, reused while its
+# size is right, then read once: every tool is timed on cached pages
+bench_random_file() {
+    local f=$1 bytes=$2
+    mkdir -p "$(dirname "$f")"
+    if [[ ! -f $f || $(stat -c %s "$f") -ne $bytes ]]; then
+        log "creating $f ($((bytes >> 20)) MiB of random bytes)"
+        head -c "$bytes" /dev/urandom >"$f.tmp" && mv "$f.tmp" "$f" || die "cannot write $f"
+    fi
+    cat "$f" >/dev/null
+}
+
+# bench_median: the median of the numbers on stdin, one a line (the mean of
+# the middle two for an even count); nothing for no numbers
+bench_median() {
+    sort -g | awk '{ a[NR] = $1 } END { if (NR) print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
+}
+
+# bench_params LINE...: $OUT/params.txt, the script, the host, its load and
+# the given lines (the run's parameters)
+bench_params() {
+    {
+        echo "# $(basename "$0") $(date -Is)"
+        echo "host: $(nproc) cores, $(uname -r); load: $(cut -d' ' -f1-3 /proc/loadavg)"
+        printf '%s\n' "$@"
+    } >"$OUT/params.txt"
+}
