@@ -165,13 +165,6 @@ fn hidden_aliases_do_not_clash_with_visible_flags() {
         for a in flags(cmd) {
             for alias in a.get_all_aliases().unwrap_or_default() {
                 aliases.push(format!("--{alias}"));
-                // `bt-meta create --announce URL` (the tracker of the torrent)
-                // and `bt-fetch --announce` (announce to the torrent's
-                // trackers) both mean "the trackers to announce to"; the
-                // old create spelling stays for scripts.
-                if alias == "announce" {
-                    continue;
-                }
                 if let Some(id) = visible_long.get(alias) {
                     assert_eq!(
                         id,
@@ -190,7 +183,87 @@ fn hidden_aliases_do_not_clash_with_visible_flags() {
         }
     }
     aliases.sort();
-    assert_eq!(aliases, ["--announce", "--dir", "--listen", "-a", "-d"]);
+    assert_eq!(aliases, ["--dir", "--listen", "-a", "-d"]);
+}
+
+/// What a flag is: the setting it fills (its field, singular: `web_seed`
+/// and `web_seeds` are one setting, repeatable or not), and whether it
+/// takes a value.
+fn meaning(a: &Arg) -> String {
+    let id = a.get_id().as_str();
+    let setting = id.strip_suffix('s').unwrap_or(id);
+    let kind = if takes_value(a) {
+        "takes a value"
+    } else {
+        "a switch"
+    };
+    format!("{setting} ({kind})")
+}
+
+/// A long name means one thing in every program, counting hidden flags and
+/// hidden aliases: a script that learnt `--name` in one program must not
+/// get another behaviour from it in the next (as `bt-meta create --announce
+/// URL` did against `bt-fetch --announce`).
+#[test]
+fn a_long_name_has_one_meaning_everywhere_hidden_ones_too() {
+    let mut seen: BTreeMap<String, (String, String)> = BTreeMap::new();
+    let mut problems = Vec::new();
+    for (program, cmd) in programs() {
+        for a in flags(&cmd) {
+            let names = a
+                .get_long()
+                .into_iter()
+                .chain(a.get_all_aliases().unwrap_or_default());
+            for long in names {
+                let here = (meaning(a), program.clone());
+                match seen.get(long) {
+                    Some((other, at)) if *other != here.0 => problems.push(format!(
+                        "--{long} is {} in {program} but {other} in {at}",
+                        here.0
+                    )),
+                    Some(_) => {}
+                    None => {
+                        seen.insert(long.to_string(), here);
+                    }
+                }
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{problems:#?}");
+    // the clash this test was written for
+    assert_eq!(
+        seen.get("announce").map(|s| s.0.as_str()),
+        Some("announce (a switch)")
+    );
+}
+
+/// Likewise a short letter, hidden ones (short aliases) included.
+#[test]
+fn a_short_letter_has_one_meaning_everywhere_hidden_ones_too() {
+    let mut seen: BTreeMap<char, (String, String)> = BTreeMap::new();
+    let mut problems = Vec::new();
+    for (program, cmd) in programs() {
+        for a in flags(&cmd) {
+            let letters = a
+                .get_short()
+                .into_iter()
+                .chain(a.get_all_short_aliases().unwrap_or_default());
+            for letter in letters {
+                let here = (meaning(a), program.clone());
+                match seen.get(&letter) {
+                    Some((other, at)) if *other != here.0 => problems.push(format!(
+                        "-{letter} is {} in {program} but {other} in {at}",
+                        here.0
+                    )),
+                    Some(_) => {}
+                    None => {
+                        seen.insert(letter, here);
+                    }
+                }
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{problems:#?}");
 }
 
 #[test]

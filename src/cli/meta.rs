@@ -71,8 +71,11 @@ pub struct CreateArgs {
     pub path: PathBuf,
     /// Tracker URL (http, https or udp); repeat for more tiers; commas
     /// separate trackers of one tier.
+    // `-a` is the old spelling, kept hidden for scripts; the old long
+    // `--announce URL` is gone: bt-fetch's `--announce` is a switch of
+    // another meaning, and a long name has one meaning in every program.
     #[arg(short = 't', long = "tracker", value_name = "URL",
-          alias = "announce", short_alias = 'a', value_parser = parse_tracker_tier)]
+          short_alias = 'a', value_parser = parse_tracker_tier)]
     pub trackers: Vec<Vec<String>>,
     /// Where to write the torrent (`-` for stdout, never a terminal);
     /// default NAME.torrent here.
