@@ -16,19 +16,25 @@ use clap::Parser;
     name = "bt-sim",
     version,
     about = "Simulate a BitTorrent swarm with the real session code: who finishes when, under which choking strategy",
-    after_help = "The same arguments and --seed give byte-identical output."
+    after_help = concat!(
+        "The same arguments and --seed give byte-identical output.\n",
+        "Exit status: 0 done; 2 usage error (unknown flag, bad value).\n",
+        "Set BT_LOG=debug (or info, trace) to see more on stderr."
+    )
 )]
-struct Cli {
+// pub(crate): tests/cli_vocabulary.rs includes this file to walk its flags.
+pub(crate) struct Cli {
     /// Leechers (peers that download).
     #[arg(long, value_name = "N")]
     peers: usize,
     /// Seeders (they start complete and stay).
     #[arg(long, value_name = "S", default_value_t = 1)]
     seeders: usize,
-    /// Content size (units K, M, G allowed).
-    #[arg(long, value_name = "BYTES", value_parser = cli::parse_size)]
+    /// Content size in bytes (units K, M, G).
+    #[arg(long, value_name = "SIZE", value_parser = cli::parse_size)]
     size: u64,
-    #[arg(long, value_name = "BYTES", default_value = "256K", value_parser = cli::parse_size)]
+    /// Piece length in bytes, a multiple of 16K (units K, M, G).
+    #[arg(short = 'l', long, value_name = "SIZE", default_value = "256K", value_parser = cli::parse_size)]
     piece_length: u64,
     /// Strategies of the leechers and their shares, e.g. classic=0.9,bittyrant=0.1
     /// (classic, bittyrant, propshare, freerider).
@@ -40,9 +46,11 @@ struct Cli {
     /// flash (everyone at once) or poisson:RATE (arrivals per second).
     #[arg(long, value_name = "flash|poisson:RATE", default_value = "flash")]
     arrival: String,
-    /// Upload capacity of each seeder.
-    #[arg(long, value_name = "BYTES_PER_S", default_value = "1M", value_parser = cli::parse_size)]
+    /// Upload capacity of each seeder in bytes per second (units K, M, G).
+    #[arg(long, value_name = "RATE", default_value = "1M", value_parser = cli::parse_size)]
     seeder_capacity: u64,
+    /// Seed of the random numbers (arrivals, capacities, the strategies'
+    /// choices): the same seed, the same output.
     #[arg(long, value_name = "K", default_value_t = 1)]
     seed: u64,
     /// Use bt-fetch's peer id prefix (its seed split on), to compare with
