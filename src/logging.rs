@@ -1,8 +1,14 @@
 //! A small logger for the `log` facade: one line per record on stderr,
 //! prefixed with the program name and level, so that stdout stays data.
+//!
+//! A thread may instead send its records to a buffer of its own
+//! ([`capture`]): that is how a program run in-process over a test `Env`
+//! gets the library's `log::` lines on the Env's stderr, while other tests
+//! run their programs on other threads of the same process.
 
+use std::cell::RefCell;
 use std::io::Write;
-use std::sync::OnceLock;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
 use log::{Level, LevelFilter, Log, Metadata, Record};
@@ -15,32 +21,70 @@ struct StderrLogger {
 
 static LOGGER: OnceLock<StderrLogger> = OnceLock::new();
 
+/// One thread's records, diverted into `sink` (an in-process Env's stderr).
+struct Capture {
+    program: &'static str,
+    level: LevelFilter,
+    sink: Arc<Mutex<Vec<u8>>>,
+}
+
+thread_local! {
+    static CAPTURE: RefCell<Option<Capture>> = const { RefCell::new(None) };
+}
+
+/// The line a record becomes: with -vv and more, the time since start and
+/// the module help follow events.
+fn format_line(program: &str, level: LevelFilter, started: Instant, record: &Record) -> String {
+    if level >= LevelFilter::Debug {
+        format!(
+            "{} {:>8.3} {:5} {}: {}\n",
+            program,
+            started.elapsed().as_secs_f64(),
+            record.level(),
+            record.target(),
+            record.args()
+        )
+    } else {
+        match record.level() {
+            Level::Error => format!("{program}: error: {}\n", record.args()),
+            Level::Warn => format!("{program}: warning: {}\n", record.args()),
+            _ => format!("{program}: {}\n", record.args()),
+        }
+    }
+}
+
+impl StderrLogger {
+    /// Writes the record into this thread's capture, if it has one: `None`
+    /// when it has none (the record is the process's), `Some(())` when the
+    /// capture took it or filtered it out.
+    fn captured(&self, record: &Record) -> Option<()> {
+        CAPTURE.with(|c| {
+            let c = c.borrow();
+            let c = c.as_ref()?;
+            if record.level() <= c.level {
+                let line = format_line(c.program, c.level, self.started, record);
+                if let Ok(mut sink) = c.sink.lock() {
+                    sink.extend_from_slice(line.as_bytes());
+                }
+            }
+            Some(())
+        })
+    }
+}
+
 impl Log for StderrLogger {
     fn enabled(&self, metadata: &Metadata) -> bool {
-        metadata.level() <= self.level
+        CAPTURE.with(|c| match c.borrow().as_ref() {
+            Some(c) => metadata.level() <= c.level,
+            None => metadata.level() <= self.level,
+        })
     }
 
     fn log(&self, record: &Record) {
-        if !self.enabled(record.metadata()) {
+        if self.captured(record).is_some() || record.level() > self.level {
             return;
         }
-        let line = if self.level >= LevelFilter::Debug {
-            // With -vv the time since start and the module help follow events.
-            format!(
-                "{} {:>8.3} {:5} {}: {}\n",
-                self.program,
-                self.started.elapsed().as_secs_f64(),
-                record.level(),
-                record.target(),
-                record.args()
-            )
-        } else {
-            match record.level() {
-                Level::Error => format!("{}: error: {}\n", self.program, record.args()),
-                Level::Warn => format!("{}: warning: {}\n", self.program, record.args()),
-                _ => format!("{}: {}\n", self.program, record.args()),
-            }
-        };
+        let line = format_line(self.program, self.level, self.started, record);
         crate::progress::with_line_cleared(|| {
             // One write call per line keeps lines from different threads whole.
             let _ = std::io::stderr().lock().write_all(line.as_bytes());
@@ -88,4 +132,40 @@ pub fn init(program: &'static str, level: LevelFilter) {
     if log::set_logger(logger).is_ok() {
         log::set_max_level(logger.level);
     }
+}
+
+/// From now on this thread's records at `level` or more severe go into
+/// `sink`, formatted as `program`'s, and none reach the process's stderr
+/// (threads the caller starts are not covered). Installs a logger that is
+/// silent for every other thread if none is installed yet; since the level
+/// filter is global in `log`, it is raised to let each thread's capture
+/// decide.
+pub fn capture(program: &'static str, level: LevelFilter, sink: Arc<Mutex<Vec<u8>>>) {
+    let logger = LOGGER.get_or_init(|| StderrLogger {
+        program,
+        level: LevelFilter::Off,
+        started: Instant::now(),
+    });
+    let _ = log::set_logger(logger);
+    if log::max_level() < level {
+        log::set_max_level(level);
+    }
+    CAPTURE.with(|c| {
+        *c.borrow_mut() = Some(Capture {
+            program,
+            level,
+            sink,
+        })
+    });
+}
+
+/// Ends this thread's capture into `sink` (an Env going away); a later
+/// capture by another Env on this thread is left alone.
+pub fn end_capture(sink: &Arc<Mutex<Vec<u8>>>) {
+    CAPTURE.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.as_ref().is_some_and(|c| Arc::ptr_eq(&c.sink, sink)) {
+            *c = None;
+        }
+    });
 }

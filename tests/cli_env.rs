@@ -546,3 +546,106 @@ fn bt_announce_names_the_tracker_that_failed() {
         env.err()
     );
 }
+
+// ---- Library log lines reach the Env's stderr --------------------------------
+
+/// A socket among the files: `create` (library code, `log::warn!`) leaves
+/// it out with a warning, which lands on the Env's stderr in-process as on
+/// the process's stderr; `-q` silences it, as it silences the Env's own.
+#[test]
+fn library_warnings_reach_the_env_stderr() {
+    let tmp = TempDir::new("cli-log-create");
+    write(&tmp.join("data/a.bin"), &random_bytes(4, 1000));
+    let _socket = std::os::unix::net::UnixListener::bind(tmp.join("data/sock")).unwrap();
+    let create = |extra: &[&str]| {
+        let mut args = vec!["create", "--no-date", "-f", "data", "-o", "d.torrent"];
+        args.extend_from_slice(extra);
+        run("bt-meta", tmp.path(), &args)
+    };
+    let (code, env) = create(&[]);
+    assert_eq!(code, 0, "{}", env.err());
+    let err = env.err();
+    assert!(
+        err.contains("bt-meta: warning: ")
+            && err.contains("data/sock: not a regular file")
+            && err.contains("left out"),
+        "{err}"
+    );
+    let (code, env) = create(&["-q"]);
+    assert_eq!(code, 0, "{}", env.err());
+    assert!(env.err().is_empty(), "-q: {}", env.err());
+    // -vv: the logger's debug format, the program's name first
+    let (code, env) = create(&["-vv"]);
+    assert_eq!(code, 0, "{}", env.err());
+    let line = env
+        .err()
+        .lines()
+        .find(|l| l.contains("data/sock"))
+        .map(String::from);
+    assert!(
+        line.as_deref()
+            .is_some_and(|l| l.starts_with("bt-meta ") && l.contains("WARN")),
+        "{}",
+        env.err()
+    );
+}
+
+/// bt-fetch's option checks warn through `log::warn!` too (a private
+/// torrent with --dht, a web seed that is not HTTP); each Env gets its own
+/// program's lines, even with several programs running at once.
+#[test]
+fn library_warnings_stay_with_their_env() {
+    let tmp = TempDir::new("cli-log-fetch");
+    small_torrent(&tmp, &["--private", "-w", "ftp://mirror.example/f.bin"]);
+    let options = |args: &[&str]| {
+        let mut all = vec!["bt-fetch", "f.torrent", "--peer", "127.0.0.1:9"];
+        all.extend_from_slice(args);
+        let cli = bt::cli::fetch::Cli::try_parse_from(&all).expect("flags parse");
+        let mut env = Env::test("bt-fetch", tmp.path(), Vec::<String>::new());
+        env.stdin_is_tty = true;
+        env.set_verbosity(cli.verbosity.verbose, cli.verbosity.quiet);
+        let ok = bt::cli::fetch::options(&mut env, cli).is_ok();
+        (ok, env.err())
+    };
+    let (ok, err) = options(&["--dht"]);
+    assert!(ok, "{err}");
+    assert!(
+        err.contains("bt-fetch: warning: the torrent is private: --dht is ignored"),
+        "{err}"
+    );
+    assert!(
+        err.contains(
+            "web seed ftp://mirror.example/f.bin: not an http:// or https:// URL (ignored)"
+        ),
+        "{err}"
+    );
+    // Envs on other threads at the same time: each sees only its own lines.
+    let threads: Vec<_> = (0..4)
+        .map(|i| {
+            let dir = tmp.path().to_path_buf();
+            std::thread::spawn(move || {
+                let mut env = Env::test("bt-meta", &dir, ["info", "f.torrent"]);
+                let code = bt::cli::meta::run(&mut env);
+                log::warn!("line of thread {i}");
+                (i, code, env.err())
+            })
+        })
+        .collect();
+    for t in threads {
+        let (i, code, err) = t.join().unwrap();
+        assert_eq!(code, 0, "{err}");
+        assert_eq!(err, format!("bt-meta: warning: line of thread {i}\n"));
+    }
+    // After its Env is gone, the thread's lines no longer go to its stderr.
+    let mut env = Env::test("bt-meta", tmp.path(), ["info", "f.torrent"]);
+    env.set_verbosity(0, 0);
+    log::warn!("while the Env lives");
+    let Sink::Shared(stderr) = &env.stderr else {
+        panic!("a test Env's stderr is shared with the logger")
+    };
+    let stderr = std::sync::Arc::clone(stderr);
+    drop(env);
+    log::warn!("after the Env is gone");
+    let text = String::from_utf8(stderr.lock().unwrap().clone()).unwrap();
+    assert_eq!(text, "bt-meta: warning: while the Env lives\n");
+}

@@ -6,6 +6,7 @@
 use std::ffi::OsString;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use log::LevelFilter;
 
@@ -18,6 +19,9 @@ pub enum Sink {
     Stderr,
     /// Collected in memory (tests).
     Buffer(Vec<u8>),
+    /// Collected in memory and shared with the logger: a test Env's stderr,
+    /// where the library's `log::` lines of the Env's thread land too.
+    Shared(Arc<Mutex<Vec<u8>>>),
     /// Every write fails with `BrokenPipe`, like a pipe whose reader left.
     Closed,
 }
@@ -28,6 +32,7 @@ impl Write for Sink {
             Sink::Stdout => io::stdout().lock().write(buf),
             Sink::Stderr => io::stderr().lock().write(buf),
             Sink::Buffer(b) => b.write(buf),
+            Sink::Shared(b) => lock(b).write(buf),
             Sink::Closed => Err(io::ErrorKind::BrokenPipe.into()),
         }
     }
@@ -38,6 +43,7 @@ impl Write for Sink {
             Sink::Stdout => io::stdout().lock().write_all(buf),
             Sink::Stderr => io::stderr().lock().write_all(buf),
             Sink::Buffer(b) => b.write_all(buf),
+            Sink::Shared(b) => lock(b).write_all(buf),
             Sink::Closed => Err(io::ErrorKind::BrokenPipe.into()),
         }
     }
@@ -46,10 +52,18 @@ impl Write for Sink {
         match self {
             Sink::Stdout => io::stdout().lock().flush(),
             Sink::Stderr => io::stderr().lock().flush(),
-            Sink::Buffer(_) => Ok(()),
+            Sink::Buffer(_) | Sink::Shared(_) => Ok(()),
             Sink::Closed => Err(io::ErrorKind::BrokenPipe.into()),
         }
     }
+}
+
+/// A shared buffer, whether or not a thread panicked while holding it (a
+/// test's output is still worth reading).
+fn lock(buffer: &Mutex<Vec<u8>>) -> std::sync::MutexGuard<'_, Vec<u8>> {
+    buffer
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Where a program's stdin comes from.
@@ -112,7 +126,9 @@ impl Env {
     }
 
     /// An environment for tests: `args` (without the program name), empty
-    /// stdin, buffered stdout and stderr, relative paths under `dir`.
+    /// stdin, buffered stdout and stderr (the library's log lines of this
+    /// thread included, once the program has set its verbosity), relative
+    /// paths under `dir`.
     pub fn test<I, S>(program: &'static str, dir: &Path, args: I) -> Env
     where
         I: IntoIterator<Item = S>,
@@ -125,7 +141,7 @@ impl Env {
             dir: dir.to_path_buf(),
             stdin: Source::Bytes(io::Cursor::new(Vec::new())),
             stdout: Sink::Buffer(Vec::new()),
-            stderr: Sink::Buffer(Vec::new()),
+            stderr: Sink::Shared(Arc::default()),
             stdout_is_tty: false,
             stdin_is_tty: false,
             process: false,
@@ -150,16 +166,20 @@ impl Env {
     pub fn err(&self) -> String {
         match &self.stderr {
             Sink::Buffer(b) => String::from_utf8_lossy(b).into_owned(),
+            Sink::Shared(b) => String::from_utf8_lossy(&lock(b)).into_owned(),
             _ => String::new(),
         }
     }
 
-    /// Sets the message level from `-v`/`-q` (and `BT_LOG`), and installs
-    /// the logger of library messages when this is the real process.
+    /// Sets the message level from `-v`/`-q` (and `BT_LOG`), and routes the
+    /// library's log lines to this Env's stderr: the process's logger for
+    /// the real process, a capture of this thread's lines for a test Env.
     pub fn set_verbosity(&mut self, verbose: u8, quiet: u8) {
         self.level = crate::logging::effective_level(verbose, quiet);
         if self.process {
             crate::logging::init(self.program, self.level);
+        } else if let Sink::Shared(sink) = &self.stderr {
+            crate::logging::capture(self.program, self.level, Arc::clone(sink));
         }
     }
 
@@ -259,6 +279,14 @@ impl Env {
                     }
                 }
             }
+        }
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        if let Sink::Shared(sink) = &self.stderr {
+            crate::logging::end_capture(sink);
         }
     }
 }
