@@ -13,23 +13,13 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::peers::{assert_same, bt_fetch_cmd, make_torrent, single_file, temp, Fetch};
-use common::{json, run_ok};
+use common::peers::{
+    assert_same, bt_fetch_cmd, info_hash_of, make_torrent, single_file, temp, Fetch,
+};
+use common::run_ok;
 use dht_lt::LtDht;
 
 const LIMIT: Duration = Duration::from_secs(120);
-
-fn info_hash_of(torrent: &Path) -> String {
-    let v = json(
-        run_ok(
-            Command::new(env!("CARGO_BIN_EXE_bt-meta"))
-                .arg("info")
-                .arg(torrent),
-        )
-        .as_bytes(),
-    );
-    v["info_hash"].as_str().expect("info_hash").to_string()
-}
 
 /// `bt-fetch --json ARGS` with `XDG_CACHE_HOME=cache` and stdin closed.
 fn fetch(label: &str, cache: &Path, args: &[&str]) -> Fetch {
@@ -214,13 +204,8 @@ fn no_bootstrap_node_costs_only_a_warning() {
     let data = single_file(&tmp.join("seed"), "plain.bin", 2 << 20, 79);
     let torrent = make_torrent(&data, &tmp.join("t.torrent"), "64K");
     let t = torrent.to_str().unwrap();
-    let mut seed = Fetch::local(
-        "seeder",
-        t,
-        tmp.join("seed").to_str().unwrap(),
-        &["--seed", "--max-upload-rate", "200K"],
-    );
-    let peer = format!("127.0.0.1:{}", seed.port());
+    let mut seed = Fetch::seeder(t, &tmp.join("seed"), &["--max-upload-rate", "200K"]);
+    let peer = seed.addr();
     let cache = tmp.join("cache");
     let out = tmp.join("out");
     let started = Instant::now();
@@ -326,8 +311,8 @@ fn never_on_for_private_torrents() {
     );
     let ih = info_hash_of(&torrent);
     let t = torrent.to_str().unwrap();
-    let mut seed = Fetch::local("seeder", t, tmp.join("seed").to_str().unwrap(), &["--seed"]);
-    let peer = format!("127.0.0.1:{}", seed.port());
+    let mut seed = Fetch::seeder(t, &tmp.join("seed"), &[]);
+    let peer = seed.addr();
     let cache = tmp.join("cache");
 
     // A private torrent file: --dht is refused with a warning.

@@ -35,8 +35,8 @@ fn max_download_rate_paces_the_download() {
     let data = single_file(&tmp.join("seed"), "r.bin", size, 21);
     let torrent = make_torrent(&data, &tmp.join("r.torrent"), "256K");
     let t = torrent.to_str().unwrap();
-    let mut seeder = Fetch::local("seeder", t, tmp.join("seed").to_str().unwrap(), &["--seed"]);
-    let peer = format!("127.0.0.1:{}", seeder.port());
+    let mut seeder = Fetch::seeder(t, &tmp.join("seed"), &[]);
+    let peer = seeder.addr();
     let out = tmp.join("leech");
     let mut leech = Fetch::local(
         "leecher",
@@ -81,7 +81,7 @@ fn select_fetches_only_the_chosen_files_and_serves_only_whole_pieces() {
     let root = multi_file(&tmp.join("seed"), "tree", 30);
     let torrent = make_torrent(&root, &tmp.join("tree.torrent"), "64K");
     let t = torrent.to_str().unwrap();
-    let mut seeder = Fetch::local("seeder", t, tmp.join("seed").to_str().unwrap(), &["--seed"]);
+    let mut seeder = Fetch::seeder(t, &tmp.join("seed"), &[]);
     // A host name as --peer.
     let peer = format!("localhost:{}", seeder.port());
     let out = tmp.join("picky");
@@ -182,8 +182,8 @@ fn sequential_completes_pieces_in_order() {
     let data = single_file(&tmp.join("seed"), "s.bin", 8 << 20, 22);
     let torrent = make_torrent(&data, &tmp.join("s.torrent"), "64K");
     let t = torrent.to_str().unwrap();
-    let mut seeder = Fetch::local("seeder", t, tmp.join("seed").to_str().unwrap(), &["--seed"]);
-    let peer = format!("127.0.0.1:{}", seeder.port());
+    let mut seeder = Fetch::seeder(t, &tmp.join("seed"), &[]);
+    let peer = seeder.addr();
     let out = tmp.join("leech");
     // 1 MiB of piece memory: at most 16 pieces of 64 KiB in flight.
     let mut leech = Fetch::local(
@@ -225,7 +225,7 @@ fn seed_time_ends_seeding_and_complete_data_says_so() {
         tmp.join("seed").to_str().unwrap(),
         &["--seed-time", "5s"],
     );
-    let peer = format!("127.0.0.1:{}", seeder.port());
+    let peer = seeder.addr();
     let out = tmp.join("leech");
     let mut leech = Fetch::local("leecher", t, out.to_str().unwrap(), &["--peer", &peer]);
     leech.finish(LIMIT);
@@ -290,7 +290,7 @@ fn stdin_peer_lines_warn_with_line_numbers_and_accept_host_names() {
     let data = single_file(&tmp.join("seed"), "h.bin", 1_000_000, 25);
     let torrent = make_torrent(&data, &tmp.join("h.torrent"), "64K");
     let t = torrent.to_str().unwrap();
-    let mut seeder = Fetch::local("seeder", t, tmp.join("seed").to_str().unwrap(), &["--seed"]);
+    let mut seeder = Fetch::seeder(t, &tmp.join("seed"), &[]);
     let seed_port = seeder.port();
     let out = tmp.join("leech");
     let mut leech = Fetch::local("leecher", t, out.to_str().unwrap(), &[]);

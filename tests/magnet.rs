@@ -6,12 +6,11 @@ mod common;
 #[path = "common/tracker.rs"]
 mod tracker;
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{self, Receiver};
 use std::time::{Duration, Instant};
 
 use common::fake_server::{read_exact_bounded, FakeServer};
@@ -23,7 +22,7 @@ const LIMIT: Duration = Duration::from_secs(180);
 struct Lt {
     proc: Proc,
     port: u16,
-    lines: Receiver<String>,
+    lines: Lines,
 }
 
 impl Lt {
@@ -46,18 +45,10 @@ impl Lt {
             .stderr(Stdio::inherit());
         let mut proc = Proc::spawn(&format!("libtorrent {mode}"), &mut cmd);
         let out = proc.child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    return;
-                }
-            }
-        });
         let mut lt = Lt {
             proc,
             port: 0,
-            lines: rx,
+            lines: Lines::read(out),
         };
         let line = lt.wait_line(|l| l.starts_with("listening"), Duration::from_secs(120));
         lt.port = line.split_whitespace().nth(1).unwrap().parse().unwrap();
@@ -69,27 +60,8 @@ impl Lt {
     }
 
     fn wait_line(&mut self, want: impl Fn(&str) -> bool, limit: Duration) -> String {
-        let end = Instant::now() + limit;
-        loop {
-            let left = end.saturating_duration_since(Instant::now());
-            assert!(
-                !left.is_zero(),
-                "{}: no wanted line within {limit:?}",
-                self.proc.name
-            );
-            match self.lines.recv_timeout(left) {
-                Ok(l) if want(&l) => return l,
-                Ok(_) => {}
-                Err(_) => panic!("{} ended early", self.proc.name),
-            }
-        }
+        self.lines.wait(&self.proc.name, "wanted", want, limit)
     }
-}
-
-fn info_hash_of(torrent: &Path) -> String {
-    let out = common::run_ok(common::bt_meta().arg("info").arg(torrent));
-    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
-    v["info_hash"].as_str().unwrap().to_string()
 }
 
 #[test]
@@ -129,12 +101,7 @@ fn metadata_only_saves_the_torrent_and_stops() {
     let data = single_file(&tmp.join("seed"), "one.bin", 3 << 20, 91);
     let torrent = make_torrent(&data, &tmp.join("one.torrent"), "16K");
     let hash = info_hash_of(&torrent);
-    let mut seeder = Fetch::local(
-        "seeder",
-        torrent.to_str().unwrap(),
-        tmp.join("seed").to_str().unwrap(),
-        &["--seed"],
-    );
+    let mut seeder = Fetch::seeder(torrent.to_str().unwrap(), &tmp.join("seed"), &[]);
     let port = seeder.port();
     let saved = tmp.join("saved.torrent");
     let link = format!("magnet:?xt=urn:btih:{hash}");
@@ -181,12 +148,7 @@ fn libtorrent_magnet_leecher_gets_metadata_from_bt_fetch() {
     let root = multi_file(&tmp.join("seed"), "tree", 92);
     let torrent = make_torrent(&root, &tmp.join("tree.torrent"), "32K");
     let hash = info_hash_of(&torrent);
-    let mut seeder = Fetch::local(
-        "seeder",
-        torrent.to_str().unwrap(),
-        tmp.join("seed").to_str().unwrap(),
-        &["--seed"],
-    );
+    let mut seeder = Fetch::seeder(torrent.to_str().unwrap(), &tmp.join("seed"), &[]);
     let port = seeder.port();
     let out = tmp.join("lt");
     let link = format!("magnet:?xt=urn:btih:{hash}");
@@ -398,7 +360,7 @@ fn hostile_metadata_peers_are_dropped_and_the_download_completes() {
         tmp.join("seed").to_str().unwrap(),
         &["--seed"],
     );
-    let honest = format!("127.0.0.1:{}", seeder.port());
+    let honest = seeder.addr();
     let mut args: Vec<String> = Vec::new();
     for f in &fakes {
         args.push("--peer".into());
@@ -487,11 +449,10 @@ fn magnet_trackers_are_announced_by_bt_announce_and_bt_fetch() {
             .arg(&torrent)
             .arg(&data),
     );
-    let mut seeder = Fetch::local(
-        "seeder",
+    let mut seeder = Fetch::seeder(
         torrent.to_str().unwrap(),
-        tmp.join("seed").to_str().unwrap(),
-        &["--seed", "--announce"],
+        &tmp.join("seed"),
+        &["--announce"],
     );
     let port = seeder.port();
     seeder.wait_event("announce", Duration::from_secs(30));
@@ -529,13 +490,8 @@ fn libtorrent_peers_meet_through_bt_fetch_pex() {
     let t = torrent.to_str().unwrap();
     // A slow bt-fetch seeder, so that the two libtorrent leechers stay
     // leechers (and connected) for a while; they know only the seeder.
-    let mut seeder = Fetch::local(
-        "seeder",
-        t,
-        tmp.join("seed").to_str().unwrap(),
-        &["--seed", "--max-upload-rate", "200K"],
-    );
-    let s = format!("127.0.0.1:{}", seeder.port());
+    let mut seeder = Fetch::seeder(t, &tmp.join("seed"), &["--max-upload-rate", "200K"]);
+    let s = seeder.addr();
     let mut p = Lt::start("leech", t, &tmp.join("p"), 0, std::slice::from_ref(&s));
     p.wait_line(
         |l| l.starts_with("peers") && l.contains(&s),
@@ -549,7 +505,7 @@ fn libtorrent_peers_meet_through_bt_fetch_pex() {
     let end = Instant::now() + Duration::from_secs(100);
     loop {
         assert!(Instant::now() < end, "the libtorrent peers never met");
-        let line = |x: &mut Lt| x.lines.recv_timeout(Duration::from_millis(200)).ok();
+        let line = |x: &mut Lt| x.lines.next(Duration::from_millis(200));
         if line(&mut l).is_some_and(|x| x.starts_with("peers") && x.contains(&pp))
             || line(&mut p).is_some_and(|x| x.starts_with("peers") && x.contains(&lp))
         {
@@ -594,12 +550,7 @@ fn magnet_download_with_encryption_required() {
     let data = single_file(&tmp.join("seed"), "e.bin", 3 << 20, 97);
     let torrent = make_torrent(&data, &tmp.join("e.torrent"), "16K");
     let hash = info_hash_of(&torrent);
-    let mut seeder = Fetch::local(
-        "seeder",
-        torrent.to_str().unwrap(),
-        tmp.join("seed").to_str().unwrap(),
-        &["--seed"],
-    );
+    let mut seeder = Fetch::seeder(torrent.to_str().unwrap(), &tmp.join("seed"), &[]);
     let link = format!(
         "magnet:?xt=urn:btih:{hash}&x.pe=127.0.0.1:{}",
         seeder.port()

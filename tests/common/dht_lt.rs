@@ -23,15 +23,14 @@
 
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::Path;
 use std::process::{ChildStdin, Command, Stdio};
-use std::sync::mpsc::{self, Receiver};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 // Included by the DHT tests with `#[path = "common/dht_lt.rs"] mod dht_lt;` next
 // to `mod common;` (common/mod.rs is shared and left as it is).
-use crate::common::peers::{require_libtorrent, Proc};
+use crate::common::peers::{require_libtorrent, Lines, Proc};
 
 const SCRIPT: &str = r#"
 import sys, time, warnings
@@ -140,7 +139,7 @@ for line in sys.stdin:
 pub struct LtDht {
     pub proc: Proc,
     stdin: ChildStdin,
-    lines: Receiver<String>,
+    lines: Lines,
     /// The DHT (and listen) port of every session.
     pub ports: Vec<u16>,
     /// The seeding session's port, when seeding.
@@ -163,18 +162,10 @@ impl LtDht {
         let mut proc = Proc::spawn("libtorrent DHT", &mut cmd);
         let stdin = proc.child.stdin.take().unwrap();
         let out = proc.child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    return;
-                }
-            }
-        });
         let mut dht = LtDht {
             proc,
             stdin,
-            lines: rx,
+            lines: Lines::read(out),
             ports: Vec::new(),
             seeder: None,
         };
@@ -192,19 +183,9 @@ impl LtDht {
     }
 
     fn wait_line(&mut self, prefix: &str, limit: Duration) -> String {
-        let end = Instant::now() + limit;
-        loop {
-            let left = end.saturating_duration_since(Instant::now());
-            assert!(
-                !left.is_zero(),
-                "libtorrent DHT: no '{prefix}' line within {limit:?}"
-            );
-            match self.lines.recv_timeout(left) {
-                Ok(l) if l.starts_with(prefix) => return l,
-                Ok(_) => {}
-                Err(_) => panic!("libtorrent DHT ended without printing '{prefix}'"),
-            }
-        }
+        let what = format!("'{prefix}'");
+        self.lines
+            .wait("libtorrent DHT", &what, |l| l.starts_with(prefix), limit)
     }
 
     fn command(&mut self, line: &str) {

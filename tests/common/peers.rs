@@ -12,6 +12,54 @@ use std::time::{Duration, Instant};
 
 use super::{random_bytes, require_tool, run_ok, TempDir};
 
+/// A child's output as lines, read on a thread of their own so that a test
+/// can wait for one with a deadline.
+pub struct Lines(Receiver<String>);
+
+impl Lines {
+    pub fn read(out: impl std::io::Read + Send + 'static) -> Lines {
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        Lines(rx)
+    }
+
+    /// The next line, if one comes within `limit`.
+    pub fn next(&self, limit: Duration) -> Option<String> {
+        self.0.recv_timeout(limit).ok()
+    }
+
+    /// The first line `want` accepts, within `limit`, skipping the others;
+    /// panics naming `who` and `what` when the time is up or the output
+    /// ends first.
+    pub fn wait(
+        &self,
+        who: &str,
+        what: &str,
+        want: impl Fn(&str) -> bool,
+        limit: Duration,
+    ) -> String {
+        let end = Instant::now() + limit;
+        loop {
+            let left = end.saturating_duration_since(Instant::now());
+            assert!(!left.is_zero(), "{who}: no {what} line within {limit:?}");
+            match self.0.recv_timeout(left) {
+                Ok(l) if want(&l) => return l,
+                Ok(_) => {}
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    panic!("{who} ended without printing a {what} line")
+                }
+            }
+        }
+    }
+}
+
 /// A child process killed (by its PID) and reaped when dropped.
 pub struct Proc {
     pub child: Child,
@@ -200,6 +248,19 @@ impl Fetch {
         }
     }
 
+    /// A seeder (`--seed`, more flags in `extra`) of `torrent` whose data is
+    /// in `dir`.
+    pub fn seeder(torrent: &str, dir: &Path, extra: &[&str]) -> Fetch {
+        let mut args = vec!["--seed"];
+        args.extend_from_slice(extra);
+        Fetch::local("seeder", torrent, dir.to_str().unwrap(), &args)
+    }
+
+    /// 127.0.0.1:PORT, the address it listens on, for `--peer`.
+    pub fn addr(&mut self) -> String {
+        format!("127.0.0.1:{}", self.port())
+    }
+
     /// The port from the `listening` event.
     pub fn port(&mut self) -> u16 {
         let v = self.wait_event("listening", Duration::from_secs(60));
@@ -286,6 +347,13 @@ pub fn make_torrent(path: &Path, out: &Path, piece_length: &str) -> PathBuf {
 }
 
 /// Asserts that two files or folders hold identical content.
+/// The info-hash (hex) of a torrent file, as `bt-meta info` reads it.
+pub fn info_hash_of(torrent: &Path) -> String {
+    let out = run_ok(super::bt_meta().arg("info").arg(torrent));
+    let v = super::json(out.as_bytes());
+    v["info_hash"].as_str().expect("info_hash").to_string()
+}
+
 pub fn assert_same(a: &Path, b: &Path) {
     compare(a, b, false)
 }
@@ -361,7 +429,7 @@ pub fn require_libtorrent() -> PathBuf {
 pub struct LtPeer {
     pub proc: Proc,
     pub port: u16,
-    lines: Receiver<String>,
+    lines: Lines,
 }
 
 impl LtPeer {
@@ -394,18 +462,10 @@ impl LtPeer {
             .stderr(Stdio::inherit());
         let mut proc = Proc::spawn(&format!("libtorrent {mode}"), &mut cmd);
         let out = proc.child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    return;
-                }
-            }
-        });
         let mut p = LtPeer {
             proc,
             port: 0,
-            lines: rx,
+            lines: Lines::read(out),
         };
         let line = p.wait_line("listening", Duration::from_secs(120));
         p.port = line.split_whitespace().nth(1).unwrap().parse().unwrap();
@@ -413,19 +473,9 @@ impl LtPeer {
     }
 
     pub fn wait_line(&mut self, prefix: &str, limit: Duration) -> String {
-        let end = Instant::now() + limit;
-        loop {
-            let left = end.saturating_duration_since(Instant::now());
-            assert!(
-                !left.is_zero(),
-                "libtorrent: no '{prefix}' line within {limit:?}"
-            );
-            match self.lines.recv_timeout(left) {
-                Ok(l) if l.starts_with(prefix) => return l,
-                Ok(_) => {}
-                Err(_) => panic!("libtorrent peer ended without printing '{prefix}'"),
-            }
-        }
+        let what = format!("'{prefix}'");
+        self.lines
+            .wait("libtorrent peer", &what, |l| l.starts_with(prefix), limit)
     }
 }
 
