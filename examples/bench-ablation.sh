@@ -93,7 +93,7 @@ mkdir -p "$EVENTS"
 
 # swarm VARIANT REP
 swarm() {
-    local v=$1 rep=$2 i d dirs=() deadline running rx0 rx1 label
+    local v=$1 rep=$2 i d dirs=() rx0 rx1 label
     export ABLATION_FLAGS
     ABLATION_FLAGS=$(flags_of "$v")
     tracker_restart "$HOSTIP"
@@ -106,17 +106,7 @@ swarm() {
         client_launch "$d" bt-fetch "$HOSTIP" stay
         dirs+=("$d")
     done
-    deadline=$(($(date +%s) + TIMEOUT))
-    while :; do
-        running=0
-        for d in "${dirs[@]}"; do client_poll "$d" || running=$((running + 1)); done
-        ((running == 0)) && break
-        if (($(date +%s) >= deadline)); then
-            for d in "${dirs[@]}"; do client_timeout "$d"; done
-            break
-        fi
-        sleep 0.1
-    done
+    clients_wait 0.1 "${dirs[@]}"
     rx1=$(ns_rx_bytes 1)
     i=0
     for d in "${dirs[@]}"; do

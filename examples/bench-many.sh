@@ -50,7 +50,7 @@ seeder_sampler() {
 
 # swarm SEEDER REP: one seeder, all leechers at once; CSV rows, a log line
 swarm() {
-    local kind=$1 rep=$2 i c d dirs=() deadline running t_first= t_last= all_ok=1 spid smp
+    local kind=$1 rep=$2 i c d dirs=() t_first= t_last= all_ok=1 spid smp
     tracker_restart
     seeder_start "$kind" "" 127.0.0.1
     spid=${SEEDER_PIDS[-1]}
@@ -69,17 +69,7 @@ swarm() {
         echo "$i" >"$d/inst"
         dirs+=("$d")
     done
-    deadline=$(($(date +%s) + TIMEOUT))
-    while :; do
-        running=0
-        for d in "${dirs[@]}"; do client_poll "$d" || running=$((running + 1)); done
-        ((running == 0)) && break
-        if (($(date +%s) >= deadline)); then
-            for d in "${dirs[@]}"; do client_timeout "$d"; done
-            break
-        fi
-        sleep 0.2
-    done
+    clients_wait 0.2 "${dirs[@]}"
     # the seeder's figures before anything else is stopped
     local cpu1 hwm
     read -r cpu1 _ < <(proc_cpu_ticks "$spid")

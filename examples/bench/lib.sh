@@ -918,6 +918,25 @@ bench_options() {
     return 0
 }
 
+# clients_wait INTERVAL DIR...: polls the runs started in DIRs (client_launch)
+# every INTERVAL seconds until all are over, or TIMEOUT seconds have passed
+# (the rest are marked timed out)
+clients_wait() {
+    local interval=$1 deadline running d
+    shift
+    deadline=$(($(date +%s) + TIMEOUT))
+    while :; do
+        running=0
+        for d; do client_poll "$d" || running=$((running + 1)); done
+        ((running == 0)) && return 0
+        if (($(date +%s) >= deadline)); then
+            for d; do client_timeout "$d"; done
+            return 0
+        fi
+        sleep "$interval"
+    done
+}
+
 # bench_need HINT TOOL...: dies naming the first TOOL that is not on the PATH,
 # and HINT (how to install it)
 bench_need() {
