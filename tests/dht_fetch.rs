@@ -314,24 +314,30 @@ fn never_on_for_private_torrents() {
     let mut seed = Fetch::seeder(t, &tmp.join("seed"), &[]);
     let peer = seed.addr();
     let cache = tmp.join("cache");
+    // TORRENT -o OUT, from the seeder, with --dht (and no DHT to reach)
+    let run = |label: &str, what: &str, out: &Path| {
+        let out = out.to_str().unwrap();
+        let args = [
+            what,
+            "-o",
+            out,
+            "--bind",
+            "127.0.0.1",
+            "--peer",
+            &peer,
+            "--dht",
+            "--dht-bootstrap",
+            "127.0.0.1:9",
+            "--timeout",
+            "60",
+            "-v",
+        ];
+        fetch(label, &cache, &args)
+    };
 
     // A private torrent file: --dht is refused with a warning.
     let out = tmp.join("out1");
-    let args = [
-        "-o",
-        out.to_str().unwrap(),
-        "--bind",
-        "127.0.0.1",
-        "--peer",
-        &peer,
-        "--dht",
-        "--dht-bootstrap",
-        "127.0.0.1:9",
-        "--timeout",
-        "60",
-        "-v",
-    ];
-    let mut f = fetch("private torrent", &cache, &[&[t][..], &args].concat());
+    let mut f = run("private torrent", t, &out);
     assert_eq!(f.finish(LIMIT)["status"], "ok");
     assert_same(&data, &out.join("private.bin"));
     let stderr = f.stderr_text();
@@ -344,25 +350,7 @@ fn never_on_for_private_torrents() {
     // A magnet link: the DHT runs until the metadata says "private".
     let link = format!("magnet:?xt=urn:btih:{ih}");
     let out = tmp.join("out2");
-    let args = [
-        "-o",
-        out.to_str().unwrap(),
-        "--bind",
-        "127.0.0.1",
-        "--peer",
-        &peer,
-        "--dht",
-        "--dht-bootstrap",
-        "127.0.0.1:9",
-        "--timeout",
-        "60",
-        "-v",
-    ];
-    let mut f = fetch(
-        "private magnet",
-        &cache,
-        &[&[link.as_str()][..], &args].concat(),
-    );
+    let mut f = run("private magnet", &link, &out);
     assert_eq!(f.finish(LIMIT)["status"], "ok");
     assert_same(&data, &out.join("private.bin"));
     let stderr = f.stderr_text();
