@@ -308,7 +308,7 @@ ns_rx_bytes() { # K: bytes received by the host from namespace K so far
 # ------------------------------------------------------------------ seeders
 # seeder_start KIND NS_OR_EMPTY IP: starts one seeder for $TORRENT from
 # $DATA_DIR; appends its pid to SEEDER_PIDS.
-SEEDER_PIDS=()
+SEEDER_PIDS=() SEEDER_LOGS=()
 seeder_start() {
     local kind=$1 ns=$2 ip=$3 port dir pre=() log
     free_port port
@@ -352,6 +352,7 @@ seeder_start() {
     *) die "unknown seeder '$kind'" ;;
     esac
     SEEDER_PIDS+=($!)
+    SEEDER_LOGS+=("$kind:$log")
     BENCH_PIDS+=($!)
 }
 # seeders_wait N: until the tracker lists N complete peers (bounded)
@@ -364,10 +365,22 @@ seeders_wait() {
         for p in "${SEEDER_PIDS[@]}"; do alive "$p" || die "a seeder exited (logs in $OUT/logs)"; done
         sleep 0.2
     done
+    # Transmission announces itself complete while it still verifies the
+    # data, and a leecher that connects then gets a bitfield of the pieces
+    # checked so far and never a "have" for the rest: it stops being
+    # interested part-way and the download stalls. Wait for "Seeding".
+    local e
+    for e in "${SEEDER_LOGS[@]}"; do
+        [[ $e == transmission:* ]] || continue
+        while ! tr '\r' '\n' <"${e#*:}" | grep -q '^Seeding'; do
+            (($(date +%s) > deadline)) && die "Transmission did not finish verifying within 120 s (${e#*:})"
+            sleep 0.2
+        done
+    done
 }
 seeders_stop() {
     ((${#SEEDER_PIDS[@]})) && bench_kill "${SEEDER_PIDS[@]}"
-    SEEDER_PIDS=()
+    SEEDER_PIDS=() SEEDER_LOGS=()
 }
 
 # ------------------------------------------------------------------ clients
