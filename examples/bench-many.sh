@@ -20,6 +20,8 @@
 #   --size MIB          file size (default 64)
 #   --piece LEN         piece length (default 256K)
 #   --reps N            repetitions (default 3)
+#   --first-rep N       number the repetitions from N (default 1): more
+#                       swarms appended to an earlier run's folder
 #   --timeout S         per swarm (default 300)
 #   --out DIR           results (default target/bench/<timestamp>)
 set -uo pipefail
@@ -27,7 +29,7 @@ set -uo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/bench/lib.sh"
 BENCH_ARGS=("$@")
 
-nleech=50 mix=bt-fetch,libtorrent seeders=bt-fetch,libtorrent size=64 piece=256K reps=3 out=
+nleech=50 mix=bt-fetch,libtorrent seeders=bt-fetch,libtorrent size=64 piece=256K reps=3 first_rep=1 out=
 while (($#)); do
     case $1 in
     --leechers) nleech=$2; shift ;;
@@ -36,6 +38,7 @@ while (($#)); do
     --size) size=$2; shift ;;
     --piece) piece=$2; shift ;;
     --reps) reps=$2; shift ;;
+    --first-rep) first_rep=$2; shift ;;
     --timeout) TIMEOUT=$2; shift ;;
     --out) out=$2; shift ;;
     -h | --help)
@@ -144,7 +147,7 @@ swarm() {
     log "many $kind seeder r$rep: $R_status, last of $nleech leechers done after ${R_wall:-?} s, aggregate ${agg:-?} MB/s; seeder CPU $R_cpu s, peak RSS $R_rss MiB, peak anon $R_anon MiB"
 }
 
-for ((rep = 1; rep <= reps; rep++)); do
+for ((rep = first_rep; rep < first_rep + reps; rep++)); do
     for s in "${SEEDERS[@]}"; do swarm "$s" "$rep"; done
 done
 

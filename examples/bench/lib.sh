@@ -117,9 +117,16 @@ load = open("/proc/loadavg").read().split()[:3]
 now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 if os.environ["WHEN"] == "before":
     dirty = sh("git", "status", "--porcelain", "--untracked-files=no", "--", "src", "bin", "Cargo.toml", "Cargo.lock")
+    head = sh("git", "rev-parse", "HEAD")
+    # a folder filled by several invocations keeps the first one's commit
+    # and dates at the top and each invocation's own in "invocations"
+    meta.setdefault("invocations", []).append({
+        "command": os.environ["CMDLINE"].strip(), "commit": head, "source_tree_dirty": bool(dirty),
+        "date_start": now, "loadavg_before": load,
+    })
     meta.update({
-        "commit": sh("git", "rev-parse", "HEAD"),
-        "source_tree_dirty": bool(dirty),
+        "commit": meta.get("commit", head),
+        "source_tree_dirty": meta.get("source_tree_dirty", False) or bool(dirty),
         "command": meta.get("command", os.environ["CMDLINE"].strip()),
         # a folder filled by several invocations lists them all
         "commands": meta.get("commands", []) + [os.environ["CMDLINE"].strip()],
@@ -137,6 +144,8 @@ if os.environ["WHEN"] == "before":
     })
 else:
     meta.update({"date_end": now, "loadavg_after": load})
+    if meta.get("invocations"):
+        meta["invocations"][-1].update({"date_end": now, "loadavg_after": load})
 json.dump(meta, open(path, "w"), indent=2)
 open(path, "a").write("\n")
 PYEOF
