@@ -91,7 +91,12 @@ bench_init() { # OUT_DIR: checks prerequisites, makes the temp dir, sets the tra
     chmod 755 "$BENCH_TMP"
     RID=$(($$ % 10000))
     RUN_SEQ=0
-    NEXT_PORT=$((20000 + ($$ % 1000) * 20))
+    # listening ports come from below the kernel's ephemeral range (32768
+    # and up by default): a port picked there could be taken by an outgoing
+    # connection of another leecher before ours binds it (it happened once:
+    # one S4 leecher died with "Address already in use")
+    EPHEMERAL_LOW=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
+    NEXT_PORT=$((10000 + ($$ % 1000) * 20))
     CSV=$OUT/runs.csv
     [[ -f $CSV ]] || echo "scenario,variant,piece,link_mbit,seeder,client,instance,rep,status,wall_s,cpu_s,peak_rss_mib,client_down_bytes,wire_bytes,goodput_pct,cmp,trace,first_byte_s,peak_anon_mib,exit_s,cpu_user_s,cpu_sys_s,peak_rss_kib,anon_kib" >"$CSV"
     bench_meta before "$@"
@@ -170,7 +175,7 @@ free_port() { # VAR: sets VAR to a TCP port nobody listens on (no subshell:
     while :; do
         p=$NEXT_PORT
         NEXT_PORT=$((NEXT_PORT + 1))
-        ((NEXT_PORT > 60000)) && NEXT_PORT=20000
+        ((NEXT_PORT >= EPHEMERAL_LOW)) && NEXT_PORT=10000
         if [[ -z $(ss -Htln "sport = :$p" 2>/dev/null) ]]; then
             printf -v "$1" '%s' "$p"
             return
