@@ -132,7 +132,10 @@ fi
 swarm() {
     local kind=$1 rep=$2 i c d why deadline running t_first= t_last= all_ok=1 cpu_sum=0
     shift 2
-    local dirs=() names=()
+    local dirs=() names=() rx0 rx1
+    # the seeder's byte count starts before the first leecher does: starting
+    # eight takes a few seconds, and the first ones download meanwhile
+    rx0=$(ns_rx_bytes 1)
     i=0
     for c; do
         i=$((i + 1))
@@ -149,8 +152,6 @@ swarm() {
         names+=("$c:$i")
     done
     ((${#dirs[@]})) || return 0
-    local rx0 rx1
-    rx0=$(ns_rx_bytes 1)
     deadline=$(($(date +%s) + TIMEOUT))
     while :; do
         running=0

@@ -45,7 +45,9 @@ if (goodput || walllinear) {
 set ylabel walllabel
 if (exists("hline1")) {
     set arrow 1 from graph 0, first hline1 to graph 1, first hline1 nohead dt 2 lw 1.5 lc rgb "#444444"
-    if (exists("hlabel1")) { set label 1 hlabel1 at graph 0.01, first hline1 offset 0, 0.6 font ",9" noenhanced }
+    # the first label right and under its line, the second left and above,
+    # so that two close lines (a bound and the ceiling bound) stay legible
+    if (exists("hlabel1")) { set label 1 hlabel1 at graph 0.99, first hline1 right offset 0, -0.8 font ",9" noenhanced }
 }
 if (exists("hline2")) {
     set arrow 2 from graph 0, first hline2 to graph 1, first hline2 nohead dt 3 lw 1.5 lc rgb "#444444"
