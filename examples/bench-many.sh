@@ -20,6 +20,8 @@
 #   --size MIB          file size (default 64)
 #   --piece LEN         piece length (default 256K)
 #   --reps N            repetitions (default 3)
+#   --first-rep N       number the repetitions from N (default 1): more
+#                       swarms appended to an earlier run's folder
 #   --timeout S         per swarm (default 300)
 #   --out DIR           results (default target/bench/<timestamp>)
 #   --dry-run           print the options as parsed and stop
@@ -27,9 +29,9 @@ set -uo pipefail
 # shellcheck source=bench/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/bench/lib.sh"
 
-nleech=50 mix=bt-fetch,libtorrent seeders=bt-fetch,libtorrent size=64 piece=256K reps=3 out=
+nleech=50 mix=bt-fetch,libtorrent seeders=bt-fetch,libtorrent size=64 piece=256K reps=3 first_rep=1 out=
 bench_options --leechers=nleech --mix=mix --seeders=seeders --size=size --piece=piece --reps=reps \
-    --timeout=TIMEOUT --out=out -- "$@"
+    --first-rep=first_rep --timeout=TIMEOUT --out=out -- "$@"
 out=${out:-$ROOT/target/bench/$(date +%Y%m%d-%H%M%S)}
 IFS=, read -ra MIX <<<"$mix"
 IFS=, read -ra SEEDERS <<<"$seeders"
@@ -114,7 +116,7 @@ swarm() {
     log "many $kind seeder r$rep: $R_status, last of $nleech leechers done after ${R_wall:-?} s, aggregate ${agg:-?} MB/s; seeder CPU $R_cpu s, peak RSS $R_rss MiB, peak anon $R_anon MiB"
 }
 
-for ((rep = 1; rep <= reps; rep++)); do
+for ((rep = first_rep; rep < first_rep + reps; rep++)); do
     for s in "${SEEDERS[@]}"; do swarm "$s" "$rep"; done
 done
 

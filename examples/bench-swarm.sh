@@ -20,6 +20,8 @@
 #   --size MIB            file size (default 1024)
 #   --piece LEN           piece length (default 1M)
 #   --reps N              repetitions (default 1)
+#   --first-rep N         number the repetitions from N (default 1): runs
+#                         appended to an earlier run's folder
 #   --clients LIST        scenario 3 leechers (default bt-fetch,libtorrent,qbittorrent,aria2,transmission)
 #   --seeders N           scenario 3 seeders (default 4)
 #   --s3-rate MBIT        scenario 3 link rate per seeder (default 50)
@@ -39,7 +41,7 @@ set -uo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/bench/lib.sh"
 BENCH_ARGS=("$@")
 
-scenarios=3,4 size=1024 piece=1M reps=1 nseed=4 s3rate=50 rate=100 nleech=8
+scenarios=3,4 size=1024 piece=1M reps=1 first_rep=1 nseed=4 s3rate=50 rate=100 nleech=8
 swarms=bt-fetch,libtorrent,mixed mix=bt-fetch,bt-fetch,libtorrent,libtorrent,qbittorrent,aria2,aria2,transmission
 clients=$(
     IFS=,
@@ -54,6 +56,7 @@ while (($#)); do
     --size) size=$2; shift ;;
     --piece) piece=$2; shift ;;
     --reps) reps=$2; shift ;;
+    --first-rep) first_rep=$2; shift ;;
     --clients) clients=$2; shift ;;
     --seeders) nseed=$2; shift ;;
     --s3-rate) s3rate=$2; shift ;;
@@ -107,7 +110,7 @@ if has 3; then
     agg=$((nseed * s3rate))
     v=${nseed}x${s3rate}mbit
     log "scenario 3: $nseed seeders ($seeder) behind ${s3rate} Mbit/s each, $agg Mbit/s together"
-    for ((rep = 1; rep <= reps; rep++)); do
+    for ((rep = first_rep; rep < first_rep + reps; rep++)); do
         for c in "${CL[@]}"; do
             declare -A rx0=()
             for k in "${ks[@]}"; do rx0[$k]=$(ns_rx_bytes "$k"); done
@@ -129,7 +132,10 @@ fi
 swarm() {
     local kind=$1 rep=$2 i c d why deadline running t_first= t_last= all_ok=1 cpu_sum=0
     shift 2
-    local dirs=() names=()
+    local dirs=() names=() rx0 rx1
+    # the seeder's byte count starts before the first leecher does: starting
+    # eight takes a few seconds, and the first ones download meanwhile
+    rx0=$(ns_rx_bytes 1)
     i=0
     for c; do
         i=$((i + 1))
@@ -146,8 +152,6 @@ swarm() {
         names+=("$c:$i")
     done
     ((${#dirs[@]})) || return 0
-    local rx0 rx1
-    rx0=$(ns_rx_bytes 1)
     deadline=$(($(date +%s) + TIMEOUT))
     while :; do
         running=0
@@ -200,7 +204,7 @@ swarm() {
 
 if has 4; then
     ns_limit 1 "$rate"
-    for ((rep = 1; rep <= reps; rep++)); do
+    for ((rep = first_rep; rep < first_rep + reps; rep++)); do
         for kind in "${SWARMS[@]}"; do
             # a fresh tracker and seeder per swarm: no peers left from the last one
             tracker_restart "$HOSTIP"

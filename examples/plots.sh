@@ -54,16 +54,34 @@ runs() {
               if (hi == 0) print 0; else if (lo == hi) print lo; else print lo "-" hi }' "$1"
 }
 
-# dist DIR SCEN BY PANELS OUT TITLE: every run as a point per group; the
-# folder's conditions (caption) are the second title line
+# dist DIR SCEN BY PANELS OUT TITLE [WHERE [GNUPLOT_SETTINGS]]: every run as
+# a point per group; the folder's conditions (caption) are the second title
+# line; WHERE filters rows (stats.py --where), the settings go to gnuplot
 dist() {
-    local dir=$1 scen=$2 by=$3 panels=$4 out=$5 ttl=$6 p=$TMP/d$made sub
+    local dir=$1 scen=$2 by=$3 panels=$4 out=$5 ttl=$6 where=${7:-} extra=${8:-} p=$TMP/d$made sub
     sub=$(caption "$dir")
-    "$PY" "$B/stats.py" points "$dir/runs.csv" "$p" --scenario "$scen" --by "$by"
+    "$PY" "$B/stats.py" points "$dir/runs.csv" "$p" --scenario "$scen" --by "$by" --where "$where"
     [[ -s $p.points.tsv ]] || die "$dir: no successful $scen run to plot"
-    gnuplot -e "grp='$p.groups.tsv'; pts='$p.points.tsv'; out='$out'; ttl='$ttl'; sub='$sub'; panels=$panels" "$B/dist.gnuplot"
+    gnuplot -e "grp='$p.groups.tsv'; pts='$p.points.tsv'; out='$out'; ttl='$ttl'; sub='$sub'; panels=$panels; $extra" "$B/dist.gnuplot"
     made=$((made + 1))
 }
+
+# rates DIR SCEN CEILING_MBIT OUT TITLE: one panel per client, every run's
+# download rate over time
+rates() {
+    local dir=$1 scen=$2 ceiling=$3 out=$4 ttl=$5 p=$TMP/r$made sub
+    sub=$(caption "$dir")
+    "$PY" "$B/stats.py" rates "$dir/runs.csv" "$p" --scenario "$scen" >"$p.list"
+    [[ -s $p.list ]] || die "$dir: no trace for $scen"
+    gnuplot -e "prefix='$p'; list='$p.list'; out='$out'; ttl='$ttl'; sub='$sub'; ceiling=$ceiling" "$B/rates.gnuplot"
+    made=$((made + 1))
+}
+
+# veth_mtu DIR: the veth MTU of the folder's runs (meta.json)
+veth_mtu() { "$PY" -c 'import json, sys; print(json.load(open(sys.argv[1]))["machine"]["veth_mtu"])' "$1/meta.json"; }
+# ceiling MTU: TCP payload as % of what tbf counts (the frame, with TCP
+# timestamps: 52 bytes of headers in MTU, 14 of Ethernet outside it)
+ceiling() { awk -v m="$1" 'BEGIN { printf "%.1f", (m - 52) / (m + 14) * 100 }'; }
 
 # progress DIR SCEN WHERE BYTES OUT TITLE: every run's bytes over time
 progress() {
@@ -108,6 +126,40 @@ d=$R/s5
 need "$d"
 dist "$d" s5 client 2 "$IMG/s5-runs.png" \
     "S5 stability: 1 GiB over lo, 1 MiB pieces, $(runs "$d/runs.csv" s5) runs per client, every run"
+
+# ------------------------------------------------------------ S2, S3, S4
+d=$R/s2
+need "$d"
+mtu=$(veth_mtu "$d")
+c=$(ceiling "$mtu")
+n=$(runs "$d/runs.csv" s2)
+dist "$d" s2 variant,piece,client 3 "$IMG/s2-runs.png" \
+    "S2: one libtorrent seeder behind 100 Mbit/s (tbf), 1 GiB, 1 MiB pieces, veth MTU $mtu, $n runs per client" "" \
+    "metric='goodput'; hline1=$c; hlabel1='payload ceiling at MTU $mtu: $c %'"
+rates "$d" s2 "$c" "$IMG/s2-rates.png" \
+    "S2: download rate of every run, one panel per client (dashed: the payload ceiling, $c Mbit/s), $n runs per client"
+
+d=$R/s3
+need "$d"
+mtu=$(veth_mtu "$d")
+c=$(ceiling "$mtu")
+dist "$d" s3 variant,piece,client 3 "$IMG/s3-runs.png" \
+    "S3: four libtorrent seeders behind 50 Mbit/s each (tbf), 1 GiB, 1 MiB pieces, veth MTU $mtu, $(runs "$d/runs.csv" s3) runs per client" "" \
+    "metric='goodput'; hline1=$c; hlabel1='payload ceiling at MTU $mtu: $c %'"
+
+d=$R/s4
+need "$d"
+mtu=$(veth_mtu "$d")
+rate=$(awk -F, 'NR > 1 && $1 == "s4" && $4 != "" { print $4; exit }' "$d/runs.csv")
+bound=$(awk -v r="$rate" 'BEGIN { printf "%.1f", 1073741824 * 8 / (r * 1e6) }')
+cbound=$(awk -v r="$rate" -v m="$mtu" 'BEGIN { printf "%.1f", 1073741824 * 8 / (r * 1e6) / ((m - 52) / (m + 14)) }')
+swarms=$(awk -F, 'NR > 1 && $1 == "s4" && $6 == "swarm-last" { n[$2]++ } END { for (k in n) print n[k] }' "$d/runs.csv" | sort -u | paste -sd/)
+dist "$d" s4 variant 2 "$IMG/s4-swarms.png" \
+    "S4: 8 leechers, one libtorrent seeder behind $rate Mbit/s, 1 GiB, 1 MiB pieces, veth MTU $mtu, $swarms swarms each: last leecher done; CPU of all 8" \
+    "client=swarm-last" \
+    "walllinear=1; walllabel='first start to last done, s'; hline1=$bound; hlabel1='bound: 1 GiB at $rate Mbit/s = $bound s'; hline2=$cbound; hlabel2='with the payload ceiling at MTU $mtu: $cbound s'"
+dist "$d" s4 variant,client 3 "$IMG/s4-leechers.png" \
+    "S4: every leecher, time from its own start to 100 %, per swarm and client, $swarms swarms each" "client!=swarm-last" "walllinear=1"
 
 # ------------------------------------------------------------ new scenarios
 d=$R/seeders

@@ -1,12 +1,21 @@
 # Every run as a point, per group (cell x client), with the median as a
 # short bar: wall time (log scale), CPU and peak RSS in stacked panels.
 # Files from stats.py points:
-#   grp: x label client_no median_wall median_cpu median_rss n
-#   pts: x wall cpu rss_mib anon_mib client_no rep
+#   grp: x label client_no median_wall median_cpu median_rss n median_goodput
+#   pts: x wall cpu rss_mib anon_mib client_no rep goodput
 # Variables: grp, pts, out, ttl (first title line), sub (second line: the
-# conditions), [panels = 3 | 2 (no RSS) | 1 (wall only)]
+# conditions), [panels = 3 | 2 (no RSS) | 1 (wall only)],
+# [metric = "wall" (default, log scale) | "goodput" (% of the link, linear)],
+# [walllinear = 1: the wall panel on a linear scale],
+# [hline1, hlabel1, hline2, hlabel2: dashed horizontal lines on the first
+# panel, e.g. a bound or the payload ceiling]
 if (!exists("panels")) panels = 3
-if (!exists("walllabel")) walllabel = "wall s to 100 % (log)"
+if (!exists("metric")) metric = "wall"
+goodput = (metric eq "goodput")
+if (!exists("walllinear")) walllinear = 0
+if (!exists("walllabel")) walllabel = goodput ? "goodput, % of the link" : (walllinear ? "wall s to 100 %" : "wall s to 100 % (log)")
+pc = goodput ? 8 : 2
+gc = goodput ? 8 : 4
 set terminal pngcairo size 1100, (panels == 1 ? 480 : (panels == 2 ? 760 : 1000)) font ",10"
 set output out
 set datafile separator "\t"
@@ -27,21 +36,37 @@ if (!exists("sub")) sub = ""
 set multiplot layout panels, 1 title (ttl . "\n" . sub) noenhanced font ",10"
 set lmargin 12
 set rmargin 7
-set logscale y
-set mytics 10
+if (goodput || walllinear) {
+    set mytics 2
+} else {
+    set logscale y
+    set mytics 10
+}
 set ylabel walllabel
+if (exists("hline1")) {
+    set arrow 1 from graph 0, first hline1 to graph 1, first hline1 nohead dt 2 lw 1.5 lc rgb "#444444"
+    # the first label right and under its line, the second left and above,
+    # so that two close lines (a bound and the ceiling bound) stay legible
+    if (exists("hlabel1")) { set label 1 hlabel1 at graph 0.99, first hline1 right offset 0, -0.8 font ",9" noenhanced }
+}
+if (exists("hline2")) {
+    set arrow 2 from graph 0, first hline2 to graph 1, first hline2 nohead dt 3 lw 1.5 lc rgb "#444444"
+    if (exists("hlabel2")) { set label 2 hlabel2 at graph 0.01, first hline2 offset 0, 0.6 font ",9" noenhanced }
+}
 if (panels == 1) {
     set xtics rotate by -35 font ",9" noenhanced scale 0
     set bmargin 8
-    plot grp using ($1 - 0.3):4:(0.6):(0) with vectors nohead lw 2 lc rgb "black", \
-         pts using 1:2:6 with points lc variable, \
-         grp using 1:4:xtic(2) with points ps 0
+    plot grp using ($1 - 0.3):gc:(0.6):(0) with vectors nohead lw 2 lc rgb "black", \
+         pts using 1:pc:6 with points lc variable, \
+         grp using 1:gc:xtic(2) with points ps 0
 } else {
     set xtics format "" scale 0
     set bmargin 1
-    plot grp using ($1 - 0.3):4:(0.6):(0) with vectors nohead lw 2 lc rgb "black", \
-         pts using 1:2:6 with points lc variable
+    plot grp using ($1 - 0.3):gc:(0.6):(0) with vectors nohead lw 2 lc rgb "black", \
+         pts using 1:pc:6 with points lc variable
 }
+unset arrow
+unset label
 if (panels >= 2) {
     unset logscale y
     set yrange [0:*]

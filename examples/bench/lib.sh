@@ -91,7 +91,12 @@ bench_init() { # OUT_DIR: checks prerequisites, makes the temp dir, sets the tra
     chmod 755 "$BENCH_TMP"
     RID=$(($$ % 10000))
     RUN_SEQ=0
-    NEXT_PORT=$((20000 + ($$ % 1000) * 20))
+    # listening ports come from below the kernel's ephemeral range (32768
+    # and up by default): a port picked there could be taken by an outgoing
+    # connection of another leecher before ours binds it (it happened once:
+    # one S4 leecher died with "Address already in use")
+    EPHEMERAL_LOW=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
+    NEXT_PORT=$((10000 + ($$ % 1000) * 20))
     CSV=$OUT/runs.csv
     [[ -f $CSV ]] || echo "scenario,variant,piece,link_mbit,seeder,client,instance,rep,status,wall_s,cpu_s,peak_rss_mib,client_down_bytes,wire_bytes,goodput_pct,cmp,trace,first_byte_s,peak_anon_mib,exit_s,cpu_user_s,cpu_sys_s,peak_rss_kib,anon_kib" >"$CSV"
     bench_meta before "$@"
@@ -117,9 +122,16 @@ load = open("/proc/loadavg").read().split()[:3]
 now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 if os.environ["WHEN"] == "before":
     dirty = sh("git", "status", "--porcelain", "--untracked-files=no", "--", "src", "bin", "Cargo.toml", "Cargo.lock")
+    head = sh("git", "rev-parse", "HEAD")
+    # a folder filled by several invocations keeps the first one's commit
+    # and dates at the top and each invocation's own in "invocations"
+    meta.setdefault("invocations", []).append({
+        "command": os.environ["CMDLINE"].strip(), "commit": head, "source_tree_dirty": bool(dirty),
+        "date_start": now, "loadavg_before": load,
+    })
     meta.update({
-        "commit": sh("git", "rev-parse", "HEAD"),
-        "source_tree_dirty": bool(dirty),
+        "commit": meta.get("commit", head),
+        "source_tree_dirty": meta.get("source_tree_dirty", False) or bool(dirty),
         "command": meta.get("command", os.environ["CMDLINE"].strip()),
         # a folder filled by several invocations lists them all
         "commands": meta.get("commands", []) + [os.environ["CMDLINE"].strip()],
@@ -137,6 +149,8 @@ if os.environ["WHEN"] == "before":
     })
 else:
     meta.update({"date_end": now, "loadavg_after": load})
+    if meta.get("invocations"):
+        meta["invocations"][-1].update({"date_end": now, "loadavg_after": load})
 json.dump(meta, open(path, "w"), indent=2)
 open(path, "a").write("\n")
 PYEOF
@@ -161,7 +175,7 @@ free_port() { # VAR: sets VAR to a TCP port nobody listens on (no subshell:
     while :; do
         p=$NEXT_PORT
         NEXT_PORT=$((NEXT_PORT + 1))
-        ((NEXT_PORT > 60000)) && NEXT_PORT=20000
+        ((NEXT_PORT >= EPHEMERAL_LOW)) && NEXT_PORT=10000
         if [[ -z $(ss -Htln "sport = :$p" 2>/dev/null) ]]; then
             printf -v "$1" '%s' "$p"
             return
@@ -308,7 +322,7 @@ ns_rx_bytes() { # K: bytes received by the host from namespace K so far
 # ------------------------------------------------------------------ seeders
 # seeder_start KIND NS_OR_EMPTY IP: starts one seeder for $TORRENT from
 # $DATA_DIR; appends its pid to SEEDER_PIDS.
-SEEDER_PIDS=()
+SEEDER_PIDS=() SEEDER_LOGS=()
 seeder_start() {
     local kind=$1 ns=$2 ip=$3 port dir pre=() log
     free_port port
@@ -352,6 +366,7 @@ seeder_start() {
     *) die "unknown seeder '$kind'" ;;
     esac
     SEEDER_PIDS+=($!)
+    SEEDER_LOGS+=("$kind:$log")
     BENCH_PIDS+=($!)
 }
 # seeders_wait N: until the tracker lists N complete peers (bounded)
@@ -364,10 +379,22 @@ seeders_wait() {
         for p in "${SEEDER_PIDS[@]}"; do alive "$p" || die "a seeder exited (logs in $OUT/logs)"; done
         sleep 0.2
     done
+    # Transmission announces itself complete while it still verifies the
+    # data, and a leecher that connects then gets a bitfield of the pieces
+    # checked so far and never a "have" for the rest: it stops being
+    # interested part-way and the download stalls. Wait for "Seeding".
+    local e
+    for e in "${SEEDER_LOGS[@]}"; do
+        [[ $e == transmission:* ]] || continue
+        while ! tr '\r' '\n' <"${e#*:}" | grep -q '^Seeding'; do
+            (($(date +%s) > deadline)) && die "Transmission did not finish verifying within 120 s (${e#*:})"
+            sleep 0.2
+        done
+    done
 }
 seeders_stop() {
     ((${#SEEDER_PIDS[@]})) && bench_kill "${SEEDER_PIDS[@]}"
-    SEEDER_PIDS=()
+    SEEDER_PIDS=() SEEDER_LOGS=()
 }
 
 # ------------------------------------------------------------------ clients
