@@ -168,6 +168,9 @@ pub struct Cli {
     /// No seed split: ask a seed for any piece.
     #[arg(long, hide = true)]
     pub x_no_seed_split: bool,
+    /// At most N requests outstanding to one peer (default 256).
+    #[arg(long, hide = true, value_name = "N", value_parser = parse_count)]
+    pub x_max_requests: Option<usize>,
     #[command(flatten)]
     pub verbosity: Verbosity,
 }
@@ -347,6 +350,7 @@ pub fn options(env: &mut Env, cli: Cli) -> Result<Options, i32> {
             random_pieces: cli.x_random_pieces,
             no_endgame: cli.x_no_endgame,
             no_seed_split: cli.x_no_seed_split,
+            max_requests: cli.x_max_requests,
         },
     })
 }

@@ -362,6 +362,9 @@ pub fn run(mut opts: Options) -> i32 {
     cfg.encryption = opts.encryption;
     cfg.dht_port = dht_port;
     cfg.ablation = opts.ablation;
+    if let Some(n) = opts.ablation.max_requests {
+        cfg.max_outstanding = n;
+    }
 
     let input = std::mem::replace(&mut opts.input, Input::Magnet(empty_magnet()));
     // The torrent, and its file as --save-torrent writes it.

@@ -125,6 +125,9 @@ pub struct Ablation {
     pub no_endgame: bool,
     /// No seed split: every leecher asks a seed for any piece.
     pub no_seed_split: bool,
+    /// Another cap on the requests outstanding to one peer than
+    /// [`Config::max_outstanding`], to measure what the cap costs.
+    pub max_requests: Option<usize>,
 }
 
 impl Config {
