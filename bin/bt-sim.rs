@@ -49,6 +49,10 @@ struct Cli {
     /// real bt-fetch processes.
     #[arg(long, hide = true)]
     bt_peer_ids: bool,
+    /// Carry blocks as real bytes through every buffer and check each
+    /// piece (slower, the same output): to check the no-copy payload.
+    #[arg(long, hide = true)]
+    real_payload: bool,
     /// JSON lines: one per leecher as it finishes, then a summary.
     #[arg(long)]
     json: bool,
@@ -103,6 +107,7 @@ fn run(cli: Cli) -> i32 {
         arrival,
         seeder_capacity: cli.seeder_capacity.max(1),
         bt_peer_ids: cli.bt_peer_ids,
+        real_payload: cli.real_payload,
         seed: cli.seed,
     };
     let started = std::time::Instant::now();
