@@ -303,6 +303,22 @@ struct Node {
     next_announce: Option<Instant>,
     uploaded: u64,
     downloaded: u64,
+    /// The session may have output: it was handed something since the
+    /// last transmit pass, or that pass left bytes behind. A session's
+    /// output grows only when it is called, so one that is neither is
+    /// skipped (saving a scan over its connections).
+    may_have_output: bool,
+    /// Its `poll_timeout`, while the session has not been called since
+    /// (the answer is an absolute time that only a call can move).
+    wake: Option<Instant>,
+}
+
+impl Node {
+    /// The session was called: its output and deadline may have changed.
+    fn touch(&mut self) {
+        self.may_have_output = true;
+        self.wake = None;
+    }
 }
 
 pub struct Net {
@@ -359,6 +375,8 @@ impl Net {
                     next_announce: None,
                     uploaded: 0,
                     downloaded: 0,
+                    may_have_output: true,
+                    wake: None,
                 }
             })
             .collect();
@@ -449,11 +467,14 @@ impl Net {
         self.deliver();
         let live = std::mem::take(&mut self.live);
         for &i in &live {
-            let Some(s) = self.nodes[i].session.as_mut() else {
+            let n = &mut self.nodes[i];
+            let Some(s) = n.session.as_mut() else {
                 continue;
             };
-            if now >= s.poll_timeout(now) {
+            let wake = *n.wake.get_or_insert_with(|| s.poll_timeout(now));
+            if now >= wake {
                 s.tick(now);
+                n.touch();
             }
             self.run_actions(i);
         }
@@ -489,6 +510,7 @@ impl Net {
             }
             let n = &mut self.nodes[i];
             n.session = Some(s);
+            n.touch();
             n.joined = true;
             n.next_announce = Some(now);
             if let Err(at) = self.live.binary_search(&i) {
@@ -515,6 +537,7 @@ impl Net {
             let mut others: Vec<usize> = self.live.iter().copied().filter(|&j| j != i).collect();
             others.shuffle(&mut self.rng);
             others.truncate(self.cfg.tracker_peers);
+            self.nodes[i].touch();
             let s = self.nodes[i].session.as_mut().expect("live");
             for j in others {
                 s.add_candidate(node_addr(j), Origin::Tracker);
@@ -551,6 +574,7 @@ impl Net {
     fn close_remote(&mut self, peer: usize, token: Token) {
         let now = self.now;
         self.nodes[peer].links.remove(&token);
+        self.nodes[peer].touch();
         if let Some(s) = self.nodes[peer].session.as_mut() {
             s.on_closed(token, CloseReason::ClosedByPeer, now);
         }
@@ -575,6 +599,9 @@ impl Net {
         let mut demand: Vec<(usize, Token)> = Vec::new();
         for k in 0..count {
             let a = self.live[(start + k) % count];
+            if !self.nodes[a].may_have_output {
+                continue;
+            }
             let mut tokens = std::mem::take(&mut self.scratch);
             if let Some(s) = &self.nodes[a].session {
                 s.tokens_with_output(&mut tokens);
@@ -582,6 +609,7 @@ impl Net {
                 tokens.clear();
             }
             if tokens.is_empty() {
+                self.nodes[a].may_have_output = false;
                 self.scratch = tokens;
                 continue;
             }
@@ -598,6 +626,7 @@ impl Net {
             demand.sort_unstable();
             let mut left = self.nodes[a].up_allowance.floor().max(0.0) as usize;
             let links = demand.len();
+            let mut drained = 0;
             for (k, &(len, t)) in demand.iter().enumerate() {
                 if left == 0 {
                     break;
@@ -656,10 +685,15 @@ impl Net {
                 });
                 out.consume(take);
                 s.on_sent(t);
+                // on_sent only turns requests into reads (actions, run
+                // later); it adds no output, but it moves the deadline.
+                node.wake = None;
+                drained += usize::from(take == len);
                 left -= take;
                 self.nodes[a].up_allowance -= take as f64;
                 self.nodes[b].down_allowance -= take as f64;
             }
+            self.nodes[a].may_have_output = drained < links;
             self.scratch = tokens;
         }
     }
@@ -675,6 +709,7 @@ impl Net {
             if !n.links.contains_key(&f.token) {
                 continue;
             }
+            n.touch();
             let Some(s) = n.session.as_mut() else {
                 continue;
             };
@@ -708,6 +743,7 @@ impl Net {
             let Some(action) = self.nodes[i].session.as_mut().and_then(|s| s.next_action()) else {
                 return;
             };
+            self.nodes[i].touch();
             match action {
                 Action::Verify { piece, buf } => {
                     // With real bytes, what arrived must be the whole
@@ -795,6 +831,7 @@ impl Net {
         let si = self.nodes[i].session.as_mut().expect("live");
         si.on_connection(ti, addr, true, now);
         si.on_connected(ti);
+        self.nodes[j].touch();
         let sj = self.nodes[j].session.as_mut().expect("live");
         sj.on_connection(tj, me, false, now);
     }
