@@ -119,6 +119,10 @@ pub struct Config {
     /// bytes ([`OutBuf::push_zeros`]). Lengths, and so every decision, are
     /// as with real bytes; only the copies and the memory go.
     pub virtual_payload: bool,
+    /// The seed split pauses when the leechers pass pieces on at less
+    /// than this fraction of the seed's rate ([`split::SPLIT_MIN_PASSED_ON`],
+    /// the default). Changed only to tune it (`bt-sim --x-split-threshold`).
+    pub split_min_passed_on: f64,
 }
 
 /// Switches that turn a design choice off, for experiments that measure
@@ -156,6 +160,7 @@ impl Config {
             dht_port: None,
             ablation: Ablation::default(),
             virtual_payload: false,
+            split_min_passed_on: split::SPLIT_MIN_PASSED_ON,
         }
     }
 

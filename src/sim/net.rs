@@ -99,6 +99,8 @@ pub struct NetConfig {
     /// every buffer and each verified piece is checked to be whole zeros.
     /// Either way the results are the same (tested); off only costs more.
     pub virtual_payload: bool,
+    /// The sessions' `split_min_passed_on` (None: the default), to tune it.
+    pub split_threshold: Option<f64>,
     pub seed: u64,
 }
 
@@ -118,6 +120,7 @@ impl Default for NetConfig {
             time_limit: Duration::from_secs(24 * 3600),
             peer_id_prefix: *b"-SM0100-",
             virtual_payload: true,
+            split_threshold: None,
             seed: 1,
         }
     }
@@ -501,6 +504,9 @@ impl Net {
             sc.encryption = crate::session::Encryption::Disable;
             // Honest peers, a trusted "disk": no payload is stored or copied.
             sc.virtual_payload = self.cfg.virtual_payload;
+            if let Some(x) = self.cfg.split_threshold {
+                sc.split_min_passed_on = x;
+            }
             let mut s = Session::new(sc, self.cfg.piece_length, self.cfg.size, self.pieces);
             let c = choker::by_name(&n.spec.strategy, self.cfg.piece_length)
                 .unwrap_or_else(|| Box::new(choker::Classic::new()));

@@ -178,6 +178,8 @@ pub struct Scenario {
     /// Carry payload as real bytes (slower; the same results) instead of
     /// counted zeros: [`NetConfig::virtual_payload`] off.
     pub real_payload: bool,
+    /// Overrides the seed split's pause threshold (tuning only).
+    pub split_threshold: Option<f64>,
     pub seed: u64,
 }
 
@@ -231,6 +233,7 @@ impl Scenario {
             cfg.peer_id_prefix = *b"-BT0100-";
         }
         cfg.virtual_payload = !self.real_payload;
+        cfg.split_threshold = self.split_threshold;
         cfg
     }
 }
