@@ -57,6 +57,14 @@ pub(crate) struct Cli {
     /// real bt-fetch processes.
     #[arg(long, hide = true)]
     bt_peer_ids: bool,
+    /// Carry blocks as real bytes through every buffer and check each
+    /// piece (slower, the same output): to check the no-copy payload.
+    #[arg(long, hide = true)]
+    real_payload: bool,
+    /// Tuning only: the seed split pauses when leechers pass pieces on at
+    /// less than this fraction of the seed's rate (default 0.25; 0 never).
+    #[arg(long, hide = true, value_name = "FRACTION")]
+    x_split_threshold: Option<f64>,
     /// JSON lines: one per leecher as it finishes, then a summary.
     #[arg(long)]
     json: bool,
@@ -98,6 +106,12 @@ fn run(cli: Cli) -> i32 {
     if cli.peers == 0 || cli.seeders == 0 || cli.size == 0 || cli.piece_length == 0 {
         return usage("--peers, --seeders, --size and --piece-length must be > 0".into());
     }
+    if cli
+        .x_split_threshold
+        .is_some_and(|x| !(x.is_finite() && x >= 0.0))
+    {
+        return usage("--x-split-threshold must be a number >= 0".into());
+    }
     if cli.piece_length % 16384 != 0 {
         return usage("--piece-length must be a multiple of 16 KiB".into());
     }
@@ -111,6 +125,8 @@ fn run(cli: Cli) -> i32 {
         arrival,
         seeder_capacity: cli.seeder_capacity.max(1),
         bt_peer_ids: cli.bt_peer_ids,
+        real_payload: cli.real_payload,
+        split_threshold: cli.x_split_threshold,
         seed: cli.seed,
     };
     let started = std::time::Instant::now();

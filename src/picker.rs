@@ -198,6 +198,9 @@ pub struct Picker {
     partly_kept: Bitfield,
     /// Experiments only: new pieces at random, availability ignored.
     random_pieces: bool,
+    /// bt-sim only: blocks are not copied and piece buffers stay empty
+    /// (the simulator trusts its honest peers and never hashes).
+    discard_payload: bool,
 }
 
 impl Picker {
@@ -219,7 +222,15 @@ impl Picker {
             sequential: false,
             partly_kept: Bitfield::new(pieces),
             random_pieces: false,
+            discard_payload: false,
         }
+    }
+
+    /// bt-sim only: keep block states but not block data; the buffers
+    /// handed out for verification are empty. Buffers are still counted
+    /// against `max_buffers`, so picking is exactly as with data.
+    pub fn set_discard_payload(&mut self, on: bool) {
+        self.discard_payload = on;
     }
 
     /// Experiments only (the ablations): pick new pieces uniformly at
@@ -391,6 +402,7 @@ impl Picker {
     }
 
     fn take_buffer(&mut self, size: usize) -> Option<PieceBuf> {
+        let size = if self.discard_payload { 0 } else { size };
         if let Some(mut b) = self.pool.pop() {
             b.resize(size);
             return Some(b);
@@ -575,6 +587,7 @@ impl Picker {
     /// Stores a received block (whose length the caller has checked) from
     /// peer `from`.
     pub fn received(&mut self, b: BlockRef, data: &[u8], from: u64) -> Received {
+        let keep = !self.discard_payload;
         let Some(p) = self.partial_mut(b.piece) else {
             return Received::Wasted;
         };
@@ -587,8 +600,10 @@ impl Picker {
             Blk::Free => false,
         };
         *state = Blk::Got;
-        let begin = b.begin() as usize;
-        p.buf[begin..begin + data.len()].copy_from_slice(data);
+        if keep {
+            let begin = b.begin() as usize;
+            p.buf[begin..begin + data.len()].copy_from_slice(data);
+        }
         p.received += 1;
         if !p.contributors.contains(&from) {
             p.contributors.push(from);

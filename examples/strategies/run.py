@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Experiments 1-5 of issue 11 (choking strategies), run with bt-sim.
 
-    examples/strategies/run.py [--bt-sim PATH] [--jobs J] [--seeds K] exp1 ... exp5 | all
+    examples/strategies/run.py [--bt-sim PATH] [--jobs J] [--seeds K]
+        [--base-peers N --base-size S] exp1 ... exp5 | all
 
 Each experiment writes CSV files and a meta.json (commit, commands,
 machine, date) under docs/results/strategies/<exp>/. Plots come from
@@ -11,7 +12,8 @@ where the intervals do not overlap.
 
 Scaled down for 2 shared cores (see docs/REPORT.md (section 4)): 60 leechers and
 8 MiB content instead of the papers' hundreds of peers and hundreds of
-MiB; experiment 5 goes to 500 peers (4 MiB), not 1000.
+MiB; --base-peers/--base-size run experiments 2-4 on a larger swarm
+(results in <exp>-<N>x<S>/). Experiment 5 goes to 1000 leechers (4 MiB).
 """
 
 import argparse
@@ -103,6 +105,9 @@ def meta(d, runner, started, extra):
                            capture_output=True, text=True).stdout.strip() != ""
     m = {
         "commit": commit + ("-dirty" if dirty else ""),
+        # The commit the bt-sim binary was built from, when it is a copy
+        # (BT_SIM_COMMIT): the checkout may move on while a long run goes.
+        "bt_sim_commit": os.environ.get("BT_SIM_COMMIT", commit),
         "script": "examples/strategies/run.py " + " ".join(sys.argv[1:]),
         "commands": runner.commands,
         "machine": {"nproc": os.cpu_count(), "kernel": platform.release(),
@@ -116,8 +121,13 @@ def meta(d, runner, started, extra):
         f.write("\n")
 
 
+# Set by --base-peers/--base-size: experiments 2-4 on a larger swarm go
+# to <exp>-<peers>x<size>/, beside the base results.
+SUFFIX = ""
+
+
 def outdir(name):
-    d = os.path.join(OUT, name)
+    d = os.path.join(OUT, name + SUFFIX)
     os.makedirs(d, exist_ok=True)
     return d
 
@@ -261,7 +271,7 @@ def exp4(r, seeds):
               "freerider_median_s", "fr_lo", "fr_hi", "host_median_s", "host_lo", "host_hi",
               "slowdown", "slowdown_lo", "slowdown_hi"], summ)
     # Share ratio against capacity, from experiment 2.
-    src = os.path.join(OUT, "exp2-everyone", "peers.csv")
+    src = os.path.join(OUT, "exp2-everyone" + SUFFIX, "peers.csv")
     if os.path.exists(src):
         ratio_rows, by = [], {}
         with open(src) as f:
@@ -279,7 +289,8 @@ def exp4(r, seeds):
                 rs.append([i, st, ci, c, *map(fmt, bootstrap_median(by.get((st, c), [])))])
         write_csv(os.path.join(d, "ratio-summary.csv"), ["strategy_index", "strategy",
                   "class_index", "class", "median_ratio", "ci_lo", "ci_hi"], rs)
-    meta(d, runner, t, {"seeds": seeds, "base": BASE, "ratio_source": "exp2-everyone/peers.csv"})
+    meta(d, runner, t, {"seeds": seeds, "base": BASE,
+                        "ratio_source": f"exp2-everyone{SUFFIX}/peers.csv"})
 
 
 def exp5(r, seeds):
@@ -321,8 +332,15 @@ def main():
     ap.add_argument("--seeds", type=int, default=10)
     ap.add_argument("--exp5-sizes", type=lambda v: [int(x) for x in v.split(",")],
                     default=[50, 200, 1000], help="experiment 5's swarm sizes (leechers)")
+    ap.add_argument("--base-peers", type=int, help="leechers of the base swarm (default 60)")
+    ap.add_argument("--base-size", help="content of the base swarm (default 8M)")
     ap.add_argument("experiments", nargs="+")
     a = ap.parse_args()
+    global SUFFIX
+    if a.base_peers or a.base_size:
+        BASE["peers"] = a.base_peers or BASE["peers"]
+        BASE["size"] = a.base_size or BASE["size"]
+        SUFFIX = f"-{BASE['peers']}x{BASE['size']}"
     if not os.path.exists(a.bt_sim):
         sys.exit(f"{a.bt_sim} missing: cargo build --release --bin bt-sim")
     todo = ["exp1", "exp2", "exp3", "exp4", "exp5"] if "all" in a.experiments else a.experiments

@@ -12,8 +12,9 @@
 # tbf's burst granularity stays small against the rate), the seeder has
 # 1 MB/s. The simulator runs with bt's peer id prefix (--bt-peer-ids) so
 # that its peers use bt-fetch's seed split as the real ones do.
-# Writes docs/results/strategies/validate-STRATEGY/{peers.csv,meta.json}; the raw
-# bt-sim output and each leecher's events are kept there too.
+# Writes docs/results/strategies/validate/STRATEGY-nN-seedSEED/{peers.csv,meta.json}
+# (or $OUT); the raw bt-sim output and each leecher's events are kept
+# there too. BIN overrides the folder of the binaries (target/release).
 # SIM_EXTRA overrides the extra bt-sim flags (default --bt-peer-ids).
 # Namespaces are named btv-*; all of them, and every process started here,
 # are removed on exit.
@@ -25,8 +26,8 @@ STRATEGY=${4:-classic}
 SEEDER_RATE=1048576
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
-BIN=$ROOT/target/release
-OUT=$ROOT/docs/results/strategies/validate-$STRATEGY
+BIN=${BIN:-$ROOT/target/release}
+OUT=${OUT:-$ROOT/docs/results/strategies/validate/$STRATEGY-n$N-seed$SEED}
 for t in ip tc python3; do command -v $t >/dev/null || { echo "validate.sh: $t missing (iproute2 / python3)" >&2; exit 1; }; done
 for b in bt-sim bt-fetch bt-meta; do [ -x $BIN/$b ] || { echo "validate.sh: $BIN/$b missing: cargo build --release" >&2; exit 1; }; done
 [ "$(id -u)" = 0 ] || { echo "validate.sh: needs root (network namespaces)" >&2; exit 1; }
@@ -104,7 +105,7 @@ for p in "${PIDS[@]:1}"; do wait "$p" || true; done
 mkdir -p "$OUT"
 cp "$WORK/sim.json" "$OUT/sim.json"
 for i in $(seq 0 $(( N - 1 ))); do cp "$WORK/l$i.out" "$OUT/real-l$i.jsonl"; done
-python3 - "$WORK" "$N" "$OUT" "${SIM_ARGS[*]}" "$STRATEGY" <<'EOF'
+VALIDATE_ARGS="$N $SIZE $SEED $STRATEGY" python3 - "$WORK" "$N" "$OUT" "${SIM_ARGS[*]}" "$STRATEGY" <<'EOF'
 import json, os, statistics, subprocess, sys, time, platform
 work, n, out, sim_args, strategy = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
 sim = {}
@@ -136,9 +137,11 @@ res = {"sim_median_s": ms, "real_median_s": mr, "relative_difference": diff,
        "agree": diff is not None and abs(diff) <= 0.25}
 print(json.dumps(res))
 commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
-meta = {"commit": commit, "command": "examples/strategies/validate.sh " + " ".join(sys.argv[2:3]),
+meta = {"commit": commit, "command": "examples/strategies/validate.sh " + os.environ.get("VALIDATE_ARGS", ""),
         "bt_sim_args": sim_args, "strategy": strategy,
-        "machine": {"nproc": os.cpu_count(), "kernel": platform.release()},
+        "binaries": os.environ.get("BIN_COMMIT", "the worktree's target/release"),
+        "machine": {"nproc": os.cpu_count(), "kernel": platform.release(),
+                    "mtu_veth": 1500, "load_average_at_end": os.getloadavg()},
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "result": res}
 json.dump(meta, open(os.path.join(out, "meta.json"), "w"), indent=2)
 EOF

@@ -8,8 +8,7 @@ use std::time::{Duration, Instant};
 
 use super::peer::{CloseReason, Outstanding, Token, MIN_QUEUE};
 use super::split::{
-    split_key, SeedSplit, SplitPeer, MAX_SPLIT_PEERS, SPLIT_IDLE_GRACE, SPLIT_MIN_PASSED_ON,
-    SPLIT_PAUSE,
+    split_key, SeedSplit, SplitPeer, MAX_SPLIT_PEERS, SPLIT_IDLE_GRACE, SPLIT_PAUSE,
 };
 use super::{Action, Event, Phase, Session};
 use crate::picker::{Bitfield, BlockRef, Received, Scope};
@@ -325,7 +324,7 @@ impl Session {
             .filter(|q| !q.have.is_full())
             .map(average)
             .sum();
-        passed_on < SPLIT_MIN_PASSED_ON * average(seed)
+        passed_on < self.cfg.split_min_passed_on * average(seed)
     }
 
     /// A piece was hashed (and, when good, written). `buf` comes back.

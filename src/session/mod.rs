@@ -50,7 +50,7 @@ use upload::Uploads;
 pub use crate::peer_source::Origin;
 pub use encryption::{Encryption, Opening};
 pub use extension::{ExtContext, Extension};
-pub use peer::{BlockRequest, CloseReason, Counters, OutBuf, PeerState, Token};
+pub use peer::{BlockRequest, CloseReason, Counters, OutBuf, OutPart, PeerState, Token};
 pub use upload::{UploadRead, MAX_READ};
 pub use webseed::{WebSeedEvent, WebSeedId, WebSeedRequest, WebSeedStats};
 
@@ -112,6 +112,17 @@ pub struct Config {
     pub dht_port: Option<u16>,
     /// Design choices turned off, for the ablation experiments only.
     pub ablation: Ablation,
+    /// bt-sim only (honest simulated peers, a "disk" that answers every
+    /// `Verify` good and every read with zeros): blocks received are not
+    /// stored (the picker keeps block states, its piece buffers stay
+    /// empty) and blocks sent are queued as counted runs of zeros, not
+    /// bytes ([`OutBuf::push_zeros`]). Lengths, and so every decision, are
+    /// as with real bytes; only the copies and the memory go.
+    pub virtual_payload: bool,
+    /// The seed split pauses when the leechers pass pieces on at less
+    /// than this fraction of the seed's rate ([`split::SPLIT_MIN_PASSED_ON`],
+    /// the default). Changed only to tune it (`bt-sim --x-split-threshold`).
+    pub split_min_passed_on: f64,
 }
 
 /// Switches that turn a design choice off, for experiments that measure
@@ -151,6 +162,8 @@ impl Config {
             encryption: Encryption::Allow,
             dht_port: None,
             ablation: Ablation::default(),
+            virtual_payload: false,
+            split_min_passed_on: split::SPLIT_MIN_PASSED_ON,
         }
     }
 
@@ -301,6 +314,7 @@ impl Session {
         let mut picker = Picker::new(piece_length, total, pieces, max_buffers);
         picker.set_random_pieces(cfg.ablation.random_pieces);
         picker.set_endgame(!cfg.ablation.no_endgame);
+        picker.set_discard_payload(cfg.virtual_payload);
         Session {
             picker,
             uploads: Uploads::new(cfg.max_upload_rate),

@@ -217,6 +217,12 @@ impl Rate {
 /// encrypts them once, in place, when they are handed to the driver
 /// ([`OutBuf::seal`] from `Session::output`): `sealed` marks where the
 /// encrypted bytes end, so no byte is encrypted twice or sent clear.
+///
+/// For bt-sim only (`Config::virtual_payload`), a block's payload can be
+/// queued as a run of zeros that is counted but not stored
+/// ([`OutBuf::push_zeros`]); the simulator reads such a buffer with
+/// [`OutBuf::parts`]. Without runs (always, in bt-fetch) it is one
+/// `Vec<u8>` and [`OutBuf::pending`] gives the bytes.
 #[derive(Debug, Default)]
 pub struct OutBuf {
     buf: Vec<u8>,
@@ -224,13 +230,60 @@ pub struct OutBuf {
     cipher: Option<Box<Rc4>>,
     /// `buf[..sealed]` is ready to send (only tracked with a cipher).
     sealed: usize,
+    /// Runs of zeros not stored: (offset in `buf` they come before,
+    /// bytes), in stream order; the front one may be partly sent.
+    zero_runs: VecDeque<(usize, usize)>,
+    /// Unsent bytes in `zero_runs`.
+    zero_bytes: usize,
+}
+
+/// A piece of an [`OutBuf`]'s unsent stream, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutPart<'a> {
+    Bytes(&'a [u8]),
+    Zeros(usize),
 }
 
 impl OutBuf {
     /// The bytes to send (sealed: `Session::output` hands the buffer out).
+    /// Not for a buffer holding runs of zeros (bt-sim's): see
+    /// [`OutBuf::parts`].
     pub fn pending(&self) -> &[u8] {
         debug_assert!(self.cipher.is_none() || self.sealed == self.buf.len());
+        debug_assert!(self.zero_runs.is_empty(), "a virtual payload has no bytes");
         &self.buf[self.pos..]
+    }
+
+    /// The unsent stream as stored bytes and runs of zeros, in order.
+    pub fn parts(&self, mut each: impl FnMut(OutPart<'_>)) {
+        let mut pos = self.pos;
+        for &(at, len) in &self.zero_runs {
+            if at > pos {
+                each(OutPart::Bytes(&self.buf[pos..at]));
+                pos = at;
+            }
+            each(OutPart::Zeros(len));
+        }
+        if pos < self.buf.len() {
+            each(OutPart::Bytes(&self.buf[pos..]));
+        }
+    }
+
+    /// Queues `n` zero bytes without storing them (bt-sim's payload).
+    pub(super) fn push_zeros(&mut self, n: usize) {
+        debug_assert!(
+            self.cipher.is_none(),
+            "virtual payload is sent in the clear"
+        );
+        if n == 0 {
+            return;
+        }
+        let at = self.buf.len();
+        match self.zero_runs.back_mut() {
+            Some(run) if run.0 == at => run.1 += n,
+            _ => self.zero_runs.push_back((at, n)),
+        }
+        self.zero_bytes += n;
     }
 
     /// Encrypts what was appended since the last call.
@@ -249,7 +302,7 @@ impl OutBuf {
     }
 
     pub fn len(&self) -> usize {
-        self.buf.len() - self.pos
+        self.buf.len() - self.pos + self.zero_bytes
     }
 
     pub fn is_empty(&self) -> bool {
@@ -257,15 +310,41 @@ impl OutBuf {
     }
 
     /// `n` bytes were written to the socket.
-    pub fn consume(&mut self, n: usize) {
-        self.pos += n;
+    pub fn consume(&mut self, mut n: usize) {
+        if self.zero_runs.is_empty() {
+            self.pos += n;
+        } else {
+            while n > 0 {
+                let Some(run) = self.zero_runs.front_mut() else {
+                    self.pos += n;
+                    break;
+                };
+                if self.pos < run.0 {
+                    let k = n.min(run.0 - self.pos);
+                    self.pos += k;
+                    n -= k;
+                    continue;
+                }
+                let k = n.min(run.1);
+                run.1 -= k;
+                self.zero_bytes -= k;
+                n -= k;
+                if run.1 == 0 {
+                    self.zero_runs.pop_front();
+                }
+            }
+        }
         if self.pos == self.buf.len() {
+            // Runs left all sit at the end.
+            self.zero_runs.iter_mut().for_each(|r| r.0 = 0);
             self.buf.clear();
             self.pos = 0;
             self.sealed = 0;
         } else if self.pos > 64 * 1024 && self.pos * 2 > self.buf.len() {
             self.buf.drain(..self.pos);
             self.sealed = self.sealed.saturating_sub(self.pos);
+            let pos = self.pos;
+            self.zero_runs.iter_mut().for_each(|r| r.0 -= pos);
             self.pos = 0;
         }
     }
@@ -693,5 +772,47 @@ impl Peer {
             Message::Extended { id, payload } => PeerEvent::Extended { id, payload },
         };
         Ok(ev)
+    }
+}
+
+#[cfg(test)]
+mod out_buf_tests {
+    use super::{OutBuf, OutPart};
+
+    /// Bytes and runs of zeros come out as one stream, whatever the cuts
+    /// in which it is consumed, and `len` counts both.
+    #[test]
+    fn zero_runs_read_as_zeros_whatever_the_cuts() {
+        for cut in [1, 3, 7, 100, 70_000, usize::MAX] {
+            let mut out = OutBuf::default();
+            let mut expected = Vec::new();
+            for k in 0..40u8 {
+                let bytes = vec![k + 1; 3 + 5 * k as usize];
+                out.vec().extend_from_slice(&bytes);
+                expected.extend_from_slice(&bytes);
+                let zeros = 4000 * (k as usize % 3);
+                out.push_zeros(zeros);
+                expected.resize(expected.len() + zeros, 0);
+            }
+            assert_eq!(out.len(), expected.len());
+            let mut got = Vec::new();
+            while !out.is_empty() {
+                let mut chunk = Vec::new();
+                out.parts(|p| match p {
+                    OutPart::Bytes(b) => chunk.extend_from_slice(b),
+                    OutPart::Zeros(n) => chunk.resize(chunk.len() + n, 0),
+                });
+                assert_eq!(chunk.len(), out.len());
+                let n = cut.min(chunk.len());
+                got.extend_from_slice(&chunk[..n]);
+                out.consume(n);
+                // Appending while partly sent keeps the order.
+                if got.len() < 9 {
+                    out.push_zeros(1);
+                    expected.push(0);
+                }
+            }
+            assert_eq!(got, expected, "cut {cut}");
+        }
     }
 }

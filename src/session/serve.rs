@@ -167,12 +167,16 @@ impl Session {
         if data.len() != read.length as usize || p.am_choking {
             return;
         }
-        let out = p.out.vec();
         let mut off = 0usize;
         for &len in &read.blocks {
-            let chunk = &data[off..off + len as usize];
-            wire::piece_header(read.piece, read.begin + off as u32, len, out);
-            out.extend_from_slice(chunk);
+            wire::piece_header(read.piece, read.begin + off as u32, len, p.out.vec());
+            if self.cfg.virtual_payload {
+                p.out.push_zeros(len as usize);
+            } else {
+                p.out
+                    .vec()
+                    .extend_from_slice(&data[off..off + len as usize]);
+            }
             off += len as usize;
         }
         p.count_upload(u64::from(read.length), now);

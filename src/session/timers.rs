@@ -47,7 +47,14 @@ impl Session {
         let peers = &self.peers;
         let waiting = |t: Token| peers.get(&t).is_some_and(|p| !p.requests_in.is_empty());
         if self.uploads.refill(now, waiting) {
-            let tokens: Vec<Token> = self.peers.keys().copied().collect();
+            // Only peers with requests queued can get reads (pumping the
+            // others does nothing).
+            let tokens: Vec<Token> = self
+                .peers
+                .iter()
+                .filter(|(_, p)| !p.requests_in.is_empty())
+                .map(|(t, _)| *t)
+                .collect();
             for t in tokens {
                 self.pump_uploads(t);
             }

@@ -48,7 +48,7 @@ use rand::{Rng, SeedableRng};
 
 use super::{node_addr, node_peer_id};
 use crate::choker;
-use crate::session::{Action, CloseReason, Config, Event, Origin, Session, Token};
+use crate::session::{Action, CloseReason, Config, Event, Origin, OutPart, Session, Token};
 
 /// Length of the BitTorrent handshake, the first frame of each direction.
 const HANDSHAKE_LEN: usize = 68;
@@ -94,6 +94,13 @@ pub struct NetConfig {
     /// turns on the seed split between bt peers; the default, a foreign
     /// prefix, leaves it off so that peers behave like generic clients.
     pub peer_id_prefix: [u8; 8],
+    /// Payload as counted zeros, never stored or copied (the sessions'
+    /// `virtual_payload`); off, blocks travel as real (zero) bytes through
+    /// every buffer and each verified piece is checked to be whole zeros.
+    /// Either way the results are the same (tested); off only costs more.
+    pub virtual_payload: bool,
+    /// The sessions' `split_min_passed_on` (None: the default), to tune it.
+    pub split_threshold: Option<f64>,
     pub seed: u64,
 }
 
@@ -112,6 +119,8 @@ impl Default for NetConfig {
             latency_ms: (5, 50),
             time_limit: Duration::from_secs(24 * 3600),
             peer_id_prefix: *b"-SM0100-",
+            virtual_payload: true,
+            split_threshold: None,
             seed: 1,
         }
     }
@@ -246,6 +255,27 @@ impl Framer {
         }
     }
 
+    /// Takes `n` zero bytes sent (a queued block's payload, not stored).
+    fn feed_zeros(&mut self, mut n: usize, mut whole: impl FnMut(Whole<'_>)) {
+        const ZEROS: [u8; 64] = [0; 64];
+        while n > 0 {
+            if self.payload_left > 0 {
+                let k = n.min(self.payload_left);
+                self.payload_left -= k;
+                n -= k;
+                if self.payload_left == 0 {
+                    self.piece_done(&mut whole);
+                }
+                continue;
+            }
+            // Zeros outside a payload (never sent by a session, but
+            // handled as the bytes they are).
+            let k = n.min(ZEROS.len());
+            self.feed(&ZEROS[..k], &mut whole);
+            n -= k;
+        }
+    }
+
     fn frame_len(&self) -> usize {
         u32::from_be_bytes(self.head[..4].try_into().expect("4 bytes")) as usize
     }
@@ -276,6 +306,22 @@ struct Node {
     next_announce: Option<Instant>,
     uploaded: u64,
     downloaded: u64,
+    /// The session may have output: it was handed something since the
+    /// last transmit pass, or that pass left bytes behind. A session's
+    /// output grows only when it is called, so one that is neither is
+    /// skipped (saving a scan over its connections).
+    may_have_output: bool,
+    /// Its `poll_timeout`, while the session has not been called since
+    /// (the answer is an absolute time that only a call can move).
+    wake: Option<Instant>,
+}
+
+impl Node {
+    /// The session was called: its output and deadline may have changed.
+    fn touch(&mut self) {
+        self.may_have_output = true;
+        self.wake = None;
+    }
 }
 
 pub struct Net {
@@ -332,6 +378,8 @@ impl Net {
                     next_announce: None,
                     uploaded: 0,
                     downloaded: 0,
+                    may_have_output: true,
+                    wake: None,
                 }
             })
             .collect();
@@ -422,11 +470,14 @@ impl Net {
         self.deliver();
         let live = std::mem::take(&mut self.live);
         for &i in &live {
-            let Some(s) = self.nodes[i].session.as_mut() else {
+            let n = &mut self.nodes[i];
+            let Some(s) = n.session.as_mut() else {
                 continue;
             };
-            if now >= s.poll_timeout(now) {
+            let wake = *n.wake.get_or_insert_with(|| s.poll_timeout(now));
+            if now >= wake {
                 s.tick(now);
+                n.touch();
             }
             self.run_actions(i);
         }
@@ -451,6 +502,11 @@ impl Net {
             sc.max_upload_rate = Some(n.spec.upload.max(1));
             // The links read frames from the clear stream.
             sc.encryption = crate::session::Encryption::Disable;
+            // Honest peers, a trusted "disk": no payload is stored or copied.
+            sc.virtual_payload = self.cfg.virtual_payload;
+            if let Some(x) = self.cfg.split_threshold {
+                sc.split_min_passed_on = x;
+            }
             let mut s = Session::new(sc, self.cfg.piece_length, self.cfg.size, self.pieces);
             let c = choker::by_name(&n.spec.strategy, self.cfg.piece_length)
                 .unwrap_or_else(|| Box::new(choker::Classic::new()));
@@ -460,6 +516,7 @@ impl Net {
             }
             let n = &mut self.nodes[i];
             n.session = Some(s);
+            n.touch();
             n.joined = true;
             n.next_announce = Some(now);
             if let Err(at) = self.live.binary_search(&i) {
@@ -486,6 +543,7 @@ impl Net {
             let mut others: Vec<usize> = self.live.iter().copied().filter(|&j| j != i).collect();
             others.shuffle(&mut self.rng);
             others.truncate(self.cfg.tracker_peers);
+            self.nodes[i].touch();
             let s = self.nodes[i].session.as_mut().expect("live");
             for j in others {
                 s.add_candidate(node_addr(j), Origin::Tracker);
@@ -522,6 +580,7 @@ impl Net {
     fn close_remote(&mut self, peer: usize, token: Token) {
         let now = self.now;
         self.nodes[peer].links.remove(&token);
+        self.nodes[peer].touch();
         if let Some(s) = self.nodes[peer].session.as_mut() {
             s.on_closed(token, CloseReason::ClosedByPeer, now);
         }
@@ -546,6 +605,9 @@ impl Net {
         let mut demand: Vec<(usize, Token)> = Vec::new();
         for k in 0..count {
             let a = self.live[(start + k) % count];
+            if !self.nodes[a].may_have_output {
+                continue;
+            }
             let mut tokens = std::mem::take(&mut self.scratch);
             if let Some(s) = &self.nodes[a].session {
                 s.tokens_with_output(&mut tokens);
@@ -553,6 +615,7 @@ impl Net {
                 tokens.clear();
             }
             if tokens.is_empty() {
+                self.nodes[a].may_have_output = false;
                 self.scratch = tokens;
                 continue;
             }
@@ -569,6 +632,7 @@ impl Net {
             demand.sort_unstable();
             let mut left = self.nodes[a].up_allowance.floor().max(0.0) as usize;
             let links = demand.len();
+            let mut drained = 0;
             for (k, &(len, t)) in demand.iter().enumerate() {
                 if left == 0 {
                     break;
@@ -589,7 +653,7 @@ impl Net {
                 let s = node.session.as_mut().expect("live");
                 let framer = &mut node.links.get_mut(&t).expect("link").framer;
                 let out = s.output(t).expect("has output");
-                framer.feed(&out.pending()[..take], |whole| {
+                let mut land = |whole: Whole<'_>| {
                     let frame = match whole {
                         Whole::Bytes(bytes) => {
                             let start = arrivals.arena.len();
@@ -606,13 +670,36 @@ impl Net {
                         token: bt,
                         frame,
                     });
+                };
+                let mut todo = take;
+                out.parts(|part| {
+                    if todo == 0 {
+                        return;
+                    }
+                    match part {
+                        OutPart::Bytes(bytes) => {
+                            let k = bytes.len().min(todo);
+                            framer.feed(&bytes[..k], &mut land);
+                            todo -= k;
+                        }
+                        OutPart::Zeros(n) => {
+                            let k = n.min(todo);
+                            framer.feed_zeros(k, &mut land);
+                            todo -= k;
+                        }
+                    }
                 });
                 out.consume(take);
                 s.on_sent(t);
+                // on_sent only turns requests into reads (actions, run
+                // later); it adds no output, but it moves the deadline.
+                node.wake = None;
+                drained += usize::from(take == len);
                 left -= take;
                 self.nodes[a].up_allowance -= take as f64;
                 self.nodes[b].down_allowance -= take as f64;
             }
+            self.nodes[a].may_have_output = drained < links;
             self.scratch = tokens;
         }
     }
@@ -628,6 +715,7 @@ impl Net {
             if !n.links.contains_key(&f.token) {
                 continue;
             }
+            n.touch();
             let Some(s) = n.session.as_mut() else {
                 continue;
             };
@@ -661,10 +749,16 @@ impl Net {
             let Some(action) = self.nodes[i].session.as_mut().and_then(|s| s.next_action()) else {
                 return;
             };
+            self.nodes[i].touch();
             match action {
                 Action::Verify { piece, buf } => {
+                    // With real bytes, what arrived must be the whole
+                    // piece of zeros the uploaders read.
+                    let good = self.cfg.virtual_payload
+                        || (buf.len() as u64 == self.piece_size(piece)
+                            && buf.iter().all(|&b| b == 0));
                     let s = self.nodes[i].session.as_mut().expect("live");
-                    s.on_verified(piece, true, buf, now);
+                    s.on_verified(piece, good, buf, now);
                 }
                 Action::Read(read) => {
                     let len = read.length as usize;
@@ -690,6 +784,13 @@ impl Net {
                 Action::Event(_) => {}
             }
         }
+    }
+
+    fn piece_size(&self, piece: u32) -> u64 {
+        let start = u64::from(piece) * self.cfg.piece_length;
+        self.cfg
+            .piece_length
+            .min(self.cfg.size.saturating_sub(start))
     }
 
     fn connect(&mut self, i: usize, addr: std::net::SocketAddr) {
@@ -736,6 +837,7 @@ impl Net {
         let si = self.nodes[i].session.as_mut().expect("live");
         si.on_connection(ti, addr, true, now);
         si.on_connected(ti);
+        self.nodes[j].touch();
         let sj = self.nodes[j].session.as_mut().expect("live");
         sj.on_connection(tj, me, false, now);
     }
@@ -915,6 +1017,22 @@ mod tests {
             }
             expected(&mut frames);
         }
+    }
+
+    /// The no-copy payload changes nothing but the cost: the same swarm
+    /// with real (zero) bytes through every buffer, each piece checked on
+    /// arrival, gives the same results, peer for peer.
+    #[test]
+    fn virtual_payload_gives_the_same_results_as_real_bytes() {
+        let run = |virtual_payload| {
+            let mut cfg = swarm(10, "propshare", 4);
+            cfg.virtual_payload = virtual_payload;
+            let mut net = Net::new(cfg);
+            net.run();
+            assert!(net.done());
+            (net.results(), net.finished().to_vec(), net.steps())
+        };
+        assert_eq!(run(true), run(false));
     }
 
     #[test]

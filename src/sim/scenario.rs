@@ -175,6 +175,11 @@ pub struct Scenario {
     /// Give peers bt's own peer id prefix (turning on bt's seed split),
     /// as real bt-fetch processes have: for the check against them.
     pub bt_peer_ids: bool,
+    /// Carry payload as real bytes (slower; the same results) instead of
+    /// counted zeros: [`NetConfig::virtual_payload`] off.
+    pub real_payload: bool,
+    /// Overrides the seed split's pause threshold (tuning only).
+    pub split_threshold: Option<f64>,
     pub seed: u64,
 }
 
@@ -227,6 +232,8 @@ impl Scenario {
         if self.bt_peer_ids {
             cfg.peer_id_prefix = *b"-BT0100-";
         }
+        cfg.virtual_payload = !self.real_payload;
+        cfg.split_threshold = self.split_threshold;
         cfg
     }
 }
