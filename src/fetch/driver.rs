@@ -19,6 +19,7 @@ use super::{Conn, Net, Options, Output};
 use super::{
     LINGER, LISTENER, PROGRESS_REDRAW, READ_BUFFER, READ_PER_PASS, UPLOAD_BUFFERS_KEPT, WAKER,
 };
+use crate::alloc_stats;
 use crate::announcer::{Announcer, Stats};
 use crate::exit;
 use crate::peer_source::{Learnt, Origin, PeerSource};
@@ -331,7 +332,13 @@ impl<'a> Driver<'a> {
                 let (down, up) = self.session.rates();
                 let down = down + self.session.web_seed_rate();
                 let peers = self.session.peer_count();
-                self.out.emit(json!({
+                if peers == 0 {
+                    // Idle: give the upload buffers back (up to 1 MiB), so
+                    // that an idle seeder's heap is only its own state
+                    // (which the soak compares over hours).
+                    self.buf_pool = Vec::new();
+                }
+                let mut event = json!({
                     "event": "progress",
                     "bytes": have.min(total),
                     "size": total,
@@ -341,7 +348,12 @@ impl<'a> Driver<'a> {
                     "up_rate": up.round(),
                     "peers": peers,
                     "seconds": (started.elapsed().as_secs_f64() * 10.0).round() / 10.0,
-                }));
+                });
+                if let Some(heap) = alloc_stats::heap_stats() {
+                    event["heap_bytes"] = heap.live.into();
+                    event["heap_peak_bytes"] = heap.peak.into();
+                }
+                self.out.emit(event);
             }
             if line.enabled() {
                 let (down, up) = self.session.rates();
