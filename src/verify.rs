@@ -69,6 +69,30 @@ impl Report {
     }
 }
 
+/// The pieces among `ranges` whose data under `root` is good (a partial
+/// recheck: `bt-fetch` after an unclean stop), hashing on `threads`.
+pub fn good_pieces_among(
+    info: &Info,
+    root: &Path,
+    ranges: &[std::ops::Range<usize>],
+    threads: usize,
+    progress: &AtomicU64,
+) -> Result<Vec<usize>, ReadError> {
+    let mut good = Vec::new();
+    hashing::hash_piece_ranges(
+        &PieceSource::of_info(info, root),
+        ranges,
+        threads,
+        progress,
+        |i, read| match read {
+            PieceRead::Hashed(h) | PieceRead::Zeros(h) if h == info.pieces[i] => good.push(i),
+            _ => {}
+        },
+    )?;
+    good.sort_unstable();
+    Ok(good)
+}
+
 /// Rechecks the data of `info` under `root`, hashing on `threads` threads.
 pub fn verify(
     info: &Info,

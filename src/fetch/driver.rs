@@ -29,8 +29,9 @@ use crate::session::{Action, CloseReason, Session, MAX_READ};
 use crate::storage::{DiskPool, Done, Job, Storage};
 use crate::ut_metadata::MetadataSlot;
 
-/// How often the resume file is rewritten while pieces complete.
-const RESUME_EVERY: Duration = Duration::from_secs(5);
+/// How often the resume file is rewritten while pieces complete (and at
+/// least how often while pieces go to the disk: see `do_actions`).
+const RESUME_EVERY: Duration = crate::resume::SAVE_EVERY;
 
 pub(super) struct Driver<'a> {
     pub(super) announcer: Option<Announcer>,
@@ -709,6 +710,16 @@ impl<'a> Driver<'a> {
                 Action::Connect(addr) => self.connect(addr, now),
                 Action::Close(t) => self.drop_conn(t),
                 Action::Verify { piece, buf } => {
+                    // The resume file's trust rule after a kill: no write
+                    // of ours lands much later than RESUME_EVERY after a
+                    // save (`resume` module notes), so a write is never
+                    // handed over later than that.
+                    if self
+                        .resume_saved
+                        .is_none_or(|(_, at)| now >= at + RESUME_EVERY)
+                    {
+                        self.save_resume(now, true);
+                    }
                     if let Some(disk) = self.disk {
                         disk.submit(Job::Piece { piece, buf });
                     }
