@@ -3,8 +3,10 @@
 //! against one bt-fetch seeder. The script itself checks the seeder's
 //! live heap with no peer connected after the warm-up against the end
 //! (the exact leak check: bt-fetch counts its allocations), RSS growth
-//! (medians, 10 %), fd leaks and every download's bytes; this test runs
-//! it and checks what it recorded.
+//! (10 %; in a run this short, RSS at the same two idle moments, as a
+//! median of three samples moves with the leechers connected), fd leaks
+//! and every download's bytes; this test runs it and checks what it
+//! recorded.
 
 mod common;
 

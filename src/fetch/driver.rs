@@ -51,6 +51,8 @@ pub(super) struct Driver<'a> {
     pub(super) out: &'a Output,
     pub(super) read_buf: Vec<u8>,
     pub(super) buf_pool: Vec<Vec<u8>>,
+    /// Memory was given back since the last peer left (see `run`).
+    pub(super) idle_trimmed: bool,
     /// A reason to stop at once, with the exit code.
     pub(super) fatal: Option<(i32, String)>,
     /// Why the run ended, when it did not succeed (the `done` event's `reason`).
@@ -121,6 +123,7 @@ impl<'a> Driver<'a> {
             out,
             read_buf: vec![0u8; READ_BUFFER],
             buf_pool: Vec::new(),
+            idle_trimmed: false,
             fatal: None,
             reason: None,
             storage,
@@ -333,11 +336,16 @@ impl<'a> Driver<'a> {
                 let (down, up) = self.session.rates();
                 let down = down + self.session.web_seed_rate();
                 let peers = self.session.peer_count();
-                if peers == 0 {
-                    // Idle: give the upload buffers back (up to 1 MiB), so
-                    // that an idle seeder's heap is only its own state
+                if peers == 0 && !self.idle_trimmed {
+                    // Idle: give the upload buffers (up to 1 MiB) and the
+                    // free pages malloc keeps back, once per idle spell,
+                    // so that an idle seeder holds only its own state
                     // (which the soak compares over hours).
                     self.buf_pool = Vec::new();
+                    alloc_stats::release_free_memory();
+                    self.idle_trimmed = true;
+                } else if peers > 0 {
+                    self.idle_trimmed = false;
                 }
                 let mut event = json!({
                     "event": "progress",
