@@ -336,15 +336,22 @@ impl<'a> Driver<'a> {
                 let (down, up) = self.session.rates();
                 let down = down + self.session.web_seed_rate();
                 let peers = self.session.peer_count();
-                if peers == 0 && !self.idle_trimmed {
+                if peers == 0 {
                     // Idle: give the upload buffers (up to 1 MiB) and the
-                    // free pages malloc keeps back, once per idle spell,
-                    // so that an idle seeder holds only its own state
-                    // (which the soak compares over hours).
-                    self.buf_pool = Vec::new();
-                    alloc_stats::release_free_memory();
-                    self.idle_trimmed = true;
-                } else if peers > 0 {
+                    // free pages malloc keeps back, so that an idle seeder
+                    // holds only its own state (which the soak compares
+                    // over hours). Reads still in flight when the last
+                    // peer left refill the pool: cleared again, and
+                    // trimmed again, the next second.
+                    if !self.buf_pool.is_empty() {
+                        self.buf_pool = Vec::new();
+                        self.idle_trimmed = false;
+                    }
+                    if !self.idle_trimmed {
+                        alloc_stats::release_free_memory();
+                        self.idle_trimmed = true;
+                    }
+                } else {
                     self.idle_trimmed = false;
                 }
                 let mut event = json!({
