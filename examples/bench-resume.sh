@@ -1,7 +1,11 @@
 #!/bin/sh
 # Restart time of bt-fetch with and without its resume file, on a SIZE MiB
 # torrent (default 1024, 256 KiB pieces), fully and half downloaded (the
-# second half a hole, as bt-fetch leaves unwritten space).
+# second half a hole, as bt-fetch leaves unwritten space), and half
+# downloaded after a `kill -9` (state `killed`: a bt-fetch killed right
+# after its start save, then the data file's mtime moved as the killed
+# run's later writes would have moved it; the restart trusts the half in
+# the resume file and hashes the rest, `resume` "partial").
 #
 #   examples/bench-resume.sh [SIZE_MIB] [RUNS] [COLD_RUNS] [OUTDIR]
 #
@@ -43,7 +47,8 @@ def loadavg():
 # first half, as bt-fetch leaves unwritten space).
 full = os.path.join(work, "full")
 half = os.path.join(work, "half")
-os.makedirs(full); os.makedirs(half)
+killed = os.path.join(work, "killed")
+os.makedirs(full); os.makedirs(half); os.makedirs(killed)
 with open(os.path.join(full, "data.bin"), "wb") as f:
     left = size
     while left:
@@ -55,6 +60,7 @@ subprocess.run([bt_meta, "create", "-q", "--no-date", "-l", "256K", "-o", torren
 subprocess.run(["cp", "--sparse=always", os.path.join(full, "data.bin"), os.path.join(half, "data.bin")], check=True)
 subprocess.run(["fallocate", "-p", "-o", str(size // 2), "-l", str(size - size // 2),
                 os.path.join(half, "data.bin")], check=True)
+subprocess.run(["cp", "--sparse=always", os.path.join(half, "data.bin"), os.path.join(killed, "data.bin")], check=True)
 
 def restart(folder, recheck):
     """Seconds from launch to the listening event, and that event."""
@@ -83,8 +89,22 @@ def restart(folder, recheck):
         raise SystemExit("bt-fetch did not start: " + p.stderr.read()[-2000:])
     return seconds, event
 
+def kill_after_start(folder):
+    """Leaves `folder` as a kill -9 mid-download does: the resume file of a
+    running bt-fetch (not clean), then a later write of ours (the mtime)."""
+    p = subprocess.Popen([bt_fetch, torrent, "-o", folder, "--seed", "--bind", "127.0.0.1", "--json", "-q"],
+                         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:
+        line = p.stdout.readline()
+        if not line or json.loads(line).get("event") == "listening":
+            break
+    time.sleep(0.2)  # the start save comes right after listening
+    p.kill(); p.wait()
+    os.utime(os.path.join(folder, "data.bin"))
+
 # Prime: a first run writes the resume files (and warms the cache).
-for folder in (full, half):
+for folder in (full, half, killed):
     restart(folder, True)
 
 def drop_caches():
@@ -94,21 +114,24 @@ def drop_caches():
 
 rows = []
 loads = [loadavg()]
-plan = [("warm", state) for _ in range(runs) for state in ("full", "half")]
+plan = [("warm", state) for _ in range(runs) for state in ("full", "half", "killed")]
 plan += [("cold", "full") for _ in range(cold)]
 for i, (cache, state) in enumerate(plan):
-    folder = full if state == "full" else half
+    folder = {"full": full, "half": half, "killed": killed}[state]
     modes = ["resume", "recheck"]
     rng.shuffle(modes)
     for mode in modes:
+        if state == "killed":
+            kill_after_start(folder)
         if cache == "cold":
             drop_caches()
         s, ev = restart(folder, mode == "recheck")
-        want = "checked" if mode == "recheck" else "trusted"
+        want = "checked" if mode == "recheck" else ("partial" if state == "killed" else "trusted")
         status = "ok" if ev.get("resume") == want else "unexpected:" + str(ev.get("resume_reason"))
         rows.append({"round": i, "cache": cache, "state": state, "mode": mode,
                      "seconds": round(s, 4), "have_pieces": ev["have_pieces"],
-                     "pieces": ev["pieces"], "resume": ev.get("resume"), "status": status,
+                     "pieces": ev["pieces"], "resume": ev.get("resume"),
+                     "rechecked_pieces": ev.get("rechecked_pieces"), "status": status,
                      "load": loadavg()})
         log(f"{cache} {state} {mode}: {s:.3f} s ({ev.get('resume')}, {ev['have_pieces']}/{ev['pieces']} pieces)")
 loads.append(loadavg())
@@ -128,7 +151,7 @@ def ratio_ci(a, b, r, n=10000):
 r = random.Random(1)
 out = ["| cache | state | mode | runs | median s [95 % CI] | recheck/resume [95 % CI] | verdict |",
        "| --- | --- | --- | --- | --- | --- | --- |"]
-for cache, state in [("warm", "full"), ("warm", "half"), ("cold", "full")]:
+for cache, state in [("warm", "full"), ("warm", "half"), ("warm", "killed"), ("cold", "full")]:
     v = {m: [x["seconds"] for x in rows if x["cache"] == cache and x["state"] == state and x["mode"] == m and x["status"] == "ok"] for m in ("resume", "recheck")}
     if not v["resume"] or not v["recheck"]:
         continue

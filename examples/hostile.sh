@@ -5,6 +5,7 @@
 # (this tree) and a libtorrent seeder, plus each seeder's peak RSS.
 #
 #   examples/hostile.sh [RUNS]        (default 5 runs per cell)
+#   examples/hostile.sh --summarize   (summary.csv again from OUT/runs.csv)
 #
 # Environment: BASE_FETCH (bt-fetch of the base build; default: built from
 # commit $BASE_COMMIT in a scratch worktree under /tmp), ATTACKS (default:
@@ -14,11 +15,20 @@
 # The good leecher is always this tree's bt-fetch. Each run: start the
 # seeder, start the attack (if any), wait 3 s, time the leecher (or its time-out),
 # read the seeder's VmHWM, stop everything (by PID). Everything is on
-# 127.0.0.1. Writes OUT/runs.csv, OUT/summary.csv (medians) and
-# OUT/meta.json; exit 2 on a setup error.
+# 127.0.0.1. Writes OUT/runs.csv, OUT/summary.csv and OUT/meta.json; exit
+# 2 on a setup error. summary.csv: per seeder and attack, the median
+# download time and seeder peak RSS with 95 % bootstrap intervals (10 000
+# resamples, examples/bench/stats.py), and against the same seeder without
+# an attack: "slower"/"faster" only where the time intervals do not
+# overlap, else "tie". A run that timed out counts as LEECH_TIMEOUT s.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
+SUMMARIZE_ONLY=0
+if [[ ${1:-} == --summarize ]]; then
+    SUMMARIZE_ONLY=1
+    shift
+fi
 RUNS=${1:-5}
 BASE_COMMIT=${BASE_COMMIT:-c4c8a47}
 ATTACKS=${ATTACKS:-"none slowloris flood huge-length keep-alives request-flood out-of-range choked-requests have-past-end bad-bitfield"}
@@ -35,6 +45,48 @@ die() {
     log "error: $*"
     exit 2
 }
+
+# OUT/summary.csv from OUT/runs.csv.
+summarize() {
+    $PY - "$OUT/runs.csv" "$ROOT/examples/bench" >"$OUT/summary.csv" <<'PYEOF'
+import csv, random, statistics, sys
+sys.path.insert(0, sys.argv[2])
+from stats import bootstrap_ci
+rows = list(csv.DictReader(open(sys.argv[1])))
+cells = {}
+for r in rows:
+    cells.setdefault((r["seeder"], r["attack"]), []).append(r)
+rng = random.Random(1)
+def med_ci(values):
+    lo, hi = bootstrap_ci(values, rng)
+    return statistics.median(values), lo, hi
+out = csv.writer(sys.stdout, lineterminator="\n")
+out.writerow(["seeder", "attack", "runs", "completed", "median_seconds", "seconds_ci_lo", "seconds_ci_hi",
+              "median_seeder_peak_rss_kib", "rss_ci_lo", "rss_ci_hi", "vs_no_attack"])
+secs = {k: med_ci([float(r["seconds"]) for r in v]) for k, v in cells.items()}
+for (seeder, attack), v in cells.items():
+    m, lo, hi = secs[(seeder, attack)]
+    rss = [float(r["seeder_peak_rss_kib"]) for r in v if r["seeder_peak_rss_kib"] not in ("", "NA")]
+    rm, rlo, rhi = med_ci(rss) if rss else ("NA", "NA", "NA")
+    base = secs.get((seeder, "none"))
+    if attack == "none" or base is None:
+        verdict = ""
+    elif lo > base[2]:
+        verdict = "slower"
+    elif hi < base[1]:
+        verdict = "faster"
+    else:
+        verdict = "tie"
+    out.writerow([seeder, attack, len(v), sum(int(r["completed"]) for r in v),
+                  f"{m:.3f}", f"{lo:.3f}", f"{hi:.3f}",
+                  *([f"{x:.0f}" for x in (rm, rlo, rhi)] if rss else [rm, rlo, rhi]), verdict])
+PYEOF
+}
+if ((SUMMARIZE_ONLY)); then
+    summarize
+    column -s, -t "$OUT/summary.csv" >&2
+    exit 0
+fi
 
 TMP=$(mktemp -d /tmp/bt-hostile.XXXXXX)
 PIDS=()
@@ -154,13 +206,8 @@ for seeder in $SEEDERS; do
     done
 done
 
-# Medians per cell (seconds, rate, peak RSS) and how many runs completed.
-awk -F, 'NR > 1 { k = $1 "," $2; s[k] = s[k] " " $4; r[k] = r[k] " " $6; m[k] = m[k] " " $7; c[k] += $5; n[k]++; if (!(k in seen)) { seen[k] = 1; order[++o] = k } }
-function median(str,   a, n, i, j, t) { n = split(str, a, " "); for (i = 2; i <= n; i++) { t = a[i] + 0; for (j = i - 1; j >= 1 && a[j] + 0 > t; j--) a[j + 1] = a[j]; a[j + 1] = t }
-    return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2 }
-END { print "seeder,attack,runs,completed,median_seconds,median_rate_mib_s,median_seeder_peak_rss_kib"
-    for (i = 1; i <= o; i++) { k = order[i]; print k "," n[k] "," c[k] "," median(s[k]) "," median(r[k]) "," median(m[k]) } }' \
-    "$OUT/runs.csv" >"$OUT/summary.csv"
+# Medians with 95 % intervals per cell, and each attack against none.
+summarize
 
 mtu=$(cat /sys/class/net/lo/mtu)
 cat >"$OUT/meta.json" <<EOF

@@ -6,7 +6,9 @@
 #
 #   examples/kill-test.sh [SIZE_MIB] [KILLS]
 #   env: RATE (seeder upload limit, default SIZE / (KILLS x 1.5 s), so
-#        that the kills land before the end), MEM (leecher --max-memory,
+#        that the kills land before the end; 0: no limit), DELAY_MAX (the
+#        latest kill moment after a start, default 2.5 s: with RATE=0 make
+#        it shorter than a whole download), MEM (leecher --max-memory,
 #        default 4M), PIECE (piece length, default 256K), KEEP=1 keeps the
 #        work folder, OUT=FILE also writes the summary there.
 #
@@ -17,6 +19,9 @@
 #    covers every run and errs high, as it counts what it queued to the
 #    socket) <= SIZE + kills x IN_FLIGHT.
 # IN_FLIGHT bounds what one kill can lose: received bytes not yet written.
+# The seeder's rate does not enter it: it only sends what was requested,
+# so the limit only serves to make the kills land mid-download (checked
+# with RATE=0, docs/results/resume/kill-test-*-unthrottled.json).
 # A block is only requested into a piece holding a piece buffer, and the
 # leecher holds at most max(MEM / PIECE, 2) of them (`Session::new`), so
 # everything requested, on the wire, in socket buffers, being hashed or
@@ -57,8 +62,11 @@ mkdir -p "$work/seed" "$work/leech"
 head -c "$size" /dev/urandom >"$work/seed/data.bin"
 "$bin/bt-meta" create -q --no-date -l "$piece" -o "$work/x.torrent" "$work/seed/data.bin" >/dev/null
 
+limit=
+[ "$rate" -gt 0 ] && limit="--max-upload-rate $rate"
+# shellcheck disable=SC2086 # $limit: no flag, or the flag and its value
 "$bin/bt-fetch" "$work/x.torrent" -o "$work/seed" --seed --bind 127.0.0.1 --json -q \
-    --max-upload-rate "$rate" >"$work/seeder.jsonl" 2>"$work/seeder.err" &
+    $limit >"$work/seeder.jsonl" 2>"$work/seeder.err" &
 seeder_pid=$!
 port=
 for _ in $(seq 1 300); do
@@ -83,9 +91,9 @@ i=0
 while [ "$i" -lt "$kills" ]; do
     i=$((i + 1))
     leech
-    # A random moment: 0.2 to 2.5 s after the start (the restart's recheck
-    # included, so some kills land in it).
-    delay=$(python3 -c "import random; print(round(random.uniform(0.2, 2.5), 3))")
+    # A random moment: 0.2 to DELAY_MAX s after the start (the restart's
+    # recheck included, so some kills land in it).
+    delay=$(python3 -c "import random, sys; print(round(random.uniform(0.2, float(sys.argv[1])), 3))" "${DELAY_MAX:-2.5}")
     sleep "$delay"
     if kill -9 "$leech_pid" 2>/dev/null; then
         killed=$((killed + 1))
@@ -118,8 +126,9 @@ cmp -s "$work/seed/data.bin" "$work/leech/data.bin" || identical=false
 bound=$((size + killed * in_flight))
 ok=true
 [ "$identical" = true ] && [ "$uploaded" -le "$bound" ] || ok=false
-summary=$(printf '{"size":%d,"kills":%d,"in_flight_per_kill":%d,"uploaded_total":%d,"bound":%d,"excess":%d,"restarts_trusting_resume":%d,"identical":%s,"ok":%s}' \
-    "$size" "$killed" "$in_flight" "$uploaded" "$bound" "$((uploaded - size))" "$trusted" "$identical" "$ok")
+partial=$(grep -c '"resume":"partial"' "$work/leech.jsonl" || true)
+summary=$(printf '{"size":%d,"kills":%d,"seeder_rate":%d,"in_flight_per_kill":%d,"uploaded_total":%d,"bound":%d,"excess":%d,"restarts_trusting_resume":%d,"restarts_partial_recheck":%d,"identical":%s,"ok":%s}' \
+    "$size" "$killed" "$rate" "$in_flight" "$uploaded" "$bound" "$((uploaded - size))" "$trusted" "$partial" "$identical" "$ok")
 echo "$summary"
 [ -n "${OUT:-}" ] && echo "$summary" >"$OUT"
 [ "$ok" = true ]

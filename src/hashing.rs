@@ -102,28 +102,59 @@ pub fn hash_pieces(
     progress: &AtomicU64,
     on_piece: impl FnMut(usize, PieceRead),
 ) -> Result<(), ReadError> {
-    hash_pieces_with(source, threads, LIMITS, progress, on_piece)
+    let all = 0..source.piece_count();
+    hash_pieces_with(
+        source,
+        std::slice::from_ref(&all),
+        threads,
+        LIMITS,
+        progress,
+        on_piece,
+    )
+}
+
+/// As [`hash_pieces`], for the pieces in `ranges` only (each range read in
+/// one pass, as the whole torrent is).
+pub fn hash_piece_ranges(
+    source: &PieceSource,
+    ranges: &[std::ops::Range<usize>],
+    threads: usize,
+    progress: &AtomicU64,
+    on_piece: impl FnMut(usize, PieceRead),
+) -> Result<(), ReadError> {
+    hash_pieces_with(source, ranges, threads, LIMITS, progress, on_piece)
 }
 
 fn hash_pieces_with(
     source: &PieceSource,
+    ranges: &[std::ops::Range<usize>],
     threads: usize,
     limits: Limits,
     progress: &AtomicU64,
     mut on_piece: impl FnMut(usize, PieceRead),
 ) -> Result<(), ReadError> {
     let count = source.piece_count();
-    if count == 0 {
+    let per_batch = (limits.batch_bytes / source.piece_length.max(1)).max(1) as usize;
+    // Each range cut into batches of `per_batch` pieces.
+    let batches: Vec<std::ops::Range<usize>> = ranges
+        .iter()
+        .flat_map(|r| {
+            let r = r.start.min(count)..r.end.min(count);
+            (r.start..r.end)
+                .step_by(per_batch)
+                .map(move |first| first..(first + per_batch).min(r.end))
+        })
+        .collect();
+    if batches.is_empty() {
         return Ok(());
     }
-    let per_batch = (limits.batch_bytes / source.piece_length).max(1) as usize;
     let chunk = limits
         .chunk_bytes
         .clamp(1, per_batch as u64 * source.piece_length)
         .min(source.total_length) as usize;
     let next_batch = AtomicUsize::new(0);
     let failed = AtomicBool::new(false);
-    let threads = threads.clamp(1, count.div_ceil(per_batch));
+    let threads = threads.clamp(1, batches.len());
     // A bounded channel: workers wait rather than pile results up. Results
     // go one piece per message: handing a batch's results over in one
     // message looked cheaper, but made hashing two to three times slower
@@ -133,6 +164,7 @@ fn hash_pieces_with(
         for _ in 0..threads {
             let tx = tx.clone();
             let next_batch = &next_batch;
+            let batches = &batches;
             let failed = &failed;
             scope.spawn(move || {
                 let mut worker = Worker::new(source, chunk);
@@ -140,12 +172,11 @@ fn hash_pieces_with(
                     if failed.load(Ordering::Relaxed) {
                         return;
                     }
-                    let first = next_batch.fetch_add(1, Ordering::Relaxed) * per_batch;
-                    if first >= count {
+                    let Some(batch) = batches.get(next_batch.fetch_add(1, Ordering::Relaxed))
+                    else {
                         return;
-                    }
-                    let last = (first + per_batch).min(count);
-                    match worker.hash_batch(first..last, progress) {
+                    };
+                    match worker.hash_batch(batch.clone(), progress) {
                         Ok(results) => {
                             for r in results {
                                 if tx.send(Ok(r)).is_err() {
@@ -415,10 +446,18 @@ mod tests {
     fn hashed(source: &PieceSource, threads: usize, limits: Limits) -> Vec<Option<PieceRead>> {
         let mut out = vec![None; source.piece_count()];
         let progress = AtomicU64::new(0);
-        hash_pieces_with(source, threads, limits, &progress, |i, r| {
-            assert!(out[i].is_none(), "piece {i} reported twice");
-            out[i] = Some(r);
-        })
+        let all = 0..source.piece_count();
+        hash_pieces_with(
+            source,
+            std::slice::from_ref(&all),
+            threads,
+            limits,
+            &progress,
+            |i, r| {
+                assert!(out[i].is_none(), "piece {i} reported twice");
+                out[i] = Some(r);
+            },
+        )
         .unwrap();
         assert_eq!(progress.load(Ordering::Relaxed), source.total_length);
         out
@@ -490,6 +529,20 @@ mod tests {
                         "piece length {piece_length}, {limits:?}, {threads} threads"
                     );
                 }
+            }
+            // Some pieces only: exactly those, as hashed with the rest.
+            let n = source.piece_count();
+            let ranges = [0..1, 2..n / 2, n - 1..n + 5];
+            let mut got = vec![None; n];
+            let progress = AtomicU64::new(0);
+            hash_piece_ranges(&source, &ranges, 2, &progress, |i, r| got[i] = Some(r)).unwrap();
+            for (i, (got, want)) in got.iter().zip(&want).enumerate() {
+                let asked = ranges.iter().any(|r| r.contains(&i));
+                assert_eq!(
+                    got.as_ref(),
+                    asked.then_some(want.as_ref().unwrap()),
+                    "piece {i}"
+                );
             }
         }
     }

@@ -4,6 +4,7 @@
 //! is written sans-IO: state machines take bytes, events and the current time
 //! and return actions, so that they can be tested deterministically.
 
+pub mod alloc_stats;
 pub mod announcer;
 pub mod backoff;
 pub mod bencode;

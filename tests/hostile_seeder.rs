@@ -77,8 +77,9 @@ fn bt_fetch_leech(s: &Seeded, out: &Path) -> Duration {
 }
 
 /// Runs `attack` with `connections`, a good leecher in the middle of it,
-/// and checks the download time and the seeder's peak memory.
-fn survives(attack: Attack, connections: usize) {
+/// and checks the download time and the seeder's peak memory; returns
+/// how many attacking connections the seeder closed.
+fn survives(attack: Attack, connections: usize) -> u64 {
     let mut s = seeder(&format!("hostile-{}", attack.name()));
     let mut attacker = Attacker::start(attack, s.target, connections);
     std::thread::sleep(HEAD_START);
@@ -107,6 +108,7 @@ fn survives(attack: Attack, connections: usize) {
     );
     s.seeder.proc.signal(libc::SIGTERM);
     s.seeder.finish(Duration::from_secs(15));
+    attacker.closed_by_target()
 }
 
 #[test]
@@ -117,6 +119,16 @@ fn slowloris_of_1000_connections_does_not_starve_a_good_leecher() {
 #[test]
 fn flood_of_1000_silent_connections_does_not_starve_a_good_leecher() {
     survives(Attack::Flood, 1000);
+}
+
+/// MSE is accepted at the default settings: every garbage opening costs
+/// the seeder a Diffie-Hellman key before it can tell it is garbage.
+#[test]
+fn flood_of_garbage_mse_handshakes_does_not_starve_a_good_leecher() {
+    let closed = survives(Attack::MseGarbage, 300);
+    // The seeder saw through them (no sync marker within its bound) and
+    // closed them, over and over, while the leecher was served.
+    assert!(closed >= 300, "only {closed} garbage connections closed");
 }
 
 /// The single-connection attacks one after another against one seeder,

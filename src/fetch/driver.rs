@@ -19,6 +19,7 @@ use super::{Conn, Net, Options, Output};
 use super::{
     LINGER, LISTENER, PROGRESS_REDRAW, READ_BUFFER, READ_PER_PASS, UPLOAD_BUFFERS_KEPT, WAKER,
 };
+use crate::alloc_stats;
 use crate::announcer::{Announcer, Stats};
 use crate::exit;
 use crate::peer_source::{Learnt, Origin, PeerSource};
@@ -28,8 +29,9 @@ use crate::session::{Action, CloseReason, Session, MAX_READ};
 use crate::storage::{DiskPool, Done, Job, Storage};
 use crate::ut_metadata::MetadataSlot;
 
-/// How often the resume file is rewritten while pieces complete.
-const RESUME_EVERY: Duration = Duration::from_secs(5);
+/// How often the resume file is rewritten while pieces complete (and at
+/// least how often while pieces go to the disk: see `do_actions`).
+const RESUME_EVERY: Duration = crate::resume::SAVE_EVERY;
 
 pub(super) struct Driver<'a> {
     pub(super) announcer: Option<Announcer>,
@@ -49,6 +51,8 @@ pub(super) struct Driver<'a> {
     pub(super) out: &'a Output,
     pub(super) read_buf: Vec<u8>,
     pub(super) buf_pool: Vec<Vec<u8>>,
+    /// Memory was given back since the last peer left (see `run`).
+    pub(super) idle_trimmed: bool,
     /// A reason to stop at once, with the exit code.
     pub(super) fatal: Option<(i32, String)>,
     /// Why the run ended, when it did not succeed (the `done` event's `reason`).
@@ -119,6 +123,7 @@ impl<'a> Driver<'a> {
             out,
             read_buf: vec![0u8; READ_BUFFER],
             buf_pool: Vec::new(),
+            idle_trimmed: false,
             fatal: None,
             reason: None,
             storage,
@@ -331,7 +336,25 @@ impl<'a> Driver<'a> {
                 let (down, up) = self.session.rates();
                 let down = down + self.session.web_seed_rate();
                 let peers = self.session.peer_count();
-                self.out.emit(json!({
+                if peers == 0 {
+                    // Idle: give the upload buffers (up to 1 MiB) and the
+                    // free pages malloc keeps back, so that an idle seeder
+                    // holds only its own state (which the soak compares
+                    // over hours). Reads still in flight when the last
+                    // peer left refill the pool: cleared again, and
+                    // trimmed again, the next second.
+                    if !self.buf_pool.is_empty() {
+                        self.buf_pool = Vec::new();
+                        self.idle_trimmed = false;
+                    }
+                    if !self.idle_trimmed {
+                        alloc_stats::release_free_memory();
+                        self.idle_trimmed = true;
+                    }
+                } else {
+                    self.idle_trimmed = false;
+                }
+                let mut event = json!({
                     "event": "progress",
                     "bytes": have.min(total),
                     "size": total,
@@ -341,7 +364,12 @@ impl<'a> Driver<'a> {
                     "up_rate": up.round(),
                     "peers": peers,
                     "seconds": (started.elapsed().as_secs_f64() * 10.0).round() / 10.0,
-                }));
+                });
+                if let Some(heap) = alloc_stats::heap_stats() {
+                    event["heap_bytes"] = heap.live.into();
+                    event["heap_peak_bytes"] = heap.peak.into();
+                }
+                self.out.emit(event);
             }
             if line.enabled() {
                 let (down, up) = self.session.rates();
@@ -697,6 +725,16 @@ impl<'a> Driver<'a> {
                 Action::Connect(addr) => self.connect(addr, now),
                 Action::Close(t) => self.drop_conn(t),
                 Action::Verify { piece, buf } => {
+                    // The resume file's trust rule after a kill: no write
+                    // of ours lands much later than RESUME_EVERY after a
+                    // save (`resume` module notes), so a write is never
+                    // handed over later than that.
+                    if self
+                        .resume_saved
+                        .is_none_or(|(_, at)| now >= at + RESUME_EVERY)
+                    {
+                        self.save_resume(now, true);
+                    }
                     if let Some(disk) = self.disk {
                         disk.submit(Job::Piece { piece, buf });
                     }

@@ -464,14 +464,56 @@ pub fn run(mut opts: Options) -> i32 {
         Some(_) if opts.recheck => Err(Distrust::Forced),
         Some(r) => r.load(),
     };
-    let (good, resume_reason) = match trusted {
-        Ok(have) => {
+    // "trusted": nothing hashed; "partial": the pieces the resume file
+    // cannot vouch for hashed (`resume` module notes); "checked": all.
+    let (good, resume_kind, resume_reason, rechecked) = match trusted {
+        Ok(r) if r.recheck.count() == 0 => {
             log::info!(
                 "resume file matches the files on disk: {} of {} pieces present, no recheck",
-                have.count(),
+                r.trusted.count(),
                 info.piece_count()
             );
-            (have.ones().collect::<Vec<usize>>(), None)
+            (r.trusted.ones().collect::<Vec<usize>>(), "trusted", None, 0)
+        }
+        Ok(r) => {
+            let why = r.why.clone().unwrap_or(Distrust::UncleanStop);
+            let kind = if r.recheck.count() == info.piece_count() {
+                "checked"
+            } else {
+                "partial"
+            };
+            log::info!(
+                "{why}: rechecking {} of {} pieces (trusting {})",
+                r.recheck.count(),
+                info.piece_count(),
+                r.trusted.count()
+            );
+            let ranges = r.recheck_ranges();
+            let bytes: u64 = r
+                .recheck
+                .ones()
+                .map(|i| crate::metainfo::piece_size(info.piece_length, info.total_length, i))
+                .sum();
+            let checked = AtomicU64::new(0);
+            let found =
+                match crate::cli::with_progress("checking", bytes, &checked, opts.progress, || {
+                    verify::good_pieces_among(
+                        info,
+                        &opts.output,
+                        &ranges,
+                        opts.hash_threads,
+                        &checked,
+                    )
+                }) {
+                    Ok(g) => g,
+                    Err(e) => {
+                        log::error!("checking existing data: {e}");
+                        return exit::FAILURE;
+                    }
+                };
+            let mut good: Vec<usize> = r.trusted.ones().chain(found).collect();
+            good.sort_unstable();
+            (good, kind, Some(why.code()), r.recheck.count())
         }
         Err(why) => {
             if why.is_warning() {
@@ -493,7 +535,12 @@ pub fn run(mut opts: Options) -> i32 {
                     return exit::FAILURE;
                 }
             };
-            (report.indices(PieceState::Good), Some(why.code()))
+            (
+                report.indices(PieceState::Good),
+                "checked",
+                Some(why.code()),
+                info.piece_count(),
+            )
         }
     };
     if !good.is_empty() {
@@ -568,7 +615,8 @@ pub fn run(mut opts: Options) -> i32 {
         "pieces": info.piece_count(),
         "have_pieces": good.len(),
         // "trusted": the resume file matched; else "checked" and why not.
-        "resume": if resume_reason.is_none() { "trusted" } else { "checked" },
+        "resume": resume_kind,
+        "rechecked_pieces": rechecked,
         "resume_reason": resume_reason,
     });
     if selection.is_some() {

@@ -4,6 +4,7 @@
 //! containers only, so that which peer is tried next never depends on a
 //! hasher's seed.
 
+use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -38,6 +39,11 @@ pub struct Candidates {
     openings: BTreeMap<SocketAddr, Opening>,
     /// Addresses already retried at once after such a drop (once each).
     retried_at_once: BTreeSet<SocketAddr>,
+    /// The listen address an incoming connection told us (BEP 10 `p`),
+    /// by the connection's address: forgotten with the connection, or a
+    /// seeder serving peers that come back on new ports fills `known`
+    /// (and then refuses every new address) one entry per visit.
+    listen_of: BTreeMap<SocketAddr, SocketAddr>,
 }
 
 impl Candidates {
@@ -61,6 +67,18 @@ impl Candidates {
     pub fn note(&mut self, addr: SocketAddr, origin: Origin) {
         if self.known.len() < MAX_KNOWN_PEERS {
             self.known.entry(addr).or_insert(origin);
+        }
+    }
+
+    /// An incoming connection from `conn` said it listens on `listen`:
+    /// known (never dialled while connected) until the connection ends.
+    pub fn note_listen(&mut self, conn: SocketAddr, listen: SocketAddr) {
+        if listen == conn || self.known.len() >= MAX_KNOWN_PEERS {
+            return;
+        }
+        if let Entry::Vacant(e) = self.known.entry(listen) {
+            e.insert(Origin::Incoming);
+            self.listen_of.insert(conn, listen);
         }
     }
 
@@ -128,15 +146,29 @@ impl Candidates {
         }
     }
 
-    /// An incoming connection ended: the address may come again.
+    /// An incoming connection ended: the address, and the listen address
+    /// it told us, may come again.
     pub fn incoming_ended(&mut self, addr: &SocketAddr) {
         self.forget(addr);
     }
 
+    /// Drops everything kept about an address (its attempts too: a later
+    /// tracker or PEX entry for it starts afresh) and the listen address
+    /// its connection told us, so that nothing here grows with the number
+    /// of addresses ever seen.
     fn forget(&mut self, addr: &SocketAddr) {
         self.known.remove(addr);
+        self.attempts.remove(addr);
         self.openings.remove(addr);
         self.retried_at_once.remove(addr);
+        if let Some(listen) = self.listen_of.remove(addr) {
+            // Only if nothing else made it known since (a PEX or tracker
+            // entry for the same address stays). One level: `note_listen`
+            // never records a listen address as a connection.
+            if self.known.get(&listen) == Some(&Origin::Incoming) {
+                self.known.remove(&listen);
+            }
+        }
     }
 
     /// How to open connections to `addr`, if it fell back.
@@ -261,6 +293,50 @@ mod tests {
         c.outgoing_ended(a(1), &CloseReason::ClosedByPeer, now);
         assert!(c.next_retry().is_some(), "a normal retry instead");
         assert!(!c.switch_opening(a(9), Opening::Mse), "unknown address");
+    }
+
+    #[test]
+    fn peers_coming_back_on_new_ports_leave_nothing_behind() {
+        // A seeder's day: incoming connections from ever new ports, each
+        // telling a new listen port, some outgoing ones that end.
+        let mut c = Candidates::default();
+        let now = Instant::now();
+        for visit in 0..2 * MAX_KNOWN_PEERS as u16 {
+            let conn = a(10_000 + visit);
+            c.note(conn, Origin::Incoming);
+            c.note_listen(conn, a(40_000 + visit % 20_000));
+            c.incoming_ended(&conn);
+        }
+        for port in 1..=50 {
+            c.add(a(port), Origin::Pex);
+            c.pop();
+            for _ in 0..MAX_CONNECT_ATTEMPTS {
+                c.outgoing_ended(a(port), &CloseReason::ClosedByPeer, now);
+            }
+        }
+        assert!(c.known.is_empty(), "{} known", c.known.len());
+        assert!(c.listen_of.is_empty() && c.attempts.is_empty());
+        assert!(c.add(a(9), Origin::Tracker), "the table has room");
+    }
+
+    #[test]
+    fn a_listen_address_known_otherwise_outlives_the_connection() {
+        let mut c = Candidates::default();
+        c.add(a(2), Origin::Pex);
+        c.note(a(1), Origin::Incoming);
+        c.note_listen(a(1), a(2));
+        c.incoming_ended(&a(1));
+        assert_eq!(c.origin(&a(2)), Some(Origin::Pex));
+        // Noted by the connection alone: gone with it.
+        c.note(a(3), Origin::Incoming);
+        c.note_listen(a(3), a(4));
+        assert_eq!(
+            c.origin(&a(4)),
+            Some(Origin::Incoming),
+            "not dialled meanwhile"
+        );
+        c.incoming_ended(&a(3));
+        assert_eq!(c.origin(&a(4)), None);
     }
 
     #[test]

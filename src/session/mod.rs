@@ -756,9 +756,9 @@ impl Session {
                     p.ext_ids = self.extensions.peer_ids(&ext);
                     if let Some(port) = ext.listen_port {
                         // Its listen address is this connection: never
-                        // dial it again.
+                        // dial it while the connection lasts.
                         let listen = SocketAddr::new(p.addr.ip(), port);
-                        self.candidates.note(listen, Origin::Incoming);
+                        self.candidates.note_listen(p.addr, listen);
                     }
                 }
                 self.extensions_on_handshake(token, &ext, now);

