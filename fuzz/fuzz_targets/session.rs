@@ -3,18 +3,22 @@
 //! the disk's answers, and well-formed blocks for what we requested (so
 //! that downloads, verification and uploads are reached).
 //!
-//! Properties: no panic; what we send is well-formed peer wire; our output
-//! to the peer and the actions per step stay bounded.
+//! Properties: no panic; what we send is well-formed peer wire (when it
+//! starts with a plaintext handshake; an MSE handshake and what follows
+//! it is only bounded); our output to the peer and the actions per step
+//! stay bounded.
 //!
 //! Input: byte 0 sets the torrent's geometry, whether we seed, the
-//! handshake prefix and its reserved bits, and the direction; then
-//! operations (see `step`).
+//! handshake prefix and its reserved bits, the direction, and whether MSE
+//! is allowed (`--encryption allow`: an incoming connection whose first
+//! bytes are not a BitTorrent handshake is taken as MSE) or not
+//! (`disable`); then operations (see the loop).
 #![no_main]
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use bt::session::{Action, CloseReason, Config, Session, UploadRead};
+use bt::session::{Action, CloseReason, Config, Encryption, Session, UploadRead};
 use bt::wire::{self, Handshake, Message, HANDSHAKE_LEN};
 use libfuzzer_sys::fuzz_target;
 
@@ -33,11 +37,14 @@ struct Harness {
     /// Everything the session sent to the peer, not yet parsed.
     sent: Vec<u8>,
     handshake_seen: bool,
+    /// We answered with MSE: our bytes are not checked as wire.
+    encrypted: bool,
     /// Requests we sent to the peer: (index, begin, length).
     requests: Vec<(u32, u32, u32)>,
     verifies: Vec<(u32, bt::piecebuf::PieceBuf)>,
     reads: Vec<UploadRead>,
     closed: bool,
+    mse_allowed: bool,
 }
 
 impl Harness {
@@ -74,8 +81,18 @@ impl Harness {
 
     fn parse_sent(&mut self) {
         let mut pos = 0;
+        if self.encrypted {
+            self.sent.clear();
+            return;
+        }
         if !self.handshake_seen {
             if self.sent.len() < HANDSHAKE_LEN {
+                return;
+            }
+            if self.mse_allowed && !self.sent.starts_with(b"\x13BitTorrent protocol") {
+                // Yb and PadB: 96 to 608 bytes that are not a handshake.
+                self.encrypted = true;
+                self.sent.clear();
                 return;
             }
             let h = Handshake::parse(&self.sent).expect("our handshake is well-formed");
@@ -132,6 +149,12 @@ fuzz_target!(|data: &[u8]| {
     let (piece_length, total, pieces) = geometry(ctl);
     let mut cfg = Config::new(HASH, ME);
     cfg.seed = 1;
+    let mse_allowed = ctl & 0x80 != 0;
+    cfg.encryption = if mse_allowed {
+        Encryption::Allow
+    } else {
+        Encryption::Disable
+    };
     let mut s = Session::new(cfg, piece_length, total, pieces);
     if ctl & 4 != 0 {
         for p in 0..pieces {
@@ -152,10 +175,12 @@ fuzz_target!(|data: &[u8]| {
         now,
         sent: Vec::new(),
         handshake_seen: false,
+        encrypted: false,
         requests: Vec::new(),
         verifies: Vec::new(),
         reads: Vec::new(),
         closed: false,
+        mse_allowed,
     };
     if ctl & 8 != 0 {
         let mut hs = Handshake::ours(HASH, PEER);

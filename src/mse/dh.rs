@@ -5,7 +5,7 @@ use std::sync::OnceLock;
 
 use rand::RngCore;
 
-use super::bignum::{Modulus, BYTES, U768};
+use super::bignum::{FixedBase, Modulus, BYTES, U768};
 use super::MseError;
 
 /// Length of a public key (Ya, Yb) and of the shared secret S on the wire.
@@ -29,9 +29,17 @@ pub const GENERATOR: u64 = 2;
 
 /// P with its Montgomery constants, computed once.
 pub fn prime() -> &'static Modulus {
-    static PRIME_MODULUS: OnceLock<Modulus> = OnceLock::new();
-    PRIME_MODULUS.get_or_init(|| {
-        Modulus::new(U768::from_be_bytes(&PRIME).expect("96 bytes")).expect("P is odd")
+    generator_powers().modulus()
+}
+
+/// The table of powers of G mod P, built once per process (57.6 KB): a
+/// public key then costs about 38 multiplications instead of 160
+/// squarings and ~27 multiplications.
+pub fn generator_powers() -> &'static FixedBase {
+    static GENERATOR_POWERS: OnceLock<FixedBase> = OnceLock::new();
+    GENERATOR_POWERS.get_or_init(|| {
+        let p = Modulus::new(U768::from_be_bytes(&PRIME).expect("96 bytes")).expect("P is odd");
+        FixedBase::new(p, &U768::from_u64(GENERATOR))
     })
 }
 
@@ -55,7 +63,7 @@ impl KeyPair {
     /// The key pair for a given big-endian private key (at most 96 bytes).
     pub fn from_private(private_be: &[u8]) -> KeyPair {
         let private = U768::from_be_bytes(private_be).expect("private key of at most 96 bytes");
-        let public = prime().pow(&U768::from_u64(GENERATOR), &private);
+        let public = generator_powers().pow(&private);
         KeyPair { private, public }
     }
 

@@ -83,6 +83,10 @@ pub struct Handshake {
     keys: KeyPair,
     /// Received bytes not consumed yet (bounded by the state's capacity).
     pending: Vec<u8>,
+    /// FindReq1 and FindVc: how many leading bytes of `pending` are known
+    /// not to start the marker, so that a peer sending its padding a byte
+    /// at a time costs a linear scan, not a quadratic one.
+    searched: usize,
     /// Bytes for the caller to send.
     output: Vec<u8>,
     /// Initiator: the torrent asked for. Receiver: the one matched.
@@ -169,6 +173,7 @@ impl Handshake {
             state: State::PeerKey,
             keys: KeyPair::generate(rng),
             pending: Vec::new(),
+            searched: 0,
             output: Vec::new(),
             info_hash: None,
             lookup: None,
@@ -383,7 +388,7 @@ impl Handshake {
     /// Receiver: the marker HASH('req1', S) ends PadA.
     fn find_req1(&mut self) -> Result<bool, MseError> {
         let marker = self.secrets.as_ref().expect("secret known").req1;
-        match find(&self.pending, &marker) {
+        match self.find_pending(&marker) {
             Some(at) => {
                 self.pending.drain(..at + marker.len());
                 self.state = State::Skey;
@@ -397,7 +402,7 @@ impl Handshake {
     /// Initiator: ENCRYPT(VC) ends PadB; the incoming keystream moves past it.
     fn find_vc(&mut self) -> Result<bool, MseError> {
         let marker = self.secrets.as_ref().expect("secret known").encrypted_vc;
-        match find(&self.pending, &marker) {
+        match self.find_pending(&marker) {
             Some(at) => {
                 self.pending.drain(..at);
                 self.consume_decrypted(VC.len());
@@ -407,6 +412,18 @@ impl Handshake {
             None if self.pending.len() >= MAX_PAD_LEN + VC.len() => Err(MseError::VcNotFound),
             None => Ok(false),
         }
+    }
+
+    /// The first position of `marker` in `pending`, resuming where the
+    /// last call stopped (the bytes before stay as they were: the search
+    /// states only append until the marker is found).
+    fn find_pending(&mut self, marker: &[u8]) -> Option<usize> {
+        let found = find(&self.pending[self.searched..], marker).map(|at| self.searched + at);
+        self.searched = match found {
+            Some(_) => 0,
+            None => self.pending.len().saturating_sub(marker.len() - 1),
+        };
+        found
     }
 
     /// Receiver: message 4, ENCRYPT(VC, crypto_select, len(PadD), PadD).

@@ -8,6 +8,11 @@
 //! rate after a grace period, a fixed number of redirects. Blocking: one
 //! fetcher runs on one thread (`webseed::driver`). The response head is
 //! parsed by the tracker client's parser.
+//!
+//! The connection is opened by a [`Connector`]: TCP and TLS
+//! ([`NetConnector`]) in the program; any [`Transport`] (`Read + Write`)
+//! elsewhere, such as the fuzz harness's in-memory server, so that the
+//! same code reads every answer.
 
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};
@@ -67,10 +72,57 @@ pub enum FetchError {
     Stopped,
 }
 
+/// A byte stream to a web seed. A read that times out fails with
+/// `WouldBlock` or `TimedOut`; the server closing reads as 0 bytes.
+pub trait Transport: Read + Write + Send {}
+
+impl<T: Read + Write + Send> Transport for T {}
+
+/// Opens a connection to a URL's origin.
+pub trait Connector: Send {
+    fn connect(&mut self, url: &Url, opts: &FetchOptions)
+        -> Result<Box<dyn Transport>, FetchError>;
+}
+
+/// TCP, with TLS for `https`: the connect timeout, CA files and client
+/// settings of [`FetchOptions::tracker`], the stall timeout on every read
+/// and write.
+pub struct NetConnector;
+
+impl Connector for NetConnector {
+    fn connect(
+        &mut self,
+        url: &Url,
+        opts: &FetchOptions,
+    ) -> Result<Box<dyn Transport>, FetchError> {
+        let t = &opts.tracker;
+        let deadline = Instant::now() + t.connect_timeout + opts.stall_timeout;
+        let tcp = th::connect_tcp(&url.host, url.port, t, deadline)
+            .map_err(|e| FetchError::Io(format!("{}: {e}", url.origin())))?;
+        let limit = Some(opts.stall_timeout);
+        let _ = tcp.set_read_timeout(limit);
+        let _ = tcp.set_write_timeout(limit);
+        let stream = match url.scheme {
+            Scheme::Https => {
+                let config = tls::client_config(t)
+                    .map_err(|e| FetchError::Io(format!("{}: {e}", url.origin())))?;
+                let s = tls::handshake(tcp, &url.host, config).map_err(|e| {
+                    let why =
+                        tls::describe_io_error(&e, &url.host).unwrap_or_else(|| e.to_string());
+                    FetchError::Io(format!("{}: TLS: {why}", url.origin()))
+                })?;
+                Stream::Tls(Box::new(s))
+            }
+            _ => Stream::Plain(tcp),
+        };
+        Ok(Box::new(stream))
+    }
+}
+
 /// An open connection and the bytes read past the last response.
 struct Conn {
     origin: String,
-    stream: Stream,
+    stream: Box<dyn Transport>,
     /// Unconsumed bytes in `rbuf[pos..len]`.
     pos: usize,
     len: usize,
@@ -86,6 +138,7 @@ enum Framing {
 /// Fetches ranges, keeping one connection open between them.
 pub struct Fetcher {
     opts: FetchOptions,
+    connector: Box<dyn Connector>,
     conn: Option<Conn>,
     rbuf: Vec<u8>,
     /// Decoded chunked data waiting to be delivered.
@@ -97,9 +150,16 @@ pub struct Fetcher {
 const READ_BUF: usize = 128 << 10;
 
 impl Fetcher {
+    /// A fetcher over the network ([`NetConnector`]).
     pub fn new(opts: FetchOptions) -> Fetcher {
+        Fetcher::with_connector(opts, Box::new(NetConnector))
+    }
+
+    /// A fetcher whose connections come from `connector`.
+    pub fn with_connector(opts: FetchOptions, connector: Box<dyn Connector>) -> Fetcher {
         Fetcher {
             opts,
+            connector,
             conn: None,
             rbuf: vec![0; READ_BUF],
             decoded: Vec::new(),
@@ -223,26 +283,7 @@ impl Fetcher {
     }
 
     fn connect(&mut self, url: &Url) -> Result<(), FetchError> {
-        let t = &self.opts.tracker;
-        let deadline = Instant::now() + t.connect_timeout + self.opts.stall_timeout;
-        let tcp = th::connect_tcp(&url.host, url.port, t, deadline)
-            .map_err(|e| FetchError::Io(format!("{}: {e}", url.origin())))?;
-        let limit = Some(self.opts.stall_timeout);
-        let _ = tcp.set_read_timeout(limit);
-        let _ = tcp.set_write_timeout(limit);
-        let stream = match url.scheme {
-            Scheme::Https => {
-                let config = tls::client_config(t)
-                    .map_err(|e| FetchError::Io(format!("{}: {e}", url.origin())))?;
-                let s = tls::handshake(tcp, &url.host, config).map_err(|e| {
-                    let why =
-                        tls::describe_io_error(&e, &url.host).unwrap_or_else(|| e.to_string());
-                    FetchError::Io(format!("{}: TLS: {why}", url.origin()))
-                })?;
-                Stream::Tls(Box::new(s))
-            }
-            _ => Stream::Plain(tcp),
-        };
+        let stream = self.connector.connect(url, &self.opts)?;
         self.connections += 1;
         self.conn = Some(Conn {
             origin: url.origin(),
@@ -264,7 +305,7 @@ impl Fetcher {
         loop {
             if c.pos == c.len {
                 c.pos = 0;
-                c.len = read_some(&mut c.stream, &mut self.rbuf).map_err(|e| {
+                c.len = read_some(&mut *c.stream, &mut self.rbuf).map_err(|e| {
                     if is_timeout(&e) {
                         FetchError::Slow(format!("{}: no answer", url.origin()))
                     } else {
@@ -368,7 +409,7 @@ impl Fetcher {
             }
             if c.pos == c.len {
                 c.pos = 0;
-                c.len = match read_some(&mut c.stream, &mut self.rbuf) {
+                c.len = match read_some(&mut *c.stream, &mut self.rbuf) {
                     Ok(n) => n,
                     Err(e) if is_timeout(&e) => {
                         self.conn = None;
@@ -493,7 +534,7 @@ fn header<'a>(head: &'a th::Head, name: &str) -> Option<&'a str> {
         .map(|(_, v)| v.as_str())
 }
 
-fn read_some(s: &mut Stream, buf: &mut [u8]) -> std::io::Result<usize> {
+fn read_some(s: &mut dyn Transport, buf: &mut [u8]) -> std::io::Result<usize> {
     loop {
         match s.read(buf) {
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
@@ -601,6 +642,92 @@ mod tests {
         assert_eq!(f.connections, 1, "one kept connection");
         drop(f);
         h.join().unwrap();
+    }
+
+    /// One scripted connection: reads give `answer` in pieces of at most
+    /// `piece` bytes, then the end; what the fetcher writes is kept.
+    struct Scripted {
+        answer: Vec<u8>,
+        at: usize,
+        piece: usize,
+        written: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+    }
+
+    impl Read for Scripted {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let n = buf.len().min(self.piece).min(self.answer.len() - self.at);
+            buf[..n].copy_from_slice(&self.answer[self.at..self.at + n]);
+            self.at += n;
+            Ok(n)
+        }
+    }
+
+    impl Write for Scripted {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.written.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// Hands out one scripted connection per answer, in order.
+    struct ScriptedConnector {
+        answers: std::collections::VecDeque<Vec<u8>>,
+        written: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+    }
+
+    impl Connector for ScriptedConnector {
+        fn connect(
+            &mut self,
+            url: &Url,
+            _: &FetchOptions,
+        ) -> Result<Box<dyn Transport>, FetchError> {
+            let answer = self
+                .answers
+                .pop_front()
+                .ok_or_else(|| FetchError::Io(format!("{}: refused", url.origin())))?;
+            Ok(Box::new(Scripted {
+                answer,
+                at: 0,
+                piece: 3,
+                written: self.written.clone(),
+            }))
+        }
+    }
+
+    #[test]
+    fn any_transport_carries_the_exchange() {
+        let written = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let connector = ScriptedConnector {
+            answers: [
+                // Two answers on one kept connection, read 3 bytes at a
+                // time; the chunked body's closing chunk is not read with
+                // its last data byte, so that connection is not kept.
+                &b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 206 Partial Content\r\nContent-Range: bytes 2-5/100\r\nContent-Length: 4\r\n\r\nabcd\
+                   HTTP/1.1 206 Partial Content\r\nContent-Range: bytes 0-2/100\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nxy\r\n1\r\nz\r\n0\r\n\r\n"[..],
+                b"HTTP/1.1 206 Partial Content\r\nContent-Range: bytes 1-1/100\r\nContent-Length: 1\r\n\r\nq",
+            ]
+            .map(|a| a.to_vec())
+            .into(),
+            written: written.clone(),
+        };
+        let mut f = Fetcher::with_connector(FetchOptions::default(), Box::new(connector));
+        let url = "http://seed.invalid/a";
+        assert_eq!(fetch(&mut f, url, 2, 4).unwrap(), b"abcd");
+        assert_eq!(fetch(&mut f, url, 0, 3).unwrap(), b"xyz");
+        assert_eq!(fetch(&mut f, url, 1, 1).unwrap(), b"q");
+        assert_eq!(f.connections, 2);
+        // The kept connection reads as closed; no new one can be opened.
+        assert!(matches!(fetch(&mut f, url, 1, 1), Err(FetchError::Io(_))));
+        let requests = String::from_utf8(written.lock().unwrap().clone()).unwrap();
+        let ranges: Vec<&str> = requests
+            .lines()
+            .filter_map(|l| l.strip_prefix("Range: "))
+            .collect();
+        assert_eq!(ranges, ["bytes=2-5", "bytes=0-2", "bytes=1-1", "bytes=1-1"]);
+        assert!(requests.starts_with("GET /a HTTP/1.1\r\nHost: seed.invalid\r\n"));
     }
 
     #[test]
