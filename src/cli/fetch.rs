@@ -168,7 +168,7 @@ pub struct Cli {
     /// No seed split: ask a seed for any piece.
     #[arg(long, hide = true)]
     pub x_no_seed_split: bool,
-    /// At most N requests outstanding to one peer (default 256).
+    /// At most N requests outstanding to one peer (default 512).
     #[arg(long, hide = true, value_name = "N", value_parser = parse_count)]
     pub x_max_requests: Option<usize>,
     #[command(flatten)]

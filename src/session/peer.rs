@@ -30,6 +30,8 @@ const SLOW_START: Duration = Duration::from_secs(3);
 /// Seconds of data at the measured rate kept on request from a peer.
 const QUEUE_SECONDS: f64 = 3.0;
 pub(super) const MIN_QUEUE: usize = 4;
+/// Requests a peer is assumed to hold when it does not advertise `reqq`.
+pub(super) const UNADVERTISED_REQQ: usize = 250;
 /// Allowed-fast pieces remembered per peer (BEP 6 suggests about 10).
 const MAX_ALLOWED_FAST: usize = 64;
 
@@ -474,7 +476,10 @@ impl Peer {
             last_message: now,
             last_send: now,
             have: Bitfield::new(pieces),
-            reqq,
+            // Until its BEP 10 handshake says otherwise, a peer takes what
+            // BEP 10 names as the usual default (libtorrent's 250): more
+            // could be dropped by a peer that never advertises `reqq`.
+            reqq: reqq.min(UNADVERTISED_REQQ),
             reqq_cap: reqq,
             am_choking: true,
             am_interested: false,

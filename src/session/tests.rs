@@ -1,7 +1,7 @@
 //! Deterministic tests of the session: synthetic time, seeded RNG, bytes
 //! in and bytes out, no sockets.
 
-use super::peer::MIN_QUEUE;
+use super::peer::{MIN_QUEUE, UNADVERTISED_REQQ};
 use super::split::{split_key, split_score};
 use super::*;
 use crate::wire::{Handshake, Message, HANDSHAKE_LEN};
@@ -249,6 +249,56 @@ fn queue_grows_in_slow_start_then_follows_rate() {
         "queue grew to {} after 5 round trips",
         outstanding.len()
     );
+}
+
+/// A peer is asked for at most 250 requests until its BEP 10 handshake
+/// advertises `reqq`, then for at most that many, up to our own cap.
+#[test]
+fn queue_cap_follows_advertised_reqq() {
+    for (advertised, want) in [
+        (None, UNADVERTISED_REQQ),
+        (Some(300), 300),
+        (Some(512), 512),
+        (Some(100_000), 512),
+    ] {
+        let mut cfg = Config::new(HASH, ME);
+        cfg.max_buffer_bytes = 256 << 20;
+        // 8000 pieces of one block each.
+        let mut s = Session::new(cfg, 16384, 8000 * 16384, 8000);
+        let t0 = Instant::now();
+        seeding_peer(&mut s, 1, 1, t0);
+        if let Some(q) = advertised {
+            let payload = format!("d4:reqqi{q}ee");
+            let ext = Message::Extended {
+                id: 0,
+                payload: payload.as_bytes(),
+            };
+            s.on_data(1, &bytes_of(&[ext]), t0);
+        }
+        let mut outstanding = requests(&sent(&mut s, 1));
+        let mut most = outstanding.len();
+        // Answer everything each round trip (slow start doubles the
+        // queue) until the cap holds it.
+        let mut now = t0;
+        for _ in 0..12 {
+            now += Duration::from_millis(5);
+            for (index, begin) in std::mem::take(&mut outstanding) {
+                send_zero_block(&mut s, 1, index, begin, now);
+            }
+            outstanding = requests(&sent(&mut s, 1));
+            most = most.max(outstanding.len());
+            for a in actions(&mut s) {
+                if let Action::Verify { piece, buf } = a {
+                    s.on_verified(piece, true, buf, now);
+                }
+            }
+        }
+        // Top-ups come in batches of an eighth of the queue.
+        assert!(
+            most <= want && most >= want - want / 8,
+            "advertised reqq {advertised:?}: at most {most} requests, want {want}"
+        );
+    }
 }
 
 #[test]
