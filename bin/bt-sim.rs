@@ -18,7 +18,8 @@ use clap::Parser;
     about = "Simulate a BitTorrent swarm with the real session code: who finishes when, under which choking strategy",
     after_help = concat!(
         "The same arguments and --seed give byte-identical output.\n",
-        "Exit status: 0 done; 2 usage error (unknown flag, bad value).\n",
+        "Exit status: 0 done; 2 usage error (unknown flag, bad value);\n",
+        "141 stdout lost (closed by its reader).\n",
         "Set BT_LOG=debug (or info, trace) to see more on stderr."
     )
 )]
@@ -133,28 +134,41 @@ fn run(cli: Cli) -> i32 {
     let mut net = Net::new(sc.build());
     let mut out = std::io::stdout().lock();
     let mut printed = 0;
+    // A lost stdout ends the run as in the other programs: one line on
+    // stderr and 141, not a simulation running on for nobody.
+    let lost = |e: std::io::Error| {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            log::warn!("stdout closed by its reader; output lost");
+        } else {
+            log::error!("writing to stdout: {e}");
+        }
+        exit::OUTPUT_LOST
+    };
     while !net.done() && net.elapsed() < bt::sim::net::NetConfig::default().time_limit {
         net.step();
         if cli.json {
             while printed < net.finished().len() {
                 let r = net.result(net.finished()[printed]);
-                let _ = writeln!(out, "{}", scenario::peer_json(&r));
+                if let Err(e) = writeln!(out, "{}", scenario::peer_json(&r)) {
+                    return lost(e);
+                }
                 printed += 1;
             }
         }
     }
     let results = net.results();
     let summary = scenario::summary(&results, net.elapsed());
-    if cli.json {
-        for r in results
+    let written = if cli.json {
+        results
             .iter()
             .filter(|r| !r.seeder && r.download_seconds.is_none())
-        {
-            let _ = writeln!(out, "{}", scenario::peer_json(r));
-        }
-        let _ = writeln!(out, "{summary}");
+            .try_for_each(|r| writeln!(out, "{}", scenario::peer_json(r)))
+            .and_then(|()| writeln!(out, "{summary}"))
     } else {
-        let _ = write!(out, "{}", scenario::table(&results, &summary));
+        write!(out, "{}", scenario::table(&results, &summary))
+    };
+    if let Err(e) = written.and_then(|()| out.flush()) {
+        return lost(e);
     }
     log::info!(
         "simulated {:.0} s in {:.2} s ({} steps)",

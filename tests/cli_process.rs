@@ -103,6 +103,12 @@ fn a_broken_pipe_ends_every_program_alike_with_141() {
             .args(["--peer", "127.0.0.1:9", "--timeout", "60"]);
             c
         }),
+        ("bt-sim --json", {
+            let mut c = Command::new(env!("CARGO_BIN_EXE_bt-sim"));
+            c.args(["--peers", "3", "--size", "1M", "--seed", "1", "--json"])
+                .args(["--capacity-dist", "uniform:1M-1M"]);
+            c
+        }),
     ];
     for (label, mut cmd) in commands {
         let child = cmd
