@@ -66,6 +66,10 @@ pub(crate) struct Cli {
     /// less than this fraction of the seed's rate (default 0.25; 0 never).
     #[arg(long, hide = true, value_name = "FRACTION")]
     x_split_threshold: Option<f64>,
+    /// Threads that run the peers (default: the machine's cores, at most
+    /// 8). The output does not depend on it.
+    #[arg(long, value_name = "N")]
+    threads: Option<usize>,
     /// JSON lines: one per leecher as it finishes, then a summary.
     #[arg(long)]
     json: bool,
@@ -131,7 +135,14 @@ fn run(cli: Cli) -> i32 {
         seed: cli.seed,
     };
     let started = std::time::Instant::now();
-    let mut net = Net::new(sc.build());
+    let mut cfg = sc.build();
+    cfg.threads = cli
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get().min(8)));
+    if cfg.threads == 0 {
+        return usage("--threads must be > 0".into());
+    }
+    let mut net = Net::new(cfg);
     let mut out = std::io::stdout().lock();
     let mut printed = 0;
     // A lost stdout ends the run as in the other programs: one line on

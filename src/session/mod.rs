@@ -32,7 +32,7 @@ mod timers;
 pub mod upload;
 pub mod webseed;
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -286,6 +286,13 @@ pub struct Session {
     candidates: Candidates,
     /// Outgoing connections not yet established.
     connecting: usize,
+    /// Peers that take one of the `max_peers` slots ([`Session::slots_used`]),
+    /// counted as they come, establish and go: the clock asks often.
+    slots: usize,
+    /// Every peer with requests queued for upload, and maybe a few whose
+    /// queue has emptied since (pruned at the next refill): the clock
+    /// visits these rather than every peer.
+    upload_queued: BTreeSet<Token>,
     totals: Totals,
     last_second: Option<Instant>,
     last_choke: Option<Instant>,
@@ -331,6 +338,8 @@ impl Session {
             },
             cfg,
             peers: BTreeMap::new(),
+            slots: 0,
+            upload_queued: BTreeSet::new(),
             actions: VecDeque::new(),
             rng,
             next_uid: 1,
@@ -479,6 +488,19 @@ impl Session {
         );
     }
 
+    /// Every peer with bytes to send, as (bytes waiting, token), sealed as
+    /// [`Session::output`] seals them: one pass, for a driver that shares
+    /// an uplink among them.
+    pub fn output_lengths(&mut self, into: &mut Vec<(usize, Token)>) {
+        into.clear();
+        for (t, p) in self.peers.iter_mut() {
+            if !p.out.is_empty() {
+                p.out.seal();
+                into.push((p.out.len(), *t));
+            }
+        }
+    }
+
     /// A peer address to try, and how we learnt of it.
     pub fn add_candidate(&mut self, addr: SocketAddr, origin: Origin) {
         self.candidates.add(addr, origin);
@@ -497,10 +519,11 @@ impl Session {
     /// bounded apart); incoming connections still in their handshake have
     /// their own budget ([`MAX_HALF_OPEN`]).
     fn slots_used(&self) -> usize {
-        self.peers
-            .values()
-            .filter(|p| p.outgoing || p.is_established())
-            .count()
+        debug_assert_eq!(
+            self.slots,
+            self.peers.values().filter(|p| p.takes_slot()).count()
+        );
+        self.slots
     }
 
     /// Incoming connections not yet past the handshake, the least
@@ -568,7 +591,11 @@ impl Session {
                 }
             }
         }
-        self.peers.insert(token, peer);
+        self.slots += usize::from(peer.takes_slot());
+        if let Some(old) = self.peers.insert(token, peer) {
+            // A driver reusing a live token: the old peer is gone.
+            self.slots -= usize::from(old.takes_slot());
+        }
         // Outgoing, our opening waits in the output until the connection
         // is up. Incoming, we send nothing before the peer's first bytes
         // say whether it speaks plaintext or MSE.
@@ -832,7 +859,9 @@ impl Session {
         });
         let have_bits = self.picker.servable();
         let peer = self.peers.get_mut(&token).expect("peer present");
+        let had_slot = peer.takes_slot();
         peer.state = PeerState::Established(h);
+        self.slots += usize::from(!had_slot);
         if let Some(payload) = &ext_hs {
             peer.send(
                 &wire::Message::Extended {
@@ -909,6 +938,8 @@ impl Session {
         let Some(p) = self.peers.remove(&token) else {
             return;
         };
+        self.slots -= usize::from(p.takes_slot());
+        self.upload_queued.remove(&token);
         #[cfg(test)]
         self.closed_reasons.push((token, reason.clone()));
         if close {

@@ -512,6 +512,12 @@ impl Peer {
         matches!(self.state, PeerState::Established(_))
     }
 
+    /// Whether it takes one of the session's `max_peers` slots: every
+    /// outgoing connection, and incoming ones past the handshake.
+    pub fn takes_slot(&self) -> bool {
+        self.outgoing || self.is_established()
+    }
+
     pub fn fast(&self) -> bool {
         self.handshake().is_some_and(|h| h.fast())
     }

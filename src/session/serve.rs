@@ -134,6 +134,7 @@ impl Session {
             return;
         }
         p.requests_in.push_back(r);
+        self.upload_queued.insert(token);
         self.pump_uploads(token);
     }
 

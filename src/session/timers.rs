@@ -18,9 +18,9 @@ impl Session {
     /// connections can be started, else at the next per-second round,
     /// budget refill or retry.
     pub fn poll_timeout(&self, now: Instant) -> Instant {
-        let can_connect = self.candidates.has_queued()
-            && self.slots_used() < self.cfg.max_peers
-            && self.connecting < MAX_CONNECTING;
+        let can_connect = self.connecting < MAX_CONNECTING
+            && self.candidates.has_queued()
+            && self.slots_used() < self.cfg.max_peers;
         if can_connect || self.last_second.is_none() {
             return now;
         }
@@ -31,13 +31,25 @@ impl Session {
         if let Some(t) = self.download_limit.as_ref().and_then(|b| b.wake_at(now)) {
             at = at.min(t);
         }
-        let uploads_waiting = self.peers.values().any(|p| !p.requests_in.is_empty());
-        if uploads_waiting {
-            if let Some(t) = self.uploads.next_refill(now) {
-                at = at.min(t);
+        // The budget's refill matters only to queued uploads (a scan over
+        // the peers, so only when it would come first).
+        if let Some(t) = self.uploads.next_refill(now) {
+            if t < at && self.uploads_waiting() {
+                at = t;
             }
         }
         at
+    }
+
+    /// Whether any peer has requests queued for upload.
+    fn uploads_waiting(&self) -> bool {
+        debug_assert!(self
+            .peers
+            .iter()
+            .all(|(t, p)| p.requests_in.is_empty() || self.upload_queued.contains(t)));
+        self.upload_queued
+            .iter()
+            .any(|t| self.peers.get(t).is_some_and(|p| !p.requests_in.is_empty()))
     }
 
     /// The clock: timeouts, rates, choking, retries and new connections.
@@ -49,12 +61,10 @@ impl Session {
         if self.uploads.refill(now, waiting) {
             // Only peers with requests queued can get reads (pumping the
             // others does nothing).
-            let tokens: Vec<Token> = self
-                .peers
-                .iter()
-                .filter(|(_, p)| !p.requests_in.is_empty())
-                .map(|(t, _)| *t)
-                .collect();
+            let peers = &self.peers;
+            self.upload_queued
+                .retain(|t| peers.get(t).is_some_and(|p| !p.requests_in.is_empty()));
+            let tokens: Vec<Token> = self.upload_queued.iter().copied().collect();
             for t in tokens {
                 self.pump_uploads(t);
             }

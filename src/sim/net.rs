@@ -101,6 +101,10 @@ pub struct NetConfig {
     pub virtual_payload: bool,
     /// The sessions' `split_min_passed_on` (None: the default), to tune it.
     pub split_threshold: Option<f64>,
+    /// Threads that run the sessions of a step. The results do not depend
+    /// on it (tested): each thread takes a range of peers, and whatever
+    /// crosses from one peer to another is done afterwards, in peer order.
+    pub threads: usize,
     pub seed: u64,
 }
 
@@ -121,6 +125,7 @@ impl Default for NetConfig {
             peer_id_prefix: *b"-SM0100-",
             virtual_payload: true,
             split_threshold: None,
+            threads: 1,
             seed: 1,
         }
     }
@@ -314,6 +319,23 @@ struct Node {
     /// Its `poll_timeout`, while the session has not been called since
     /// (the answer is an absolute time that only a call can move).
     wake: Option<Instant>,
+    /// An action of the session that reaches another peer, taken from its
+    /// queue in the parallel part of a step: it and the actions after it
+    /// run in the serial part.
+    held: Option<Held>,
+    /// Its connections with bytes to send, as (bytes, token) in ascending
+    /// order, when `demand_fresh`: gathered at the end of the parallel
+    /// part, so that the serial transmit pass need not scan connections.
+    demand: Vec<(usize, Token)>,
+    demand_fresh: bool,
+}
+
+/// The actions that touch two peers (or the run's order of finishers).
+#[derive(Debug)]
+enum Held {
+    Connect(std::net::SocketAddr),
+    Close(Token),
+    Complete,
 }
 
 impl Node {
@@ -321,8 +343,154 @@ impl Node {
     fn touch(&mut self) {
         self.may_have_output = true;
         self.wake = None;
+        self.demand_fresh = false;
+    }
+
+    /// Runs the session's actions that concern this peer alone, until its
+    /// queue is empty or an action reaches another peer (then held).
+    fn run_local_actions(&mut self, i: usize, step: &StepContext<'_>) {
+        while self.held.is_none() {
+            let Some(action) = self.session.as_mut().and_then(|s| s.next_action()) else {
+                return;
+            };
+            self.touch();
+            match action {
+                Action::Connect(addr) => self.held = Some(Held::Connect(addr)),
+                Action::Close(t) => self.held = Some(Held::Close(t)),
+                Action::Event(Event::Complete) => self.held = Some(Held::Complete),
+                other => self.run_local(i, other, step),
+            }
+        }
+    }
+
+    /// An action that concerns this peer alone.
+    fn run_local(&mut self, i: usize, action: Action, step: &StepContext<'_>) {
+        let now = step.now;
+        let s = self.session.as_mut().expect("live");
+        match action {
+            Action::Verify { piece, buf } => {
+                // With real bytes, what arrived must be the whole piece
+                // of zeros the uploaders read.
+                let good = step.cfg.virtual_payload
+                    || (buf.len() as u64 == piece_size(step.cfg, piece)
+                        && buf.iter().all(|&b| b == 0));
+                s.on_verified(piece, good, buf, now);
+            }
+            Action::Read(read) => {
+                let len = read.length as usize;
+                s.on_read(&read, &step.zeros[..len], now);
+            }
+            Action::Event(e @ Event::PeerDisconnected { .. }) => {
+                let elapsed = now.saturating_duration_since(step.t0);
+                log::debug!("{:.1} s: peer {i}: {e:?}", elapsed.as_secs_f64());
+            }
+            Action::Event(_) => {}
+            Action::Connect(_) | Action::Close(_) => unreachable!("held, not local"),
+        }
+    }
+
+    /// Its connections with output, for the next transmit pass.
+    fn gather_demand(&mut self) {
+        self.demand.clear();
+        self.demand_fresh = true;
+        let Some(s) = self.session.as_mut() else {
+            return;
+        };
+        if !self.may_have_output {
+            return;
+        }
+        s.output_lengths(&mut self.demand);
+        self.demand.sort_unstable();
+        self.may_have_output = !self.demand.is_empty();
+    }
+
+    /// The parallel part of a step for this peer: the frames that arrive
+    /// (delivered before), the clock, its own actions, its output.
+    fn run_step(&mut self, i: usize, step: &StepContext<'_>) {
+        let now = step.now;
+        if let Some(s) = self.session.as_mut() {
+            let wake = *self.wake.get_or_insert_with(|| s.poll_timeout(now));
+            if now >= wake {
+                s.tick(now);
+                self.touch();
+            }
+        }
+        self.run_local_actions(i, step);
+        if self.held.is_none() {
+            self.gather_demand();
+        }
+    }
+
+    /// Hands one arriving frame to the session (lost if its connection
+    /// closed meanwhile).
+    fn deliver(&mut self, f: &Flight, arena: &[u8], piece_frame: &mut Vec<u8>, now: Instant) {
+        if !self.links.contains_key(&f.token) {
+            return;
+        }
+        self.touch();
+        let Some(s) = self.session.as_mut() else {
+            return;
+        };
+        match f.frame {
+            Frame::Bytes { start, len } => s.on_data(f.token, &arena[start..start + len], now),
+            Frame::Piece { index, begin, len } => {
+                let total = PIECE_HEADER_LEN + len as usize;
+                if total > piece_frame.len() {
+                    piece_frame.resize(total, 0);
+                }
+                piece_frame[..4].copy_from_slice(&(9 + len).to_be_bytes());
+                piece_frame[4] = PIECE_ID;
+                piece_frame[5..9].copy_from_slice(&index.to_be_bytes());
+                piece_frame[9..13].copy_from_slice(&begin.to_be_bytes());
+                s.on_data(f.token, &piece_frame[..total], now);
+            }
+        }
     }
 }
+
+/// What every thread of a step's parallel part reads.
+struct StepContext<'a> {
+    cfg: &'a NetConfig,
+    zeros: &'a [u8],
+    now: Instant,
+    t0: Instant,
+}
+
+/// Scratch buffers of one thread.
+struct Worker {
+    piece_frame: Vec<u8>,
+}
+
+/// The parallel part of a step over the peers `base..base + nodes.len()`:
+/// the frames that arrive for them, in the order they were sent, then each
+/// live one's clock and own actions. It reads and writes only these peers.
+fn run_range(
+    nodes: &mut [Node],
+    base: usize,
+    live: &[usize],
+    arrivals: &Arrivals,
+    step: &StepContext<'_>,
+    worker: &mut Worker,
+) {
+    let end = base + nodes.len();
+    for f in &arrivals.flights {
+        if (base..end).contains(&f.to) {
+            nodes[f.to - base].deliver(f, &arrivals.arena, &mut worker.piece_frame, step.now);
+        }
+    }
+    for &i in live {
+        nodes[i - base].run_step(i, step);
+    }
+}
+
+fn piece_size(cfg: &NetConfig, piece: u32) -> u64 {
+    let start = u64::from(piece) * cfg.piece_length;
+    cfg.piece_length.min(cfg.size.saturating_sub(start))
+}
+
+/// Peers a thread takes at least: below it, starting a thread costs more
+/// than it saves.
+const MIN_PEERS_PER_THREAD: usize = 32;
 
 pub struct Net {
     cfg: NetConfig,
@@ -336,15 +504,16 @@ pub struct Net {
     steps: u64,
     /// Indices of peers in the swarm now, in index order.
     live: Vec<usize>,
-    scratch: Vec<Token>,
     /// Frames in flight, by the step they arrive in (a ring of buckets:
     /// the bucket of step k is `k % len`).
     flights: Vec<Arrivals>,
-    /// A piece message's header followed by zeros: arriving piece
-    /// messages are rebuilt here.
-    piece_frame: Vec<u8>,
+    /// One per thread (arriving piece messages are rebuilt in its
+    /// `piece_frame`, a header followed by zeros).
+    workers: Vec<Worker>,
     /// Finished peers, in the order they finished.
     finished: Vec<usize>,
+    /// Steps whose parallel part ran on more than one thread.
+    parallel_steps: u64,
 }
 
 /// The node index of a simulated address (the inverse of [`node_addr`]).
@@ -380,6 +549,9 @@ impl Net {
                     downloaded: 0,
                     may_have_output: true,
                     wake: None,
+                    held: None,
+                    demand: Vec::new(),
+                    demand_fresh: false,
                 }
             })
             .collect();
@@ -390,7 +562,11 @@ impl Net {
         info_hash[..8].copy_from_slice(&cfg.seed.to_be_bytes());
         Net {
             zeros: vec![0; crate::session::MAX_READ as usize],
-            piece_frame: vec![0; PIECE_HEADER_LEN + crate::wire::MAX_REQUEST_LEN as usize],
+            workers: (0..cfg.threads.max(1))
+                .map(|_| Worker {
+                    piece_frame: vec![0; PIECE_HEADER_LEN + crate::wire::MAX_REQUEST_LEN as usize],
+                })
+                .collect(),
             nodes,
             rng,
             info_hash,
@@ -399,9 +575,9 @@ impl Net {
             now: t0,
             steps: 0,
             live: Vec::new(),
-            scratch: Vec::new(),
             flights: (0..ring).map(|_| Arrivals::default()).collect(),
             finished: Vec::new(),
+            parallel_steps: 0,
             cfg,
         }
     }
@@ -412,6 +588,11 @@ impl Net {
 
     pub fn steps(&self) -> u64 {
         self.steps
+    }
+
+    /// Steps whose parallel part ran on more than one thread.
+    pub fn parallel_steps(&self) -> u64 {
+        self.parallel_steps
     }
 
     /// Runs until every leecher completed (or the time limit).
@@ -461,29 +642,98 @@ impl Net {
     }
 
     /// One step of the simulation.
+    ///
+    /// Its parallel part (the frames that arrive, each peer's clock and
+    /// the actions that concern it alone) runs on up to
+    /// [`NetConfig::threads`] threads, each over a range of peers; what
+    /// crosses between peers (connections made and closed, and the order
+    /// in which peers finish) is held and done afterwards in peer order,
+    /// so the run does not depend on the number of threads.
     pub fn step(&mut self) {
         self.steps += 1;
         self.now += self.cfg.step;
-        let now = self.now;
         self.joins();
         self.transmit();
-        self.deliver();
-        let live = std::mem::take(&mut self.live);
-        for &i in &live {
-            let n = &mut self.nodes[i];
-            let Some(s) = n.session.as_mut() else {
-                continue;
-            };
-            let wake = *n.wake.get_or_insert_with(|| s.poll_timeout(now));
-            if now >= wake {
-                s.tick(now);
-                n.touch();
+        self.run_parallel_part();
+        // The serial part: held actions, in peer order.
+        for k in 0..self.live.len() {
+            let i = self.live[k];
+            if self.nodes[i].held.is_some() {
+                self.run_actions(i);
             }
-            self.run_actions(i);
         }
-        self.live = live;
         self.announces();
         self.leaves();
+    }
+
+    fn run_parallel_part(&mut self) {
+        let ring = self.flights.len();
+        let bucket = self.steps as usize % ring;
+        let arrivals = std::mem::take(&mut self.flights[bucket]);
+        let step = StepContext {
+            cfg: &self.cfg,
+            zeros: &self.zeros,
+            now: self.now,
+            t0: self.t0,
+        };
+        let live = &self.live;
+        let threads = self
+            .workers
+            .len()
+            .min(live.len() / MIN_PEERS_PER_THREAD)
+            .max(1);
+        if threads == 1 {
+            run_range(
+                &mut self.nodes,
+                0,
+                live,
+                &arrivals,
+                &step,
+                &mut self.workers[0],
+            );
+        } else {
+            self.parallel_steps += 1;
+            // Thread k takes the k-th share of the live peers, and every
+            // peer from its first one to the next share's first.
+            let cut = |k: usize| {
+                if k == 0 {
+                    0
+                } else {
+                    live[k * live.len() / threads]
+                }
+            };
+            std::thread::scope(|scope| {
+                let mut rest: &mut [Node] = &mut self.nodes;
+                let mut workers = self.workers.iter_mut();
+                for k in 0..threads {
+                    let (lo, hi) = (
+                        cut(k),
+                        if k + 1 == threads {
+                            usize::MAX
+                        } else {
+                            cut(k + 1)
+                        },
+                    );
+                    let (mine, tail) = rest.split_at_mut(hi.min(lo + rest.len()) - lo);
+                    rest = tail;
+                    let from = live.partition_point(|&i| i < lo);
+                    let to = live.partition_point(|&i| i < hi);
+                    let peers = &live[from..to];
+                    let worker = workers.next().expect("a worker per thread");
+                    let (step, arrivals) = (&step, &arrivals);
+                    if k + 1 == threads {
+                        run_range(mine, lo, peers, arrivals, step, worker);
+                    } else {
+                        scope.spawn(move || run_range(mine, lo, peers, arrivals, step, worker));
+                    }
+                }
+            });
+        }
+        // The bucket's buffers are reused for a later step.
+        let mut arrivals = arrivals;
+        arrivals.flights.clear();
+        arrivals.arena.clear();
+        self.flights[bucket] = arrivals;
     }
 
     fn joins(&mut self) {
@@ -602,34 +852,22 @@ impl Net {
             return;
         }
         let start = (self.steps as usize) % count;
-        let mut demand: Vec<(usize, Token)> = Vec::new();
         for k in 0..count {
             let a = self.live[(start + k) % count];
             if !self.nodes[a].may_have_output {
                 continue;
             }
-            let mut tokens = std::mem::take(&mut self.scratch);
-            if let Some(s) = &self.nodes[a].session {
-                s.tokens_with_output(&mut tokens);
-            } else {
-                tokens.clear();
+            if !self.nodes[a].demand_fresh {
+                self.nodes[a].gather_demand();
             }
-            if tokens.is_empty() {
-                self.nodes[a].may_have_output = false;
-                self.scratch = tokens;
+            // Stale after this pass, whatever it sends.
+            self.nodes[a].demand_fresh = false;
+            if self.nodes[a].demand.is_empty() {
                 continue;
             }
             // Water-filling: smallest demands first, each up to an equal
             // share of what is left.
-            demand.clear();
-            {
-                let s = self.nodes[a].session.as_mut().expect("live");
-                for &t in &tokens {
-                    let len = s.output(t).map_or(0, |o| o.len());
-                    demand.push((len, t));
-                }
-            }
-            demand.sort_unstable();
+            let demand = std::mem::take(&mut self.nodes[a].demand);
             let mut left = self.nodes[a].up_allowance.floor().max(0.0) as usize;
             let links = demand.len();
             let mut drained = 0;
@@ -700,97 +938,53 @@ impl Net {
                 self.nodes[b].down_allowance -= take as f64;
             }
             self.nodes[a].may_have_output = drained < links;
-            self.scratch = tokens;
+            self.nodes[a].demand = demand;
         }
     }
 
-    /// Hands over the frames whose last byte has arrived (in the order
-    /// they were sent); frames for a connection closed meanwhile are lost.
-    fn deliver(&mut self) {
-        let now = self.now;
-        let ring = self.flights.len();
-        let mut arrivals = std::mem::take(&mut self.flights[self.steps as usize % ring]);
-        for f in &arrivals.flights {
-            let n = &mut self.nodes[f.to];
-            if !n.links.contains_key(&f.token) {
-                continue;
-            }
-            n.touch();
-            let Some(s) = n.session.as_mut() else {
-                continue;
-            };
-            match f.frame {
-                Frame::Bytes { start, len } => {
-                    s.on_data(f.token, &arrivals.arena[start..start + len], now)
-                }
-                Frame::Piece { index, begin, len } => {
-                    let total = PIECE_HEADER_LEN + len as usize;
-                    if total > self.piece_frame.len() {
-                        self.piece_frame.resize(total, 0);
-                    }
-                    let frame = &mut self.piece_frame;
-                    frame[..4].copy_from_slice(&(9 + len).to_be_bytes());
-                    frame[4] = PIECE_ID;
-                    frame[5..9].copy_from_slice(&index.to_be_bytes());
-                    frame[9..13].copy_from_slice(&begin.to_be_bytes());
-                    s.on_data(f.token, &frame[..total], now);
-                }
-            }
-        }
-        // The bucket's buffers are reused for a later step.
-        arrivals.flights.clear();
-        arrivals.arena.clear();
-        self.flights[self.steps as usize % ring] = arrivals;
-    }
-
+    /// The serial part for peer `i`: its held action, then the rest of
+    /// its queue, reaching other peers at once.
     fn run_actions(&mut self, i: usize) {
         let now = self.now;
         loop {
-            let Some(action) = self.nodes[i].session.as_mut().and_then(|s| s.next_action()) else {
-                return;
+            let n = &mut self.nodes[i];
+            let held = match n.held.take() {
+                Some(h) => h,
+                None => match n.session.as_mut().and_then(|s| s.next_action()) {
+                    None => return,
+                    Some(Action::Connect(addr)) => Held::Connect(addr),
+                    Some(Action::Close(t)) => Held::Close(t),
+                    Some(Action::Event(Event::Complete)) => Held::Complete,
+                    Some(local) => {
+                        n.touch();
+                        let step = StepContext {
+                            cfg: &self.cfg,
+                            zeros: &self.zeros,
+                            now,
+                            t0: self.t0,
+                        };
+                        n.run_local(i, local, &step);
+                        continue;
+                    }
+                },
             };
             self.nodes[i].touch();
-            match action {
-                Action::Verify { piece, buf } => {
-                    // With real bytes, what arrived must be the whole
-                    // piece of zeros the uploaders read.
-                    let good = self.cfg.virtual_payload
-                        || (buf.len() as u64 == self.piece_size(piece)
-                            && buf.iter().all(|&b| b == 0));
-                    let s = self.nodes[i].session.as_mut().expect("live");
-                    s.on_verified(piece, good, buf, now);
-                }
-                Action::Read(read) => {
-                    let len = read.length as usize;
-                    let s = self.nodes[i].session.as_mut().expect("live");
-                    s.on_read(&read, &self.zeros[..len], now);
-                }
-                Action::Close(t) => {
+            match held {
+                Held::Close(t) => {
                     if let Some(l) = self.nodes[i].links.remove(&t) {
                         self.close_remote(l.peer, l.peer_token);
                     }
                 }
-                Action::Connect(addr) => self.connect(i, addr),
-                Action::Event(Event::Complete) => {
+                Held::Connect(addr) => self.connect(i, addr),
+                Held::Complete => {
                     let n = &mut self.nodes[i];
                     if n.completed_at.is_none() && !n.spec.seeder {
                         n.completed_at = Some(now);
                         self.finished.push(i);
                     }
                 }
-                Action::Event(e @ Event::PeerDisconnected { .. }) => {
-                    log::debug!("{:.1} s: peer {i}: {e:?}", self.elapsed().as_secs_f64());
-                }
-                Action::Event(_) => {}
             }
         }
-    }
-
-    fn piece_size(&self, piece: u32) -> u64 {
-        let start = u64::from(piece) * self.cfg.piece_length;
-        self.cfg
-            .piece_length
-            .min(self.cfg.size.saturating_sub(start))
     }
 
     fn connect(&mut self, i: usize, addr: std::net::SocketAddr) {
@@ -1033,6 +1227,31 @@ mod tests {
             (net.results(), net.finished().to_vec(), net.steps())
         };
         assert_eq!(run(true), run(false));
+    }
+
+    /// Threads change the cost, not the run: peer for peer, step for step.
+    #[test]
+    fn threads_do_not_change_the_results() {
+        let run = |threads| {
+            let mut cfg = swarm(3 * MIN_PEERS_PER_THREAD, "bittyrant", 3);
+            cfg.size = 1 << 20;
+            cfg.threads = threads;
+            let mut net = Net::new(cfg);
+            net.run();
+            assert!(net.done());
+            let parallel = net.parallel_steps();
+            (
+                (net.results(), net.finished().to_vec(), net.steps()),
+                parallel,
+            )
+        };
+        let (one, parallel) = run(1);
+        assert_eq!(parallel, 0);
+        for threads in [2, 3] {
+            let (many, parallel) = run(threads);
+            assert!(parallel > 0, "{threads} threads never ran in parallel");
+            assert_eq!(one, many, "{threads} threads");
+        }
     }
 
     #[test]
