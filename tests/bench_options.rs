@@ -19,8 +19,7 @@ const SCRIPTS: &[(&str, &str, &str)] = &[
     ("bench-webseed.sh", "--runs", "runs"),
     ("bench-engine.sh", "--runs", "runs"),
     ("bench-encryption.sh", "--runs", "runs"),
-    ("bench-requests.sh", "--reps", "reps"),
-    ("bench-builds.sh", "--reps", "reps"),
+    ("bench-arms.sh", "--reps", "reps"),
 ];
 
 /// Scripts configured by environment variables only: `--help`, and nothing
