@@ -1,15 +1,17 @@
 //! BitTyrant's choker (Piatek, Isdal, Anderson, Krishnamurthy and
 //! Venkataramani, "Do incentives build robustness in BitTorrent?",
-//! NSDI 2007; the section that states the algorithm is §4.1 "Maximizing
-//! reciprocation" as we know the paper, not checked: only its opening is
-//! reachable here).
+//! NSDI 2007, §4.1 "Maximizing reciprocation" and its Figure 9, "BitTyrant
+//! unchoke algorithm").
 //!
 //! For every peer p it keeps two estimates: d_p, the rate p gives us when
 //! it reciprocates, and u_p, the rate we must give p to be reciprocated.
 //! Both start from p's *equal split*: p's upload rate (guessed from the
 //! rate at which p announces new pieces, since in a steady swarm a peer
-//! downloads about as fast as it uploads) divided by the size of the
-//! active set the reference client would use at that rate.
+//! downloads about as fast as it uploads, as §4.1 does) divided by the
+//! size of the active set the reference client would use at that rate.
+//! (The paper divides by Azureus's recommended active-set size instead,
+//! and starts u_p at "the rate just above the step in the reciprocation
+//! probability" of its model, not at the equal split.)
 //! Each round peers are ranked by d_p/u_p and unchoked in that order
 //! while the sum of their u_p stays within our capacity; each unchoked
 //! peer is given exactly u_p (when every interested peer fits with
@@ -32,20 +34,16 @@ use rand::RngCore;
 use super::{optimistic_among, CapacityEstimate, ChokeDecision, ChokeRound, Choker, Classic};
 use crate::session::Token;
 
-// δ, γ and r: the paper names them where it states the algorithm (§4.1
-// as we know it); its text past the introduction was not reachable here,
-// so the values come from two other sources that agree:
-// - the authors' released client (BitTyrant, Azureus 2.5 based,
-//   `GlobalTorrentAwareDownloadingUnchoker.java`): a non-reciprocating
-//   unchoked peer's cost grows by `UPLOAD_RATE_INCREMENT = 0.2`, and is
-//   multiplied by 0.9 in every round once the peer has unchoked us for
-//   30 s (three 10 s rounds);
-// - a reader's summary of the paper (adrian.idv.hk, 2008): the rate to a
-//   peer drops 10 % once it has reciprocated for 3 rounds and rises 20 %
-//   after a round in which it did not.
-// One difference, kept on purpose: the client keeps shrinking every round
-// after the first 30 s; we restart the count after each shrink, so u_p
-// shrinks once per r rounds of reciprocation (the issue's reading).
+// δ, γ and r are the paper's (§4.1, "Determining upload contributions"):
+// u_p is decreased by γ = 10 % if the peer reciprocates for r = 3 rounds
+// and increased by δ = 20 % if it fails to reciprocate after being
+// unchoked in the previous round. The authors' released client
+// (`GlobalTorrentAwareDownloadingUnchoker.java`) has the same: +0.2, ×0.9
+// once a peer has unchoked us for 30 s (three 10 s rounds).
+// One difference: Figure 9 (and the client) shrink u_p at the end of
+// *every* round in which p "has unchoked us for the last r rounds"; we
+// restart the count after each shrink, so u_p shrinks once per r rounds
+// of reciprocation. Kept because the committed experiments ran with it.
 
 /// u_p grows by δ = 20 % each round p does not reciprocate.
 pub const DELTA: f64 = 0.20;
@@ -58,9 +56,9 @@ pub const R: u32 = 3;
 pub const MIN_RATE: f64 = 2048.0;
 
 /// The active set size the reference client (mainline 4.x) uses at an
-/// upload rate of `rate` bytes/s: ⌊√(0.6·kB/s)⌋, at least 4 (a reader's
-/// summary of the paper: the active set grows with the square root of
-/// upload capacity; the authors' client uses a table of sizes by rate).
+/// upload rate of `rate` bytes/s: ⌊√(0.6·kB/s)⌋ unchokes, at least 4 (the
+/// paper's Appendix, Table 2: active(r) = ⌊√(0.6 r)⌋ − ω with ω = 2
+/// optimistic unchokes, split(r) = r / (active(r) + ω)).
 pub fn active_set_size(rate: f64) -> f64 {
     ((0.6 * rate / 1000.0).sqrt().floor()).max(4.0)
 }
@@ -235,8 +233,8 @@ mod tests {
 
     const PIECE: u64 = 256 * 1024;
 
-    /// δ, γ and r are the released client's (see the comment above
-    /// `DELTA`): changing one means leaving that source, so it must show.
+    /// δ, γ and r are the paper's and the released client's (see the
+    /// comment above `DELTA`): changing one means leaving them.
     #[test]
     fn constants_are_the_released_clients() {
         assert_eq!((DELTA, GAMMA, R), (0.2, 0.1, 3));

@@ -21,8 +21,8 @@ use crate::session::Token;
 
 /// Share of our upload kept for optimistic unchoking: 20 %, BitTorrent's
 /// one optimistic unchoke of five slots. NOT the paper's checked value:
-/// its text past the abstract and its client's source are out of reach
-/// here, and nothing reachable quotes it (course assignments that
+/// neither its text past the abstract nor its client's source could be
+/// found here, and nothing found quotes it (course assignments that
 /// re-implement PropShare use "e.g. 10 %", their own example).
 pub const OPTIMISTIC_SHARE: f64 = 0.2;
 
