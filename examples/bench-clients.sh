@@ -13,6 +13,7 @@
 # Usage: sudo examples/bench-clients.sh [options]
 #   --scenarios 1,2,5     which scenarios (default 1,2,5)
 #   --quick               128 MiB, 1 repetition, 3 stability runs, 1 MiB pieces
+#                         (options given explicitly win, in any order)
 #   --size MIB            file size (default 1024)
 #   --multi N,KIB         scenario 1 with a multi-file torrent of N files
 #                         of KIB KiB each instead of one file
@@ -36,7 +37,6 @@
 set -uo pipefail
 # shellcheck source=bench/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/bench/lib.sh"
-BENCH_ARGS=("$@")
 
 scenarios=1,2,5
 size=1024 s2size= pieces=1M,256K s2pieces= variants=lo,ns reps=3 sruns=10 bestref=
@@ -44,34 +44,13 @@ clients=$(
     IFS=,
     echo "${ALL_CLIENTS[*]}"
 )
-seeder=libtorrent rate=100 out= multi=
-while (($#)); do
-    case $1 in
-    --scenarios) scenarios=$2; shift ;;
-    --quick) size=128 reps=1 sruns=3 pieces=1M ;;
-    --size) size=$2; shift ;;
-    --multi) multi=$2; shift ;;
-    --s2-size) s2size=$2; shift ;;
-    --pieces) pieces=$2; shift ;;
-    --s2-pieces) s2pieces=$2; shift ;;
-    --variants) variants=$2; shift ;;
-    --reps) reps=$2; shift ;;
-    --stability-runs) sruns=$2; shift ;;
-    --best-ref) bestref=$2; shift ;;
-    --clients) clients=$2; shift ;;
-    --seeder) seeder=$2; shift ;;
-    --rate) rate=$2; shift ;;
-    --timeout) TIMEOUT=$2; shift ;;
-    --mtu) MTU=$2; shift ;;
-    --out) out=$2; shift ;;
-    -h | --help)
-        sed -n '2,/^set -uo/p' "$0" | sed '$d; s/^# \{0,1\}//'
-        exit 0
-        ;;
-    *) die "unknown option '$1' (see --help)" ;;
-    esac
-    shift
-done
+seeder=libtorrent rate=100 out= multi= quick=0
+# --quick changes defaults: applied before parsing, so explicit options win
+for a; do [[ $a == --quick ]] && size=128 reps=1 sruns=3 pieces=1M; done
+bench_options --scenarios=scenarios --quick=quick:1 --size=size --multi=multi --s2-size=s2size \
+    --pieces=pieces --s2-pieces=s2pieces --variants=variants --reps=reps --stability-runs=sruns \
+    --best-ref=bestref --clients=clients --seeder=seeder --rate=rate --timeout=TIMEOUT --mtu=MTU \
+    --out=out -- "$@"
 s2size=${s2size:-$size}
 s2pieces=${s2pieces:-$pieces}
 out=${out:-$ROOT/target/bench/$(date +%Y%m%d-%H%M%S)}

@@ -16,7 +16,8 @@
 #
 # Usage: sudo examples/bench-swarm.sh [options]
 #   --scenarios 3,4       which scenarios (default 3,4)
-#   --quick               128 MiB, 1 repetition
+#   --quick               128 MiB, 1 repetition (options given explicitly
+#                         win, in any order)
 #   --size MIB            file size (default 1024)
 #   --piece LEN           piece length (default 1M)
 #   --reps N              repetitions (default 1)
@@ -39,7 +40,6 @@
 set -uo pipefail
 # shellcheck source=bench/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/bench/lib.sh"
-BENCH_ARGS=("$@")
 
 scenarios=3,4 size=1024 piece=1M reps=1 first_rep=1 nseed=4 s3rate=50 rate=100 nleech=8
 swarms=bt-fetch,libtorrent,mixed mix=bt-fetch,bt-fetch,libtorrent,libtorrent,qbittorrent,aria2,aria2,transmission
@@ -47,35 +47,14 @@ clients=$(
     IFS=,
     echo "${ALL_CLIENTS[*]}"
 )
-seeder=libtorrent out=
+seeder=libtorrent out= quick=0
 TIMEOUT=${BENCH_TIMEOUT:-300}
-while (($#)); do
-    case $1 in
-    --scenarios) scenarios=$2; shift ;;
-    --quick) size=128 reps=1 ;;
-    --size) size=$2; shift ;;
-    --piece) piece=$2; shift ;;
-    --reps) reps=$2; shift ;;
-    --first-rep) first_rep=$2; shift ;;
-    --clients) clients=$2; shift ;;
-    --seeders) nseed=$2; shift ;;
-    --s3-rate) s3rate=$2; shift ;;
-    --rate) rate=$2; shift ;;
-    --leechers) nleech=$2; shift ;;
-    --swarms) swarms=$2; shift ;;
-    --mix) mix=$2; shift ;;
-    --seeder) seeder=$2; shift ;;
-    --timeout) TIMEOUT=$2; shift ;;
-    --mtu) MTU=$2; shift ;;
-    --out) out=$2; shift ;;
-    -h | --help)
-        sed -n '2,/^set -uo/p' "$0" | sed '$d; s/^# \{0,1\}//'
-        exit 0
-        ;;
-    *) die "unknown option '$1' (see --help)" ;;
-    esac
-    shift
-done
+# --quick changes defaults: applied before parsing, so explicit options win
+for a; do [[ $a == --quick ]] && size=128 reps=1; done
+bench_options --scenarios=scenarios --quick=quick:1 --size=size --piece=piece --reps=reps \
+    --first-rep=first_rep --clients=clients --seeders=nseed --s3-rate=s3rate --rate=rate \
+    --leechers=nleech --swarms=swarms --mix=mix --seeder=seeder --timeout=TIMEOUT --mtu=MTU \
+    --out=out -- "$@"
 out=${out:-$ROOT/target/bench/$(date +%Y%m%d-%H%M%S)}
 IFS=, read -ra CL <<<"$clients"
 IFS=, read -ra SWARMS <<<"$swarms"

@@ -19,8 +19,9 @@ const SCRIPTS: &[(&str, &str, &str)] = &[
     ("bench-webseed.sh", "--runs", "runs"),
     ("bench-engine.sh", "--runs", "runs"),
     ("bench-encryption.sh", "--runs", "runs"),
-    ("bench-requests.sh", "--reps", "reps"),
-    ("bench-builds.sh", "--reps", "reps"),
+    ("bench-arms.sh", "--reps", "reps"),
+    ("bench-clients.sh", "--reps", "reps"),
+    ("bench-swarm.sh", "--reps", "reps"),
 ];
 
 /// Scripts configured by environment variables only: `--help`, and nothing
@@ -124,6 +125,29 @@ fn dry_run_shows_the_parsed_values_and_runs_nothing() {
     assert!(stdout.lines().any(|l| l == "check_only=1"), "{stdout}");
     assert!(stdout.lines().any(|l| l == "summarize_only=0"), "{stdout}");
     assert!(stdout.lines().any(|l| l == "TIMEOUT=120"), "{stdout}");
+    // --quick changes defaults; options given explicitly win in any order
+    for script in ["bench-clients.sh", "bench-swarm.sh"] {
+        for args in [
+            &["--quick", "--size", "64", "--dry-run"][..],
+            &["--size", "64", "--quick", "--dry-run"][..],
+        ] {
+            let stdout = text(&run(script, args).stdout);
+            let lines: Vec<&str> = stdout.lines().collect();
+            for want in ["quick=1", "size=64", "reps=1"] {
+                assert!(lines.contains(&want), "{script} {args:?}: {stdout}");
+            }
+        }
+        let stdout = text(&run(script, &["--quick", "--dry-run"]).stdout);
+        assert!(
+            stdout.lines().any(|l| l == "size=128"),
+            "{script}: {stdout}"
+        );
+        let stdout = text(&run(script, &["--dry-run"]).stdout);
+        assert!(
+            stdout.lines().any(|l| l == "size=1024"),
+            "{script}: {stdout}"
+        );
+    }
     // positional arguments, where a script takes them
     let out = run(
         "bench-hash.sh",

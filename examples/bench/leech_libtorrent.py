@@ -16,8 +16,9 @@ import signal
 import sys
 import time
 
-import libtorrent as lt
-
+sys.dont_write_bytecode = True  # no __pycache__ beside the scripts
+import libtorrent as lt  # noqa: E402
+from lt_bench import add_running, tcp_only_session  # noqa: E402
 
 stop = False
 
@@ -44,27 +45,8 @@ def main():
         # libtorrent verifies HTTPS trackers with OpenSSL's default paths,
         # which SSL_CERT_FILE overrides (read when the session starts)
         os.environ["SSL_CERT_FILE"] = args.ca_file
-    settings = lt.default_settings()
-    settings.update({
-        "listen_interfaces": args.listen,
-        "enable_dht": False,
-        "enable_lsd": False,
-        "enable_upnp": False,
-        "enable_natpmp": False,
-        "enable_outgoing_utp": False,
-        "enable_incoming_utp": False,
-        "allow_multiple_connections_per_ip": True,
-        "alert_mask": 0,
-    })
-    session = lt.session(settings, 0)  # no default plugins: no ut_pex
-    session.add_extension("ut_metadata")
-    session.add_extension("smart_ban")
-    params = lt.add_torrent_params()
-    params.ti = lt.torrent_info(args.torrent)
-    params.save_path = args.dir
-    params.flags &= ~lt.torrent_flags.auto_managed
-    params.flags &= ~lt.torrent_flags.paused
-    handle = session.add_torrent(params)
+    session = tcp_only_session(lt.default_settings(), args.listen)
+    handle = add_running(session, args.torrent, args.dir)
     for p in args.peer:
         host, port = p.rsplit(":", 1)
         handle.connect_peer((host, int(port)))

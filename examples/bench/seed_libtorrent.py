@@ -14,7 +14,9 @@ import signal
 import sys
 import time
 
-import libtorrent as lt
+sys.dont_write_bytecode = True  # no __pycache__ beside the scripts
+import libtorrent as lt  # noqa: E402
+from lt_bench import add_running, tcp_only_session  # noqa: E402
 
 stop = False
 
@@ -35,29 +37,9 @@ def main():
     signal.signal(signal.SIGINT, on_signal)
 
     settings = lt.high_performance_seed()
-    settings.update({
-        "listen_interfaces": args.listen,
-        "enable_dht": False,
-        "enable_lsd": False,
-        "enable_upnp": False,
-        "enable_natpmp": False,
-        "enable_outgoing_utp": False,
-        "enable_incoming_utp": False,
-        "allow_multiple_connections_per_ip": True,
-        "announce_to_all_trackers": True,
-        "alert_mask": 0,
-    })
-    # flags=0: no default plugins, so no ut_pex (PEX off); keep the others.
-    session = lt.session(settings, 0)
-    session.add_extension("ut_metadata")
-    session.add_extension("smart_ban")
-    params = lt.add_torrent_params()
-    params.ti = lt.torrent_info(args.torrent)
-    params.save_path = args.dir
-    params.flags |= lt.torrent_flags.seed_mode
-    params.flags &= ~lt.torrent_flags.auto_managed
-    params.flags &= ~lt.torrent_flags.paused
-    handle = session.add_torrent(params)
+    settings["announce_to_all_trackers"] = True
+    session = tcp_only_session(settings, args.listen)
+    handle = add_running(session, args.torrent, args.dir, seed_mode=True)
     deadline = time.monotonic() + 30
     while session.listen_port() == 0 and time.monotonic() < deadline:
         time.sleep(0.05)

@@ -1,13 +1,17 @@
 //! BitTyrant's choker (Piatek, Isdal, Anderson, Krishnamurthy and
 //! Venkataramani, "Do incentives build robustness in BitTorrent?",
-//! NSDI 2007, §4.1 "Maximizing reciprocation").
+//! NSDI 2007, §4.1 "Maximizing reciprocation" and its Figure 9, "BitTyrant
+//! unchoke algorithm").
 //!
 //! For every peer p it keeps two estimates: d_p, the rate p gives us when
 //! it reciprocates, and u_p, the rate we must give p to be reciprocated.
 //! Both start from p's *equal split*: p's upload rate (guessed from the
 //! rate at which p announces new pieces, since in a steady swarm a peer
-//! downloads about as fast as it uploads) divided by the size of the
-//! active set the reference client would use at that rate (§3.1).
+//! downloads about as fast as it uploads, as §4.1 does) divided by the
+//! size of the active set the reference client would use at that rate.
+//! (The paper divides by Azureus's recommended active-set size instead,
+//! and starts u_p at "the rate just above the step in the reciprocation
+//! probability" of its model, not at the equal split.)
 //! Each round peers are ranked by d_p/u_p and unchoked in that order
 //! while the sum of their u_p stays within our capacity; each unchoked
 //! peer is given exactly u_p (when every interested peer fits with
@@ -30,13 +34,16 @@ use rand::RngCore;
 use super::{optimistic_among, CapacityEstimate, ChokeDecision, ChokeRound, Choker, Classic};
 use crate::session::Token;
 
-// δ, γ and r: the paper's §4.1 names them; its full text was not
-// reachable here (only its opening), so the values were checked against
-// the authors' released client instead (BitTyrant, Azureus 2.5 based,
-// `GlobalTorrentAwareDownloadingUnchoker.java`): it raises a
-// non-reciprocating unchoked peer's cost by `UPLOAD_RATE_INCREMENT = 0.2`,
-// multiplies it by 0.9 once the peer has unchoked us for 30 s (three
-// 10 s rounds). Same values as below.
+// δ, γ and r are the paper's (§4.1, "Determining upload contributions"):
+// u_p is decreased by γ = 10 % if the peer reciprocates for r = 3 rounds
+// and increased by δ = 20 % if it fails to reciprocate after being
+// unchoked in the previous round. The authors' released client
+// (`GlobalTorrentAwareDownloadingUnchoker.java`) has the same: +0.2, ×0.9
+// once a peer has unchoked us for 30 s (three 10 s rounds).
+// One difference: Figure 9 (and the client) shrink u_p at the end of
+// *every* round in which p "has unchoked us for the last r rounds"; we
+// restart the count after each shrink, so u_p shrinks once per r rounds
+// of reciprocation. Kept because the committed experiments ran with it.
 
 /// u_p grows by δ = 20 % each round p does not reciprocate.
 pub const DELTA: f64 = 0.20;
@@ -49,8 +56,9 @@ pub const R: u32 = 3;
 pub const MIN_RATE: f64 = 2048.0;
 
 /// The active set size the reference client (mainline 4.x) uses at an
-/// upload rate of `rate` bytes/s: ⌊√(0.6·kB/s)⌋, at least 4 (§3.1 of
-/// the paper quotes this rule when deriving the equal split).
+/// upload rate of `rate` bytes/s: ⌊√(0.6·kB/s)⌋ unchokes, at least 4 (the
+/// paper's Appendix, Table 2: active(r) = ⌊√(0.6 r)⌋ − ω with ω = 2
+/// optimistic unchokes, split(r) = r / (active(r) + ω)).
 pub fn active_set_size(rate: f64) -> f64 {
     ((0.6 * rate / 1000.0).sqrt().floor()).max(4.0)
 }
@@ -180,7 +188,7 @@ impl Choker for BitTyrant {
         }
         // Every interested peer is in and capacity is left: the excess is
         // contributed too (the paper's client gives away what reciprocation
-        // does not need, §4.1), so rates grow in proportion to fill it.
+        // does not need), so rates grow in proportion to fill it.
         if sum > 0.0 && sum < cap {
             let scale = cap / sum;
             for r in &mut decision.rates {
@@ -224,6 +232,15 @@ mod tests {
     use std::time::Duration;
 
     const PIECE: u64 = 256 * 1024;
+
+    /// δ, γ and r are the paper's and the released client's (see the
+    /// comment above `DELTA`): changing one means leaving them.
+    #[test]
+    fn constants_are_the_released_clients() {
+        assert_eq!((DELTA, GAMMA, R), (0.2, 0.1, 3));
+        // r rounds of 10 s are the client's 30 s of reciprocation.
+        assert_eq!(u64::from(R) * crate::choker::ROUND.as_secs(), 30);
+    }
 
     fn view(token: Token, haves: u32, got: u64, at: Instant) -> PeerView {
         PeerView {

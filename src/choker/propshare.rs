@@ -1,6 +1,7 @@
 //! PropShare's choker (Levin, LaCurts, Spring and Bhattacharjee,
 //! "BitTorrent is an Auction: Analyzing and Improving BitTorrent's
-//! Incentives", SIGCOMM 2008, §5 "PropShare").
+//! Incentives", SIGCOMM 2008; the client is its §5 as we know the
+//! paper, not checked).
 //!
 //! The paper models a round as an auction in which peers bid with the
 //! bytes they sent us; PropShare clears it with a proportional share:
@@ -18,10 +19,11 @@ use rand::RngCore;
 use super::{optimistic_among, CapacityEstimate, ChokeDecision, ChokeRound, Choker, Classic};
 use crate::session::Token;
 
-/// Share of our upload kept for optimistic unchoking: BitTorrent's one
-/// optimistic unchoke of five slots, 20 %, which is how we read the
-/// paper's §5. Not checked against its text (the search tool reaches only
-/// its abstract, and its client's source is not in reach either).
+/// Share of our upload kept for optimistic unchoking: 20 %, BitTorrent's
+/// one optimistic unchoke of five slots. NOT the paper's checked value:
+/// neither its text past the abstract nor its client's source could be
+/// found here, and nothing found quotes it (course assignments that
+/// re-implement PropShare use "e.g. 10 %", their own example).
 pub const OPTIMISTIC_SHARE: f64 = 0.2;
 
 #[derive(Debug, Default)]

@@ -205,6 +205,11 @@ impl Fetch {
         self.stdin = None;
     }
 
+    /// The names of the events seen so far, for failure messages.
+    fn event_names(&self) -> Vec<serde_json::Value> {
+        self.seen.iter().map(|v| v["event"].clone()).collect()
+    }
+
     /// Waits for an event named `name`, up to `limit`.
     pub fn wait_event(&mut self, name: &str, limit: Duration) -> serde_json::Value {
         let end = Instant::now() + limit;
@@ -217,10 +222,7 @@ impl Fetch {
                 panic!(
                     "{}: no '{name}' event within {limit:?}; events: {:?}\nstderr:\n{}",
                     self.proc.name,
-                    self.seen
-                        .iter()
-                        .map(|v| v["event"].clone())
-                        .collect::<Vec<_>>(),
+                    self.event_names(),
                     self.stderr_text()
                 );
             }
@@ -236,10 +238,7 @@ impl Fetch {
                         panic!(
                             "{}: exited without a '{name}' event; events: {:?}\nstderr:\n{}",
                             self.proc.name,
-                            self.seen
-                                .iter()
-                                .map(|v| v["event"].clone())
-                                .collect::<Vec<_>>(),
+                            self.event_names(),
                             self.stderr_text()
                         );
                     }
