@@ -18,7 +18,8 @@
 //! capacity to spare, the rates are scaled up to fill it: excess capacity
 //! is given away, not wasted). After the round, for each peer we unchoked:
 //! if it did not reciprocate, u_p grows by [`DELTA`]; once it has
-//! reciprocated [`R`] rounds in a row, u_p shrinks by [`GAMMA`]; d_p
+//! reciprocated [`R`] rounds in a row, u_p shrinks by [`GAMMA`] each
+//! further round it reciprocates; d_p
 //! follows the rate measured from p whenever p sends.
 //!
 //! Besides that ranking, one optimistic unchoke rotates every 30 s as in
@@ -40,14 +41,14 @@ use crate::session::Token;
 // unchoked in the previous round. The authors' released client
 // (`GlobalTorrentAwareDownloadingUnchoker.java`) has the same: +0.2, ×0.9
 // once a peer has unchoked us for 30 s (three 10 s rounds).
-// One difference: Figure 9 (and the client) shrink u_p at the end of
-// *every* round in which p "has unchoked us for the last r rounds"; we
-// restart the count after each shrink, so u_p shrinks once per r rounds
-// of reciprocation. Kept because the committed experiments ran with it.
+// As in Figure 9 (and the client), u_p shrinks at the end of *every*
+// round in which p "has unchoked us for the last r rounds", not once per
+// r rounds.
 
 /// u_p grows by δ = 20 % each round p does not reciprocate.
 pub const DELTA: f64 = 0.20;
-/// u_p shrinks by γ = 10 % after r rounds of reciprocation.
+/// u_p shrinks by γ = 10 % each round once p has reciprocated r rounds
+/// in a row.
 pub const GAMMA: f64 = 0.10;
 /// r = 3 rounds of steady reciprocation before u_p shrinks.
 pub const R: u32 = 3;
@@ -136,7 +137,6 @@ impl BitTyrant {
                     e.streak += 1;
                     if e.streak >= R {
                         e.u = (e.u * (1.0 - GAMMA)).max(MIN_RATE);
-                        e.streak = 0;
                     }
                 } else {
                     e.u = (e.u * (1.0 + DELTA)).min(cap.max(MIN_RATE));
@@ -315,8 +315,8 @@ mod tests {
     }
 
     /// After the round: a peer that did not reciprocate costs δ more; a
-    /// peer that did gets d_p measured, and after r rounds u_p shrinks
-    /// by γ; the ranking follows d/u.
+    /// peer that did gets d_p measured, and from the r-th round on u_p
+    /// shrinks by γ each round; the ranking follows d/u.
     #[test]
     fn delta_gamma_and_r() {
         let t0 = Instant::now();
@@ -333,7 +333,9 @@ mod tests {
         assert!((d.rates[0].1 + d.rates[1].1 - 1_000_000.0).abs() < 1e-3);
         // Peer 0 reciprocates at 50 kB/s, peer 1 does not.
         let mut rounds = Vec::new();
-        for k in 1..=R {
+        // Two rounds past r: u_p shrinks again in each (Figure 9), not
+        // once per r rounds.
+        for k in 1..=R + 2 {
             now += Duration::from_secs(10);
             let peers = vec![view(0, 1, 500_000, t0), view(1, 1, 0, t0)];
             let d = bt.round(&round(now, 1_000_000, &peers), &mut rng);
@@ -342,7 +344,7 @@ mod tests {
             let e1 = bt.estimate(1).unwrap().clone();
             assert_eq!(e0.d, 50_000.0);
             assert!(e0.measured);
-            let expect0 = if k == R { u * (1.0 - GAMMA) } else { u };
+            let expect0 = u * (1.0 - GAMMA).powi((k + 1).saturating_sub(R) as i32);
             assert!((e0.u - expect0).abs() < 1e-6, "round {k}: {}", e0.u);
             let expect1 = u * (1.0 + DELTA).powi(k as i32);
             assert!((e1.u - expect1).abs() < 1e-6, "round {k}: {}", e1.u);
