@@ -68,7 +68,7 @@ pub(crate) struct Cli {
     x_split_threshold: Option<f64>,
     /// Threads that run the peers (default: the machine's cores, at most
     /// 8). The output does not depend on it.
-    #[arg(long, value_name = "N")]
+    #[arg(short = 'j', long, value_name = "N")]
     threads: Option<usize>,
     /// JSON lines: one per leecher as it finishes, then a summary.
     #[arg(long)]
@@ -182,10 +182,11 @@ fn run(cli: Cli) -> i32 {
         return lost(e);
     }
     log::info!(
-        "simulated {:.0} s in {:.2} s ({} steps)",
+        "simulated {:.0} s in {:.2} s ({} steps, {} on several threads)",
         net.elapsed().as_secs_f64(),
         started.elapsed().as_secs_f64(),
-        net.steps()
+        net.steps(),
+        net.parallel_steps()
     );
     exit::OK
 }

@@ -71,6 +71,36 @@ fn same_arguments_same_bytes() {
     assert_eq!(s["bittyrant"]["peers"], 4);
 }
 
+/// Threads change the cost, not the output: a swarm large enough to run
+/// its steps on several threads prints the same bytes on 1, 2 and 3.
+#[test]
+fn threads_give_the_same_bytes() {
+    let run = |threads: &'static str| {
+        let mut a = args("6");
+        a[1] = "80";
+        a[13] = "flash";
+        a.extend(["--threads", threads, "-v"]);
+        let out = Command::new(env!("CARGO_BIN_EXE_bt-sim"))
+            .args(&a)
+            .output()
+            .expect("run bt-sim");
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "{err}");
+        (String::from_utf8(out.stdout).expect("utf-8"), err)
+    };
+    let (one, log) = run("1");
+    assert_eq!(one.lines().count(), 81, "80 peers and a summary");
+    assert!(log.contains(", 0 on several threads)"), "{log}");
+    for threads in ["2", "3"] {
+        let (many, log) = run(threads);
+        assert!(
+            !log.contains(", 0 on several threads)"),
+            "never parallel: {log}"
+        );
+        assert_eq!(one, many, "{threads} threads");
+    }
+}
+
 #[test]
 fn table_without_json_and_usage_errors() {
     let mut a = args("4");

@@ -16,6 +16,7 @@
 //! trusted rather than hashed.
 
 pub mod net;
+mod pool;
 pub mod scenario;
 
 use std::net::{Ipv4Addr, SocketAddr};

@@ -35,9 +35,21 @@
 //!   the simulator only saves copying (and holding) the payload in
 //!   between.
 //!
+//! - **A step** is: the transmit plan (serial: who sends how many bytes
+//!   to whom this step, within the sender's and the receiver's
+//!   allowances, senders in turn from a rotating first one); then, for
+//!   every peer on its own, its planned sends (cut into frames that wait
+//!   in its outbox), the frames that arrive for it (in the order sent),
+//!   its clock and the actions that concern it alone — this part runs on
+//!   [`NetConfig::threads`] threads, over chunks of peers; then, serially
+//!   in peer order, what crosses between peers (connections opened and
+//!   closed, finishing) and the outboxes into the links (a link's delay
+//!   is at least one step, so nothing sent in a step arrives in it).
+//!
 //! Everything is in vectors and ordered maps visited in index order; the
-//! only randomness is a `StdRng` seeded from [`NetConfig::seed`], so the
-//! same configuration gives the same results byte for byte.
+//! only randomness is a `StdRng` seeded from [`NetConfig::seed`], and no
+//! peer's part of a step reads another's, so the same configuration gives
+//! the same results byte for byte, on any number of threads.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -46,6 +58,10 @@ use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+use super::pool::Pool;
 use super::{node_addr, node_peer_id};
 use crate::choker;
 use crate::session::{Action, CloseReason, Config, Event, Origin, OutPart, Session, Token};
@@ -323,11 +339,36 @@ struct Node {
     /// queue in the parallel part of a step: it and the actions after it
     /// run in the serial part.
     held: Option<Held>,
-    /// Its connections with bytes to send, as (bytes, token) in ascending
-    /// order, when `demand_fresh`: gathered at the end of the parallel
-    /// part, so that the serial transmit pass need not scan connections.
-    demand: Vec<(usize, Token)>,
+    /// Its connections with bytes to send, smallest first, when
+    /// `demand_fresh`: gathered at the end of the parallel part, so that
+    /// the serial transmit pass need not scan connections.
+    demand: Vec<Demand>,
     demand_fresh: bool,
+    /// What the transmit pass's plan lets it send this step, in order.
+    sends: Vec<Send>,
+    /// The frames those sends complete, with their delay, and the bytes
+    /// of the small ones; moved into the flight ring in sender order.
+    outbox: Vec<(usize, Flight)>,
+    outbox_arena: Vec<u8>,
+}
+
+/// One connection's bytes waiting to be sent.
+#[derive(Debug, Clone, Copy)]
+struct Demand {
+    len: usize,
+    token: Token,
+    /// The other end and the link's delay (None: no link, nothing sent).
+    to: Option<(usize, Token, usize)>,
+}
+
+/// Bytes a connection sends in this step.
+#[derive(Debug, Clone, Copy)]
+struct Send {
+    token: Token,
+    take: usize,
+    to: usize,
+    to_token: Token,
+    delay: usize,
 }
 
 /// The actions that touch two peers (or the run's order of finishers).
@@ -390,7 +431,7 @@ impl Node {
     }
 
     /// Its connections with output, for the next transmit pass.
-    fn gather_demand(&mut self) {
+    fn gather_demand(&mut self, lengths: &mut Vec<(usize, Token)>) {
         self.demand.clear();
         self.demand_fresh = true;
         let Some(s) = self.session.as_mut() else {
@@ -399,14 +440,77 @@ impl Node {
         if !self.may_have_output {
             return;
         }
-        s.output_lengths(&mut self.demand);
-        self.demand.sort_unstable();
+        s.output_lengths(lengths);
+        lengths.sort_unstable();
+        let links = &self.links;
+        self.demand
+            .extend(lengths.iter().map(|&(len, token)| Demand {
+                len,
+                token,
+                to: links.get(&token).map(|l| (l.peer, l.peer_token, l.delay)),
+            }));
         self.may_have_output = !self.demand.is_empty();
+    }
+
+    /// Carries out the plan's sends: their bytes leave the session's
+    /// output and are cut into frames, which wait in the outbox.
+    fn send_planned(&mut self) {
+        let sends = std::mem::take(&mut self.sends);
+        let s = self.session.as_mut().expect("live");
+        for send in &sends {
+            let framer = &mut self.links.get_mut(&send.token).expect("link").framer;
+            let out = s.output(send.token).expect("has output");
+            let (outbox, arena) = (&mut self.outbox, &mut self.outbox_arena);
+            let mut land = |whole: Whole<'_>| {
+                let frame = match whole {
+                    Whole::Bytes(bytes) => {
+                        let start = arena.len();
+                        arena.extend_from_slice(bytes);
+                        Frame::Bytes {
+                            start,
+                            len: bytes.len(),
+                        }
+                    }
+                    Whole::Piece { index, begin, len } => Frame::Piece { index, begin, len },
+                };
+                let flight = Flight {
+                    to: send.to,
+                    token: send.to_token,
+                    frame,
+                };
+                outbox.push((send.delay, flight));
+            };
+            let mut todo = send.take;
+            out.parts(|part| {
+                if todo == 0 {
+                    return;
+                }
+                match part {
+                    OutPart::Bytes(bytes) => {
+                        let k = bytes.len().min(todo);
+                        framer.feed(&bytes[..k], &mut land);
+                        todo -= k;
+                    }
+                    OutPart::Zeros(n) => {
+                        let k = n.min(todo);
+                        framer.feed_zeros(k, &mut land);
+                        todo -= k;
+                    }
+                }
+            });
+            out.consume(send.take);
+            s.on_sent(send.token);
+            // on_sent only turns requests into reads (actions, run later);
+            // it adds no output, but it moves the deadline.
+            self.wake = None;
+        }
+        self.sends = sends;
+        self.sends.clear();
     }
 
     /// The parallel part of a step for this peer: the frames that arrive
     /// (delivered before), the clock, its own actions, its output.
-    fn run_step(&mut self, i: usize, step: &StepContext<'_>) {
+    fn run_step(&mut self, i: usize, step: &StepContext<'_>, lengths: &mut Vec<(usize, Token)>) {
         let now = step.now;
         if let Some(s) = self.session.as_mut() {
             let wake = *self.wake.get_or_insert_with(|| s.poll_timeout(now));
@@ -417,7 +521,7 @@ impl Node {
         }
         self.run_local_actions(i, step);
         if self.held.is_none() {
-            self.gather_demand();
+            self.gather_demand(lengths);
         }
     }
 
@@ -459,27 +563,95 @@ struct StepContext<'a> {
 /// Scratch buffers of one thread.
 struct Worker {
     piece_frame: Vec<u8>,
+    lengths: Vec<(usize, Token)>,
 }
 
 /// The parallel part of a step over the peers `base..base + nodes.len()`:
-/// the frames that arrive for them, in the order they were sent, then each
-/// live one's clock and own actions. It reads and writes only these peers.
-fn run_range(
+/// the sends the plan gave them (to their outboxes), `flights` (the frames
+/// that arrive for them, in the order they were sent), then each live
+/// one's clock and own actions. It reads and writes only these peers.
+fn run_range<'a>(
     nodes: &mut [Node],
     base: usize,
     live: &[usize],
+    flights: impl Iterator<Item = &'a Flight>,
     arrivals: &Arrivals,
     step: &StepContext<'_>,
     worker: &mut Worker,
 ) {
-    let end = base + nodes.len();
-    for f in &arrivals.flights {
-        if (base..end).contains(&f.to) {
-            nodes[f.to - base].deliver(f, &arrivals.arena, &mut worker.piece_frame, step.now);
+    for &i in live {
+        if !nodes[i - base].sends.is_empty() {
+            nodes[i - base].send_planned();
         }
     }
+    for f in flights {
+        nodes[f.to - base].deliver(f, &arrivals.arena, &mut worker.piece_frame, step.now);
+    }
     for &i in live {
-        nodes[i - base].run_step(i, step);
+        nodes[i - base].run_step(i, step, &mut worker.lengths);
+    }
+}
+
+/// The chunk (of [`par_chunks`] over `peers`) that holds peer `i`.
+fn chunk_of(peers: &[usize], i: usize) -> usize {
+    peers.partition_point(|&p| p <= i).saturating_sub(1) / CHUNK_PEERS
+}
+
+/// Runs `f` over the peers `peers` (ascending indexes) in chunks of
+/// [`CHUNK_PEERS`], on as many threads as `workers`: chunk k gets the
+/// nodes from its first peer (from 0 for the first chunk) to the next
+/// chunk's first (to the end for the last), with their base index and its
+/// peers. Threads take the next chunk as they finish one, so a few busy
+/// peers (a seeder) do not leave the others idle; `f` must touch only its
+/// chunk's nodes, so the result does not depend on who ran what.
+fn par_chunks<F>(
+    nodes: &mut [Node],
+    peers: &[usize],
+    pool: &Pool,
+    threads: usize,
+    workers: &[Mutex<Worker>],
+    f: F,
+) where
+    F: Fn(usize, &mut [Node], usize, &[usize], &mut Worker) + Sync,
+{
+    let chunks = peers.len().div_ceil(CHUNK_PEERS);
+    let first = |k: usize| if k == 0 { 0 } else { peers[k * CHUNK_PEERS] };
+    let peers_of = |k: usize| &peers[k * CHUNK_PEERS..((k + 1) * CHUNK_PEERS).min(peers.len())];
+    let mut slices = Vec::with_capacity(chunks);
+    let mut rest: &mut [Node] = nodes;
+    for k in 0..chunks {
+        let len = if k + 1 < chunks {
+            first(k + 1) - first(k)
+        } else {
+            rest.len()
+        };
+        let (mine, tail) = rest.split_at_mut(len);
+        rest = tail;
+        slices.push(Mutex::new(Some(mine)));
+    }
+    let next = AtomicUsize::new(0);
+    let work = |thread: usize| {
+        if thread >= threads {
+            return;
+        }
+        let mut worker = workers[thread].lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            let k = next.fetch_add(1, Ordering::Relaxed);
+            if k >= chunks {
+                return;
+            }
+            let nodes = slices[k]
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .take()
+                .expect("each chunk is taken once");
+            f(k, nodes, first(k), peers_of(k), &mut worker);
+        }
+    };
+    if threads <= 1 {
+        work(0);
+    } else {
+        pool.run(&work);
     }
 }
 
@@ -490,7 +662,9 @@ fn piece_size(cfg: &NetConfig, piece: u32) -> u64 {
 
 /// Peers a thread takes at least: below it, starting a thread costs more
 /// than it saves.
-const MIN_PEERS_PER_THREAD: usize = 32;
+const MIN_PEERS_PER_THREAD: usize = 16;
+/// Live peers in a chunk of the parallel part (see `run_parallel_part`).
+const CHUNK_PEERS: usize = 8;
 
 pub struct Net {
     cfg: NetConfig,
@@ -507,13 +681,19 @@ pub struct Net {
     /// Frames in flight, by the step they arrive in (a ring of buckets:
     /// the bucket of step k is `k % len`).
     flights: Vec<Arrivals>,
-    /// One per thread (arriving piece messages are rebuilt in its
-    /// `piece_frame`, a header followed by zeros).
-    workers: Vec<Worker>,
+    /// The threads of the parallel part, and each one's scratch space
+    /// (arriving piece messages are rebuilt in its `piece_frame`, a
+    /// header followed by zeros).
+    pool: Pool,
+    workers: Vec<Mutex<Worker>>,
     /// Finished peers, in the order they finished.
     finished: Vec<usize>,
     /// Steps whose parallel part ran on more than one thread.
     parallel_steps: u64,
+    /// Indexes of the arriving flights, by chunk of the parallel part.
+    chunk_flights: Vec<Vec<usize>>,
+    /// Peers with sends planned in this step, in the plan's order.
+    senders: Vec<usize>,
 }
 
 /// The node index of a simulated address (the inverse of [`node_addr`]).
@@ -552,6 +732,9 @@ impl Net {
                     held: None,
                     demand: Vec::new(),
                     demand_fresh: false,
+                    sends: Vec::new(),
+                    outbox: Vec::new(),
+                    outbox_arena: Vec::new(),
                 }
             })
             .collect();
@@ -562,10 +745,13 @@ impl Net {
         info_hash[..8].copy_from_slice(&cfg.seed.to_be_bytes());
         Net {
             zeros: vec![0; crate::session::MAX_READ as usize],
+            pool: Pool::new(cfg.threads),
             workers: (0..cfg.threads.max(1))
                 .map(|_| Worker {
                     piece_frame: vec![0; PIECE_HEADER_LEN + crate::wire::MAX_REQUEST_LEN as usize],
+                    lengths: Vec::new(),
                 })
+                .map(Mutex::new)
                 .collect(),
             nodes,
             rng,
@@ -578,6 +764,8 @@ impl Net {
             flights: (0..ring).map(|_| Arrivals::default()).collect(),
             finished: Vec::new(),
             parallel_steps: 0,
+            chunk_flights: Vec::new(),
+            senders: Vec::new(),
             cfg,
         }
     }
@@ -655,6 +843,7 @@ impl Net {
         self.joins();
         self.transmit();
         self.run_parallel_part();
+        self.post_sends();
         // The serial part: held actions, in peer order.
         for k in 0..self.live.len() {
             let i = self.live[k];
@@ -664,6 +853,11 @@ impl Net {
         }
         self.announces();
         self.leaves();
+    }
+
+    /// Threads for a parallel pass over `peers` peers.
+    fn threads_for(&self, peers: usize) -> usize {
+        self.pool.threads().min(peers / MIN_PEERS_PER_THREAD).max(1)
     }
 
     fn run_parallel_part(&mut self) {
@@ -677,58 +871,32 @@ impl Net {
             t0: self.t0,
         };
         let live = &self.live;
-        let threads = self
-            .workers
-            .len()
-            .min(live.len() / MIN_PEERS_PER_THREAD)
-            .max(1);
-        if threads == 1 {
-            run_range(
-                &mut self.nodes,
-                0,
-                live,
-                &arrivals,
-                &step,
-                &mut self.workers[0],
-            );
-        } else {
+        let threads = self.threads_for(live.len());
+        if threads > 1 {
             self.parallel_steps += 1;
-            // Thread k takes the k-th share of the live peers, and every
-            // peer from its first one to the next share's first.
-            let cut = |k: usize| {
-                if k == 0 {
-                    0
-                } else {
-                    live[k * live.len() / threads]
-                }
-            };
-            std::thread::scope(|scope| {
-                let mut rest: &mut [Node] = &mut self.nodes;
-                let mut workers = self.workers.iter_mut();
-                for k in 0..threads {
-                    let (lo, hi) = (
-                        cut(k),
-                        if k + 1 == threads {
-                            usize::MAX
-                        } else {
-                            cut(k + 1)
-                        },
-                    );
-                    let (mine, tail) = rest.split_at_mut(hi.min(lo + rest.len()) - lo);
-                    rest = tail;
-                    let from = live.partition_point(|&i| i < lo);
-                    let to = live.partition_point(|&i| i < hi);
-                    let peers = &live[from..to];
-                    let worker = workers.next().expect("a worker per thread");
-                    let (step, arrivals) = (&step, &arrivals);
-                    if k + 1 == threads {
-                        run_range(mine, lo, peers, arrivals, step, worker);
-                    } else {
-                        scope.spawn(move || run_range(mine, lo, peers, arrivals, step, worker));
-                    }
-                }
-            });
         }
+        // The arriving frames of each chunk's peers, in the order sent.
+        let per_chunk = &mut self.chunk_flights;
+        let chunks = live.len().div_ceil(CHUNK_PEERS);
+        per_chunk.resize_with(chunks.max(per_chunk.len()), Vec::new);
+        per_chunk.iter_mut().for_each(Vec::clear);
+        for (j, f) in arrivals.flights.iter().enumerate() {
+            per_chunk[chunk_of(live, f.to)].push(j);
+        }
+        let per_chunk = &*per_chunk;
+        let (step, arrivals_ref) = (&step, &arrivals);
+        let (pool, workers) = (&self.pool, &self.workers);
+        par_chunks(
+            &mut self.nodes,
+            live,
+            pool,
+            threads,
+            workers,
+            |k, nodes, base, peers, worker| {
+                let flights = per_chunk[k].iter().map(|&j| &arrivals_ref.flights[j]);
+                run_range(nodes, base, peers, flights, arrivals_ref, step, worker);
+            },
+        );
         // The bucket's buffers are reused for a later step.
         let mut arrivals = arrivals;
         arrivals.flights.clear();
@@ -852,13 +1020,19 @@ impl Net {
             return;
         }
         let start = (self.steps as usize) % count;
+        // The plan, in turn from a rotating first sender: what each
+        // connection sends within its sender's and its receiver's
+        // allowances.
+        let mut senders = std::mem::take(&mut self.senders);
+        senders.clear();
         for k in 0..count {
             let a = self.live[(start + k) % count];
             if !self.nodes[a].may_have_output {
                 continue;
             }
             if !self.nodes[a].demand_fresh {
-                self.nodes[a].gather_demand();
+                let worker = self.workers[0].get_mut().unwrap_or_else(|e| e.into_inner());
+                self.nodes[a].gather_demand(&mut worker.lengths);
             }
             // Stale after this pass, whatever it sends.
             self.nodes[a].demand_fresh = false;
@@ -868,77 +1042,65 @@ impl Net {
             // Water-filling: smallest demands first, each up to an equal
             // share of what is left.
             let demand = std::mem::take(&mut self.nodes[a].demand);
+            let mut sends = std::mem::take(&mut self.nodes[a].sends);
             let mut left = self.nodes[a].up_allowance.floor().max(0.0) as usize;
             let links = demand.len();
             let mut drained = 0;
-            for (k, &(len, t)) in demand.iter().enumerate() {
+            for (k, d) in demand.iter().enumerate() {
                 if left == 0 {
                     break;
                 }
-                let Some(link) = self.nodes[a].links.get(&t) else {
+                let Some((b, to_token, delay)) = d.to else {
                     continue;
                 };
-                let (b, bt, delay) = (link.peer, link.peer_token, link.delay);
                 let share = left / (links - k);
                 let recv = self.nodes[b].down_allowance.floor().max(0.0) as usize;
-                let take = len.min(share.max(1)).min(recv).min(left);
+                let take = d.len.min(share.max(1)).min(recv).min(left);
                 if take == 0 {
                     continue;
                 }
-                let ring = self.flights.len();
-                let arrivals = &mut self.flights[(self.steps as usize + delay) % ring];
-                let node = &mut self.nodes[a];
-                let s = node.session.as_mut().expect("live");
-                let framer = &mut node.links.get_mut(&t).expect("link").framer;
-                let out = s.output(t).expect("has output");
-                let mut land = |whole: Whole<'_>| {
-                    let frame = match whole {
-                        Whole::Bytes(bytes) => {
-                            let start = arrivals.arena.len();
-                            arrivals.arena.extend_from_slice(bytes);
-                            Frame::Bytes {
-                                start,
-                                len: bytes.len(),
-                            }
-                        }
-                        Whole::Piece { index, begin, len } => Frame::Piece { index, begin, len },
-                    };
-                    arrivals.flights.push(Flight {
-                        to: b,
-                        token: bt,
-                        frame,
-                    });
-                };
-                let mut todo = take;
-                out.parts(|part| {
-                    if todo == 0 {
-                        return;
-                    }
-                    match part {
-                        OutPart::Bytes(bytes) => {
-                            let k = bytes.len().min(todo);
-                            framer.feed(&bytes[..k], &mut land);
-                            todo -= k;
-                        }
-                        OutPart::Zeros(n) => {
-                            let k = n.min(todo);
-                            framer.feed_zeros(k, &mut land);
-                            todo -= k;
-                        }
-                    }
+                sends.push(Send {
+                    token: d.token,
+                    take,
+                    to: b,
+                    to_token,
+                    delay,
                 });
-                out.consume(take);
-                s.on_sent(t);
-                // on_sent only turns requests into reads (actions, run
-                // later); it adds no output, but it moves the deadline.
-                node.wake = None;
-                drained += usize::from(take == len);
+                drained += usize::from(take == d.len);
                 left -= take;
                 self.nodes[a].up_allowance -= take as f64;
                 self.nodes[b].down_allowance -= take as f64;
             }
-            self.nodes[a].may_have_output = drained < links;
-            self.nodes[a].demand = demand;
+            let n = &mut self.nodes[a];
+            n.may_have_output = drained < links;
+            n.demand = demand;
+            if !sends.is_empty() {
+                senders.push(a);
+            }
+            n.sends = sends;
+        }
+        self.senders = senders;
+    }
+
+    /// The frames of this step's sends into the flight ring, in the
+    /// plan's order (none arrives in this step: a link's delay is at
+    /// least one step).
+    fn post_sends(&mut self) {
+        let ring = self.flights.len();
+        for &a in &self.senders {
+            let n = &mut self.nodes[a];
+            for (delay, mut flight) in n.outbox.drain(..) {
+                let arrivals = &mut self.flights[(self.steps as usize + delay) % ring];
+                if let Frame::Bytes { start, len } = flight.frame {
+                    let at = arrivals.arena.len();
+                    arrivals
+                        .arena
+                        .extend_from_slice(&n.outbox_arena[start..start + len]);
+                    flight.frame = Frame::Bytes { start: at, len };
+                }
+                arrivals.flights.push(flight);
+            }
+            n.outbox_arena.clear();
         }
     }
 

@@ -1,0 +1,225 @@
+//! A fixed set of threads that run one job at a time together with the
+//! caller: the simulator's steps are short (a few hundred microseconds at
+//! 500 peers), and starting a thread per step (tens of microseconds each,
+//! more on a loaded machine) ate much of what running in parallel saved.
+//!
+//! Workers wait for the next job spinning for a short while, then asleep
+//! on a condition variable. A job borrows the caller's data:
+//! [`Pool::run`] returns only once every worker has finished it, which is
+//! what makes lending it to the threads sound (as `std::thread::scope`
+//! does, without a thread per call).
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// How long an idle worker spins before it sleeps: longer than the
+/// serial part of a step, so that workers are awake for the next one.
+const SPIN: Duration = Duration::from_micros(200);
+
+/// A job as the workers see it: the caller's closure with its lifetime
+/// erased (see [`Pool::run`] for why that is sound).
+type Job = *const (dyn Fn(usize) + Sync + 'static);
+
+struct Shared {
+    /// Bumped for each job.
+    generation: AtomicU64,
+    /// The current job (valid while `generation` is the job's and `busy`
+    /// is not zero).
+    job: Mutex<Option<JobPtr>>,
+    /// Workers still running the current job.
+    busy: AtomicUsize,
+    /// A worker's job panicked.
+    panicked: AtomicBool,
+    shutdown: AtomicBool,
+    /// Workers asleep, and where they sleep.
+    sleepers: AtomicUsize,
+    sleep: Mutex<()>,
+    wake: Condvar,
+}
+
+#[derive(Clone, Copy)]
+struct JobPtr(Job);
+// SAFETY: the pointee is `Sync` (shared by reference only) and outlives
+// every use (see `Pool::run`).
+unsafe impl Send for JobPtr {}
+
+pub struct Pool {
+    shared: Arc<Shared>,
+    workers: Vec<JoinHandle<()>>,
+}
+
+impl Pool {
+    /// A pool of `threads` threads in all: the caller and `threads - 1`
+    /// workers.
+    pub fn new(threads: usize) -> Pool {
+        let shared = Arc::new(Shared {
+            generation: AtomicU64::new(0),
+            job: Mutex::new(None),
+            busy: AtomicUsize::new(0),
+            panicked: AtomicBool::new(false),
+            shutdown: AtomicBool::new(false),
+            sleepers: AtomicUsize::new(0),
+            sleep: Mutex::new(()),
+            wake: Condvar::new(),
+        });
+        let workers = (1..threads.max(1))
+            .map(|index| {
+                let shared = Arc::clone(&shared);
+                std::thread::Builder::new()
+                    .name(format!("bt-sim-{index}"))
+                    .spawn(move || work(&shared, index))
+                    .expect("spawning a simulator thread")
+            })
+            .collect();
+        Pool { shared, workers }
+    }
+
+    /// Threads a job runs on (the caller's included).
+    pub fn threads(&self) -> usize {
+        self.workers.len() + 1
+    }
+
+    /// Runs `job(i)` once on each thread, `i` from 0 (the caller's) to
+    /// `threads() - 1`, and returns when all are done. A panic in a
+    /// worker's share is raised here.
+    pub fn run(&self, job: &(dyn Fn(usize) + Sync)) {
+        if self.workers.is_empty() {
+            job(0);
+            return;
+        }
+        let s = &*self.shared;
+        // SAFETY: the workers use the pointer only between the generation
+        // bump below and their decrement of `busy`, and this function does
+        // not return (not even by unwinding: the caller's share runs under
+        // catch_unwind) before `busy` is back to zero. So `job` outlives
+        // every use, as in a scoped thread.
+        let erased: Job = unsafe { std::mem::transmute::<&(dyn Fn(usize) + Sync), Job>(job) };
+        *s.job.lock().unwrap_or_else(|e| e.into_inner()) = Some(JobPtr(erased));
+        s.busy.store(self.workers.len(), Ordering::SeqCst);
+        s.generation.fetch_add(1, Ordering::SeqCst);
+        if s.sleepers.load(Ordering::SeqCst) > 0 {
+            let _guard = s.sleep.lock().unwrap_or_else(|e| e.into_inner());
+            s.wake.notify_all();
+        }
+        let mine = catch_unwind(AssertUnwindSafe(|| job(0)));
+        while s.busy.load(Ordering::Acquire) > 0 {
+            std::hint::spin_loop();
+        }
+        *s.job.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        if let Err(panic) = mine {
+            std::panic::resume_unwind(panic);
+        }
+        if s.panicked.swap(false, Ordering::SeqCst) {
+            panic!("a simulator thread panicked");
+        }
+    }
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        let s = &*self.shared;
+        s.shutdown.store(true, Ordering::SeqCst);
+        {
+            let _guard = s.sleep.lock().unwrap_or_else(|e| e.into_inner());
+            s.wake.notify_all();
+        }
+        for w in self.workers.drain(..) {
+            let _ = w.join();
+        }
+    }
+}
+
+fn work(s: &Shared, index: usize) {
+    let mut seen = 0;
+    loop {
+        // Wait for the next generation: spin, then sleep.
+        let spin_until = Instant::now() + SPIN;
+        loop {
+            if s.shutdown.load(Ordering::SeqCst) {
+                return;
+            }
+            if s.generation.load(Ordering::SeqCst) != seen {
+                break;
+            }
+            if Instant::now() < spin_until {
+                std::hint::spin_loop();
+                continue;
+            }
+            let guard = s.sleep.lock().unwrap_or_else(|e| e.into_inner());
+            s.sleepers.fetch_add(1, Ordering::SeqCst);
+            // Checked again under the lock: `run` notifies under it.
+            if s.generation.load(Ordering::SeqCst) == seen && !s.shutdown.load(Ordering::SeqCst) {
+                let _unused = s
+                    .wake
+                    .wait_timeout(guard, Duration::from_millis(50))
+                    .unwrap_or_else(|e| e.into_inner());
+            }
+            s.sleepers.fetch_sub(1, Ordering::SeqCst);
+        }
+        seen = s.generation.load(Ordering::SeqCst);
+        let job = *s.job.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(JobPtr(job)) = job {
+            // SAFETY: see `Pool::run`: valid until `busy` is decremented.
+            let job = unsafe { &*job };
+            if catch_unwind(AssertUnwindSafe(|| job(index))).is_err() {
+                s.panicked.store(true, Ordering::SeqCst);
+            }
+        }
+        s.busy.fetch_sub(1, Ordering::Release);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_thread_runs_each_job_once_and_sees_the_callers_data() {
+        let pool = Pool::new(3);
+        assert_eq!(pool.threads(), 3);
+        for round in 0..2000u64 {
+            let counts: Vec<AtomicU64> = (0..3).map(|_| AtomicU64::new(0)).collect();
+            pool.run(&|i| {
+                counts[i].fetch_add(round + 1, Ordering::SeqCst);
+            });
+            for c in &counts {
+                assert_eq!(c.load(Ordering::SeqCst), round + 1);
+            }
+            if round == 1000 {
+                // Long enough for the workers to fall asleep.
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+    }
+
+    #[test]
+    fn a_workers_panic_reaches_the_caller_and_the_pool_goes_on() {
+        let pool = Pool::new(2);
+        let hit = catch_unwind(AssertUnwindSafe(|| {
+            pool.run(&|i| {
+                if i == 1 {
+                    panic!("worker share");
+                }
+            })
+        }));
+        assert!(hit.is_err());
+        let ran = AtomicUsize::new(0);
+        pool.run(&|_| {
+            ran.fetch_add(1, Ordering::SeqCst);
+        });
+        assert_eq!(ran.load(Ordering::SeqCst), 2);
+    }
+
+    #[test]
+    fn one_thread_runs_on_the_caller() {
+        let pool = Pool::new(1);
+        let me = std::thread::current().id();
+        pool.run(&|i| {
+            assert_eq!(i, 0);
+            assert_eq!(std::thread::current().id(), me);
+        });
+    }
+}
