@@ -345,7 +345,7 @@ struct Node {
     demand: Vec<Demand>,
     demand_fresh: bool,
     /// What the transmit pass's plan lets it send this step, in order.
-    sends: Vec<Send>,
+    sends: Vec<Transfer>,
     /// The frames those sends complete, with their delay, and the bytes
     /// of the small ones; moved into the flight ring in sender order.
     outbox: Vec<(usize, Flight)>,
@@ -363,7 +363,7 @@ struct Demand {
 
 /// Bytes a connection sends in this step.
 #[derive(Debug, Clone, Copy)]
-struct Send {
+struct Transfer {
     token: Token,
     take: usize,
     to: usize,
@@ -1059,7 +1059,7 @@ impl Net {
                 if take == 0 {
                     continue;
                 }
-                sends.push(Send {
+                sends.push(Transfer {
                     token: d.token,
                     take,
                     to: b,
