@@ -3,8 +3,11 @@
 //! 500 peers), and starting a thread per step (tens of microseconds each,
 //! more on a loaded machine) ate much of what running in parallel saved.
 //!
-//! Workers wait for the next job spinning for a short while, then asleep
-//! on a condition variable. A job borrows the caller's data:
+//! Workers wait for the next job spinning for a short while, then
+//! yielding the core, then asleep on a condition variable; the caller
+//! waits for them spinning, then yielding. Yielding matters on a loaded
+//! machine: a thread that only spins can take the very core the thread
+//! it waits for needs. A job borrows the caller's data:
 //! [`Pool::run`] returns only once every worker has finished it, which is
 //! what makes lending it to the threads sound (as `std::thread::scope`
 //! does, without a thread per call).
@@ -15,9 +18,36 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-/// How long an idle worker spins before it sleeps: longer than the
+/// How long a waiting thread spins before it yields its core.
+const SPIN: Duration = Duration::from_micros(20);
+/// How long an idle worker keeps waking before it sleeps: longer than the
 /// serial part of a step, so that workers are awake for the next one.
-const SPIN: Duration = Duration::from_micros(200);
+const AWAKE: Duration = Duration::from_micros(200);
+
+/// Waits until `done()`: spinning for [`SPIN`], then yielding, until
+/// `until` (if any) has passed. Returns whether `done()` held.
+fn wait_for(done: impl Fn() -> bool, until: Option<Instant>) -> bool {
+    let start = Instant::now();
+    let mut spins = 0u32;
+    loop {
+        if done() {
+            return true;
+        }
+        spins = spins.wrapping_add(1);
+        // The clock is read only every 64 turns: it costs more than a spin.
+        if spins % 64 == 0 {
+            let now = Instant::now();
+            if until.is_some_and(|t| now >= t) {
+                return false;
+            }
+            if now.duration_since(start) >= SPIN {
+                std::thread::yield_now();
+                continue;
+            }
+        }
+        std::hint::spin_loop();
+    }
+}
 
 /// A job as the workers see it: the caller's closure with its lifetime
 /// erased (see [`Pool::run`] for why that is sound).
@@ -105,9 +135,7 @@ impl Pool {
             s.wake.notify_all();
         }
         let mine = catch_unwind(AssertUnwindSafe(|| job(0)));
-        while s.busy.load(Ordering::Acquire) > 0 {
-            std::hint::spin_loop();
-        }
+        wait_for(|| s.busy.load(Ordering::Acquire) == 0, None);
         *s.job.lock().unwrap_or_else(|e| e.into_inner()) = None;
         if let Err(panic) = mine {
             std::panic::resume_unwind(panic);
@@ -135,29 +163,26 @@ impl Drop for Pool {
 fn work(s: &Shared, index: usize) {
     let mut seen = 0;
     loop {
-        // Wait for the next generation: spin, then sleep.
-        let spin_until = Instant::now() + SPIN;
+        // Wait for the next generation: spin, yield, then sleep.
         loop {
-            if s.shutdown.load(Ordering::SeqCst) {
-                return;
-            }
-            if s.generation.load(Ordering::SeqCst) != seen {
+            let news =
+                || s.shutdown.load(Ordering::SeqCst) || s.generation.load(Ordering::SeqCst) != seen;
+            if wait_for(news, Some(Instant::now() + AWAKE)) {
                 break;
-            }
-            if Instant::now() < spin_until {
-                std::hint::spin_loop();
-                continue;
             }
             let guard = s.sleep.lock().unwrap_or_else(|e| e.into_inner());
             s.sleepers.fetch_add(1, Ordering::SeqCst);
             // Checked again under the lock: `run` notifies under it.
-            if s.generation.load(Ordering::SeqCst) == seen && !s.shutdown.load(Ordering::SeqCst) {
+            if !news() {
                 let _unused = s
                     .wake
                     .wait_timeout(guard, Duration::from_millis(50))
                     .unwrap_or_else(|e| e.into_inner());
             }
             s.sleepers.fetch_sub(1, Ordering::SeqCst);
+        }
+        if s.shutdown.load(Ordering::SeqCst) {
+            return;
         }
         seen = s.generation.load(Ordering::SeqCst);
         let job = *s.job.lock().unwrap_or_else(|e| e.into_inner());
