@@ -41,7 +41,8 @@
 # SOAK_UPLOAD_RATE (the seeder's --max-upload-rate, default 40M: downloads
 # last seconds, so that leaving half-way happens, and the run does not
 # take both cores of a shared machine for an hour), BT_FETCH and BT_META
-# (default: built here, release), SOAK_SEED (random seed), SOAK_HEAP_SLACK_KIB
+# (default: built here, release; BT_COMMIT names their commit in meta.json
+# when they are copies), SOAK_SEED (random seed), SOAK_HEAP_SLACK_KIB
 # (32; seen: under 200 bytes between the two checkpoints, and a leak of
 # 1 KiB per connection fails the 2-minute CI run).
 set -euo pipefail
@@ -322,7 +323,7 @@ kill -0 "$SEEDER_PID" 2>/dev/null || {
 cat >"$OUT/meta.json" <<EOF
 {
   "experiment": "soak",
-  "commit": "$(git -C "$ROOT" rev-parse HEAD)$(git -C "$ROOT" diff --quiet HEAD -- src bin || echo '+dirty')",
+  "commit": "${BT_COMMIT:-$(git -C "$ROOT" rev-parse HEAD)$(git -C "$ROOT" diff --quiet HEAD -- src bin || echo '+dirty')}",
   "command": "examples/soak.sh $DURATION $PEERS",
   "seconds": $DURATION,
   "peers": $PEERS,
