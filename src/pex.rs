@@ -289,6 +289,14 @@ impl Extension for Pex {
         self.peers.remove(&peer);
         self.addrs.remove(&peer);
     }
+
+    fn table_sizes(&self, into: &mut Vec<(&'static str, usize)>) {
+        into.push(("pex.peers", self.peers.len()));
+        into.push(("pex.addrs", self.addrs.len()));
+        into.push(("pex.learnt", self.learnt.len()));
+        let told = self.peers.values().map(|p| p.told.len()).sum();
+        into.push(("pex.told", told));
+    }
 }
 
 #[cfg(test)]

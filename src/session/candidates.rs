@@ -237,6 +237,21 @@ impl Candidates {
         self.retry.first_key_value().map(|(&(at, _), _)| at)
     }
 
+    /// The length of each table, by name (leak checks).
+    #[cfg(test)]
+    pub fn table_sizes(&self, into: &mut BTreeMap<&'static str, usize>) {
+        into.insert("candidates.queue", self.queue.len());
+        into.insert("candidates.known", self.known.len());
+        into.insert("candidates.banned", self.banned.len());
+        into.insert("candidates.attempts", self.attempts.len());
+        into.insert("candidates.retry", self.retry.len());
+        into.insert("candidates.strikes", self.strikes.len());
+        into.insert("candidates.openings", self.openings.len());
+        into.insert("candidates.retried_at_once", self.retried_at_once.len());
+        into.insert("candidates.listen_of", self.listen_of.len());
+        into.insert("candidates.held", self.held.len());
+    }
+
     /// Forgets every queued address and retry (at exit).
     pub fn clear_pending(&mut self) {
         self.queue.clear();
