@@ -1356,7 +1356,12 @@ fn visitors_that_come_and_go_leave_nothing_behind() {
     for (_, r) in &v.s.closed_reasons {
         *reasons.entry(format!("{r:?}")).or_default() += 1;
     }
-    eprintln!("{:?}\nclosed: {reasons:?}", v.seen);
+    eprintln!(
+        "{:?}\nclosed: {reasons:?}\nbytes per queued action {}, per read {}",
+        v.seen,
+        std::mem::size_of::<Action>(),
+        std::mem::size_of::<UploadRead>()
+    );
     for (what, at_least) in [
         ("blocks sent", 300 * 4),
         ("pex messages sent", 100),
