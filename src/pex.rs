@@ -3,7 +3,8 @@
 //! [`INTERVAL`], at most [`MAX_PER_MESSAGE`] added and as many dropped,
 //! only addresses of peers we actually hold a connection to), and taking
 //! the addresses peers tell us as candidates — bounded per message, per
-//! peer in time and in total — while honouring `dropped`.
+//! peer in time and in total over [`LEARNT_FOR`] — while honouring
+//! `dropped`.
 //!
 //! Private torrents (BEP 27) must not use PEX: the driver does not
 //! register this extension for them.
@@ -25,8 +26,15 @@ pub const FIRST_DELAY: Duration = Duration::from_secs(5);
 pub const MAX_PER_MESSAGE: usize = 50;
 /// Messages from one peer closer together than this are ignored.
 pub const MIN_GAP: Duration = Duration::from_secs(20);
-/// Addresses taken through PEX over the whole run.
+/// Addresses taken through PEX within [`LEARNT_FOR`].
 pub const MAX_LEARNT: usize = 1000;
+/// How long an address taken through PEX is remembered (not taken again,
+/// counted against [`MAX_LEARNT`]). Not the whole run: swarms turn over
+/// (peers come back on new ports), and a set kept for the whole run
+/// would fill up, one entry per visit, and then take nothing more. Both
+/// together bound what PEX can make us dial to 1000 addresses per 5
+/// minutes.
+pub const LEARNT_FOR: Duration = Duration::from_secs(300);
 
 /// `added.f` flag: the peer is reachable (we connected to it).
 pub const FLAG_REACHABLE: u8 = 0x10;
@@ -148,7 +156,10 @@ pub struct Pex {
     peers: BTreeMap<Token, PexPeer>,
     /// Connection addresses known before the handshake.
     addrs: BTreeMap<Token, (SocketAddr, bool)>,
-    learnt: BTreeSet<SocketAddr>,
+    /// Addresses taken, and when.
+    learnt: BTreeMap<SocketAddr, Instant>,
+    /// When `learnt` is next swept of old entries.
+    next_sweep: Option<Instant>,
 }
 
 impl Pex {
@@ -215,7 +226,7 @@ impl Extension for Pex {
             Err(why) => return ctx.close(peer, why),
         };
         for a in msg.dropped {
-            if self.learnt.remove(&a) {
+            if self.learnt.remove(&a).is_some() {
                 ctx.drop_candidate(a);
             }
         }
@@ -223,13 +234,20 @@ impl Extension for Pex {
             if self.learnt.len() >= MAX_LEARNT {
                 break;
             }
-            if usable(&a) && self.learnt.insert(a) {
+            if usable(&a) && !self.learnt.contains_key(&a) {
+                self.learnt.insert(a, now);
                 ctx.add_candidate(a);
             }
         }
     }
 
     fn on_tick(&mut self, now: Instant, ctx: &mut ExtContext) {
+        // Once a minute at most: a scan of at most MAX_LEARNT entries.
+        if self.next_sweep.is_none_or(|t| now >= t) {
+            self.next_sweep = Some(now + Duration::from_secs(60));
+            self.learnt
+                .retain(|_, at| now.saturating_duration_since(*at) < LEARNT_FOR);
+        }
         let connected: BTreeMap<SocketAddr, bool> = self
             .peers
             .values()
@@ -270,6 +288,14 @@ impl Extension for Pex {
     fn on_peer_gone(&mut self, peer: Token) {
         self.peers.remove(&peer);
         self.addrs.remove(&peer);
+    }
+
+    fn table_sizes(&self, into: &mut Vec<(&'static str, usize)>) {
+        into.push(("pex.peers", self.peers.len()));
+        into.push(("pex.addrs", self.addrs.len()));
+        into.push(("pex.learnt", self.learnt.len()));
+        let told = self.peers.values().map(|p| p.told.len()).sum();
+        into.push(("pex.told", told));
     }
 }
 

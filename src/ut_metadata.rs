@@ -508,6 +508,10 @@ impl Extension for UtMetadata {
     fn on_peer_gone(&mut self, peer: Token) {
         self.forget(peer);
     }
+
+    fn table_sizes(&self, into: &mut Vec<(&'static str, usize)>) {
+        into.push(("ut_metadata.peers", self.peers.len()));
+    }
 }
 
 #[cfg(test)]

@@ -112,6 +112,48 @@ fn receiving_is_bounded_and_dropped_is_honoured() {
     assert_eq!(ctx.close.len(), 1);
 }
 
+/// What PEX took is remembered for `LEARNT_FOR`, not the whole run: the
+/// total stays bounded (MAX_LEARNT within the window) yet, as the swarm
+/// turns over, new addresses are taken again and old ones are forgotten.
+#[test]
+fn learnt_addresses_are_bounded_and_forgotten_after_a_while() {
+    let mut p = Pex::new();
+    let t0 = Instant::now();
+    let mut ctx = ExtContext::default();
+    for t in 0..4 {
+        p.on_peer_addr(t, SocketAddr::from(([10, 0, 0, t as u8], 6881)), true);
+        p.on_handshake(t, &hs(None), true, t0, &mut ctx);
+    }
+    // Four peers in turn, each once per MIN_GAP, each message with new
+    // addresses, past the cap.
+    let batch = |k: usize| PexMsg {
+        added: (0..MAX_PER_MESSAGE)
+            .map(|i| (SocketAddr::from(([10, 2, k as u8, i as u8], 7000)), 0))
+            .collect(),
+        dropped: vec![],
+    };
+    let mut now = t0;
+    let mut taken = 0;
+    for k in 0..MAX_LEARNT / MAX_PER_MESSAGE + 5 {
+        let mut ctx = ExtContext::default();
+        p.on_message(k % 4, &encode(&batch(k)), now, &mut ctx);
+        p.on_tick(now, &mut ctx);
+        taken += ctx.candidates.len();
+        now += MIN_GAP / 4;
+    }
+    assert!(now < t0 + LEARNT_FOR, "all within the window");
+    assert_eq!(taken, MAX_LEARNT, "the cap holds within the window");
+    assert_eq!(p.learnt(), MAX_LEARNT);
+    // Past the window (and the next sweep) everything is forgotten, and an
+    // address seen before is taken again.
+    let later = t0 + LEARNT_FOR + INTERVAL + MIN_GAP * 30;
+    let mut ctx = ExtContext::default();
+    p.on_tick(later, &mut ctx);
+    assert_eq!(p.learnt(), 0);
+    p.on_message(1, &encode(&batch(0)), later, &mut ctx);
+    assert_eq!(ctx.candidates.len(), MAX_PER_MESSAGE);
+}
+
 /// Real sessions joined by in-memory connections: node `i` listens at
 /// 10.0.0.(i+1):6881; a `Connect` to that address reaches it.
 struct Net {

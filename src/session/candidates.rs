@@ -22,6 +22,11 @@ const MAX_CONNECT_ATTEMPTS: u32 = 5;
 const RETRY: Backoff = Backoff::new(Duration::from_secs(4), Duration::from_secs(64));
 /// Hash-failure strikes after which a peer is banned.
 const BAN_STRIKES: u32 = 3;
+/// How long an address whose connection ended for good (a duplicate of
+/// another connection, both seeds) stays known, so that sources naming it
+/// again do not have it dialled again at once; then it is forgotten, or
+/// a seeder dialled by ever new peers fills `known` one entry per visit.
+pub const HOLD_FINAL: Duration = Duration::from_secs(180);
 
 #[derive(Default)]
 pub struct Candidates {
@@ -34,6 +39,9 @@ pub struct Candidates {
     /// Retries by due time (several may share one instant).
     retry: BTreeMap<(Instant, SocketAddr), ()>,
     strikes: BTreeMap<SocketAddr, u32>,
+    /// Addresses not to retry, by the time they are forgotten
+    /// ([`HOLD_FINAL`]).
+    held: BTreeMap<(Instant, SocketAddr), ()>,
     /// Addresses that dropped us during the handshake, and the opening
     /// their next connection uses.
     openings: BTreeMap<SocketAddr, Opening>,
@@ -137,6 +145,7 @@ impl Candidates {
         let tries = self.attempts.entry(addr).or_insert(0);
         *tries += 1;
         if reason.final_for_address() {
+            self.held.insert((now + HOLD_FINAL, addr), ());
             return;
         }
         if *tries < MAX_CONNECT_ATTEMPTS {
@@ -192,8 +201,17 @@ impl Candidates {
         false
     }
 
-    /// Moves the retries due by `now` to the queue.
+    /// Moves the retries due by `now` to the queue, and forgets the
+    /// addresses held long enough.
     pub fn release_due(&mut self, now: Instant) {
+        while let Some((&(at, addr), _)) = self.held.first_key_value() {
+            if at > now {
+                break;
+            }
+            self.held.pop_first();
+            // Known all along, so never queued or dialled meanwhile.
+            self.forget(&addr);
+        }
         while let Some((&(at, addr), _)) = self.retry.first_key_value() {
             if at > now {
                 break;
@@ -219,10 +237,26 @@ impl Candidates {
         self.retry.first_key_value().map(|(&(at, _), _)| at)
     }
 
+    /// The length of each table, by name (leak checks).
+    #[cfg(test)]
+    pub fn table_sizes(&self, into: &mut BTreeMap<&'static str, usize>) {
+        into.insert("candidates.queue", self.queue.len());
+        into.insert("candidates.known", self.known.len());
+        into.insert("candidates.banned", self.banned.len());
+        into.insert("candidates.attempts", self.attempts.len());
+        into.insert("candidates.retry", self.retry.len());
+        into.insert("candidates.strikes", self.strikes.len());
+        into.insert("candidates.openings", self.openings.len());
+        into.insert("candidates.retried_at_once", self.retried_at_once.len());
+        into.insert("candidates.listen_of", self.listen_of.len());
+        into.insert("candidates.held", self.held.len());
+    }
+
     /// Forgets every queued address and retry (at exit).
     pub fn clear_pending(&mut self) {
         self.queue.clear();
         self.retry.clear();
+        self.held.clear();
     }
 }
 
@@ -267,12 +301,19 @@ mod tests {
         }
         assert_eq!(waits, [4, 8, 16, 32]);
         assert_eq!(c.origin(&a(1)), None, "forgotten after the last attempt");
-        // A pointless retry is not scheduled, and the address stays known.
+        // A pointless retry is not scheduled, and the address stays known
+        // for a while, then is forgotten.
         c.add(a(3), Origin::Tracker);
         c.pop();
         c.outgoing_ended(a(3), &CloseReason::Duplicate, now);
         assert_eq!(c.next_retry(), None);
         assert!(!c.add(a(3), Origin::Tracker));
+        c.release_due(now + HOLD_FINAL - Duration::from_millis(1));
+        assert!(!c.add(a(3), Origin::Tracker), "held");
+        c.release_due(now + HOLD_FINAL);
+        assert!(c.attempts.is_empty() && c.held.is_empty());
+        assert!(c.add(a(3), Origin::Tracker), "forgotten after the hold");
+        assert_eq!(c.pop(), Some(a(3)));
     }
 
     #[test]

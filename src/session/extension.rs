@@ -91,6 +91,10 @@ pub trait Extension: Send {
 
     /// A peer went away.
     fn on_peer_gone(&mut self, _peer: Token) {}
+
+    /// The length of each table it keeps per peer or per address, by
+    /// name: what a leak check compares after peers came and went.
+    fn table_sizes(&self, _into: &mut Vec<(&'static str, usize)>) {}
 }
 
 /// The extensions a session runs, in registration order: extension `i`
@@ -156,6 +160,10 @@ impl Registry {
 
     pub fn len(&self) -> usize {
         self.list.len()
+    }
+
+    pub fn each_ref(&self) -> impl Iterator<Item = &dyn Extension> {
+        self.list.iter().map(|e| e.as_ref())
     }
 
     pub fn each(&mut self) -> impl Iterator<Item = (usize, &mut Box<dyn Extension>)> {

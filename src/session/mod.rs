@@ -1025,6 +1025,32 @@ impl Session {
             .collect()
     }
 
+    /// The length of every table that holds something per peer or per
+    /// address (`len:…`), and the capacity of the buffers reused from call
+    /// to call (`cap:…`, memory that stays once grown), by name: what a
+    /// leak check compares after peers came and went.
+    #[cfg(test)]
+    pub(crate) fn table_sizes(&self) -> BTreeMap<&'static str, usize> {
+        let mut t = BTreeMap::new();
+        t.insert("peers", self.peers.len());
+        t.insert("upload_queued", self.upload_queued.len());
+        t.insert("verifying", self.verifying.len());
+        t.insert("uid_addr", self.uid_addr.len());
+        t.insert("actions", self.actions.len());
+        t.insert("uploads.per_peer", self.uploads.rated_peers());
+        self.candidates.table_sizes(&mut t);
+        let mut ext = Vec::new();
+        for e in self.extensions.each_ref() {
+            e.table_sizes(&mut ext);
+        }
+        t.extend(ext);
+        t.insert("cap:actions", self.actions.capacity());
+        t.insert("cap:reads", self.reads.capacity());
+        t.insert("cap:scratch", self.scratch.capacity());
+        t.insert("cap:decrypt_scratch", self.decrypt_scratch.capacity());
+        t
+    }
+
     /// Whether we unchoke the peer behind `token` now.
     pub fn unchokes(&self, token: Token) -> bool {
         self.peers.get(&token).is_some_and(|p| !p.am_choking)

@@ -1030,3 +1030,355 @@ fn a_hundred_thousand_requests_stay_bounded() {
         None => assert_eq!(reasons_of(&s, 1), ["does not read what we send"]),
     }
 }
+
+/// A seeder's stream of visitors, for the leak check: each connects from
+/// a new port, says its listen port (or not), becomes interested, asks
+/// for blocks, is served or killed mid-request, tells the seeder about
+/// other peers through PEX, and goes. The test answers the seeder's
+/// actions as a driver would: reads with zeros, dials to a visitor still
+/// connected with that visitor's identity, dials to "seed" addresses with
+/// a seed (both seeds: pointless), every other dial with a refusal.
+struct Visits {
+    s: Session,
+    now: Instant,
+    /// Tokens to reuse, as `fetch`'s driver does.
+    free: Vec<Token>,
+    next_token: Token,
+    /// Live connections: which visitor is behind each (`usize::MAX`: a
+    /// seed the seeder dialled).
+    conns: BTreeMap<Token, usize>,
+    /// Listen address and peer id of each visitor still here.
+    here: BTreeMap<usize, (SocketAddr, [u8; 20])>,
+    /// Reads held back while a visitor is being killed mid-request.
+    held_reads: Vec<UploadRead>,
+    serve_reads: bool,
+    /// What happened, to show the test covers it: blocks and PEX
+    /// messages sent, metadata answers, refused dials.
+    seen: BTreeMap<&'static str, usize>,
+}
+
+/// Local ids of our extensions in the seeder (registration order).
+const LEAK_UT_METADATA: u8 = 1;
+const LEAK_UT_PEX: u8 = 2;
+
+impl Visits {
+    fn new() -> Visits {
+        let mut cfg = Config::new(HASH, ME);
+        cfg.seed = 7;
+        cfg.listen_port = 6881;
+        let mut s = Session::new(cfg, 32768, 4 * 32768, 4);
+        for piece in 0..4 {
+            s.set_have(piece);
+        }
+        assert_eq!(s.phase(), Phase::Seeding);
+        let info = std::sync::Arc::new(vec![b'x'; 20_000]);
+        assert!(
+            s.register_extension(Box::new(crate::ut_metadata::UtMetadata::serving(
+                HASH, info
+            )))
+        );
+        assert!(s.register_extension(Box::new(crate::pex::Pex::new())));
+        Visits {
+            s,
+            now: Instant::now(),
+            free: Vec::new(),
+            next_token: 1,
+            conns: BTreeMap::new(),
+            here: BTreeMap::new(),
+            held_reads: Vec::new(),
+            serve_reads: true,
+            seen: BTreeMap::new(),
+        }
+    }
+
+    fn token(&mut self) -> Token {
+        self.free.pop().unwrap_or_else(|| {
+            self.next_token += 1;
+            self.next_token - 1
+        })
+    }
+
+    fn listen_of(i: usize) -> SocketAddr {
+        addr(10_000 + i as u16)
+    }
+
+    /// Half the visitors sort below our id, half above: both sides of the
+    /// duplicate-connection rule.
+    fn peer_id(i: usize) -> [u8; 20] {
+        let mut id = [b'0' + (i % 10) as u8; 20];
+        id[..2].copy_from_slice(if i % 2 == 0 { b"-A" } else { b"-Z" });
+        id[2..10].copy_from_slice(&(i as u64).to_be_bytes());
+        id
+    }
+
+    /// Addresses PEX hands out that are not visitors: even ones refuse
+    /// connections, odd ones are seeds.
+    fn stranger(i: usize) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 2], 20_000 + i as u16))
+    }
+
+    fn close_token(&mut self, t: Token) {
+        if self.conns.remove(&t).is_some() {
+            self.free.push(t);
+        }
+    }
+
+    /// Carries out the seeder's actions until none is left; drains every
+    /// output as if sent.
+    fn pump(&mut self) {
+        for _ in 0..10_000 {
+            let Some(action) = self.s.next_action() else {
+                break;
+            };
+            match action {
+                Action::Read(r) if self.serve_reads => {
+                    let data = vec![0u8; r.length as usize];
+                    self.s.on_read(&r, &data, self.now);
+                }
+                Action::Read(r) => self.held_reads.push(r),
+                Action::Close(t) => self.close_token(t),
+                Action::Connect(a) => self.dial(a),
+                Action::Verify { piece, .. } => panic!("a seeder verifies piece {piece}"),
+                Action::Event(_) => {}
+            }
+        }
+        assert!(self.s.next_action().is_none(), "actions without end");
+        let tokens: Vec<Token> = self.conns.keys().copied().collect();
+        for t in tokens {
+            let Some(out) = self.s.output(t) else {
+                continue;
+            };
+            let mut bytes = out.pending();
+            let n = bytes.len();
+            if bytes.len() >= HANDSHAKE_LEN && bytes[0] == 19 {
+                bytes = &bytes[HANDSHAKE_LEN..];
+            }
+            while let Ok(Some((m, used))) = wire::parse(bytes, 1 << 20) {
+                let what = match m {
+                    Message::Piece { .. } => "blocks sent",
+                    Message::Extended { id: 1, .. } => "pex messages sent",
+                    Message::Extended { id: 2, .. } => "metadata messages sent",
+                    _ => "other messages sent",
+                };
+                *self.seen.entry(what).or_default() += 1;
+                bytes = &bytes[used..];
+            }
+            out.consume(n);
+            self.s.on_sent(t);
+        }
+    }
+
+    fn dial(&mut self, a: SocketAddr) {
+        let now = self.now;
+        let visitor = self
+            .here
+            .iter()
+            .find(|(_, (l, _))| *l == a)
+            .map(|(i, v)| (*i, v.1));
+        let seed = a.ip() == Self::stranger(0).ip() && a.port() % 2 == 1;
+        if visitor.is_none() && !seed {
+            *self.seen.entry("dials refused").or_default() += 1;
+            self.s
+                .on_connect_failed(a, "connection refused".into(), now);
+            return;
+        }
+        let t = self.token();
+        self.conns.insert(t, visitor.map_or(usize::MAX, |v| v.0));
+        self.s.on_connection(t, a, true, now);
+        self.s.on_connected(t);
+        let mut bytes = match visitor {
+            Some((_, id)) => handshake(id, true),
+            None => handshake([b's'; 20], true),
+        };
+        bytes.extend(bytes_of(&[if seed {
+            Message::HaveAll
+        } else {
+            Message::HaveNone
+        }]));
+        self.s.on_data(t, &bytes, now);
+    }
+
+    fn seconds(&mut self, n: u32) {
+        for _ in 0..n {
+            self.now += Duration::from_secs(1);
+            self.s.tick(self.now);
+            self.pump();
+        }
+    }
+
+    /// Visitor `i` arrives, is served (or killed mid-request) and tells
+    /// of others by PEX; visitor `i - 1` leaves meanwhile.
+    fn visit(&mut self, i: usize) {
+        let now = self.now;
+        let t = self.token();
+        self.conns.insert(t, i);
+        let listen = Self::listen_of(i);
+        let id = Self::peer_id(i);
+        self.here.insert(i, (listen, id));
+        self.s.on_connection(t, addr(30_000 + i as u16), false, now);
+        // Every third visitor does not say its listen port (clients may
+        // not): the seeder learns it only from PEX, and dials it.
+        let port = if i % 3 == 2 { 0 } else { listen.port() };
+        let ext = wire::encode_ext_handshake(
+            "visitor",
+            port,
+            250,
+            &[("ut_pex", 1), ("ut_metadata", 2)],
+            |_| {},
+        );
+        let mut bytes = handshake(id, true);
+        bytes.extend(bytes_of(&[
+            Message::Extended {
+                id: wire::EXT_HANDSHAKE,
+                payload: &ext,
+            },
+            Message::HaveNone,
+            Message::Interested,
+        ]));
+        self.s.on_data(t, &bytes, now);
+        self.pump();
+        assert!(self.s.unchokes(t), "visitor {i} unchoked on interest");
+        // Killed mid-request: the reads are still with the disk when the
+        // connection dies, and come back after.
+        let killed = i % 4 == 1;
+        self.serve_reads = !killed;
+        let mut asks = Vec::new();
+        for b in 0..6u32 {
+            asks.push(Message::Request {
+                index: (i as u32 + b / 2) % 4,
+                begin: (b % 2) * 16384,
+                length: 16384,
+            });
+        }
+        let meta = crate::ut_metadata::encode(&crate::ut_metadata::Msg::Request { piece: 0 });
+        asks.push(Message::Extended {
+            id: LEAK_UT_METADATA,
+            payload: &meta,
+        });
+        // PEX: the visitor before (still here), a stranger, and the one
+        // before that as dropped.
+        let mut added = vec![(Self::stranger(i), 0)];
+        if i >= 1 {
+            added.push((Self::listen_of(i - 1), 0));
+        }
+        let dropped = if i >= 2 {
+            vec![Self::listen_of(i - 2)]
+        } else {
+            vec![]
+        };
+        let pex = crate::pex::encode(&crate::pex::PexMsg { added, dropped });
+        asks.push(Message::Extended {
+            id: LEAK_UT_PEX,
+            payload: &pex,
+        });
+        self.s.on_data(t, &bytes_of(&asks), now);
+        self.pump();
+        // The seeder dials what PEX told it and sends PEX itself (5 s
+        // after a handshake), and runs a choke round.
+        self.seconds(12);
+        if killed {
+            self.s.on_closed(
+                t,
+                CloseReason::Transport("connection reset".into()),
+                self.now,
+            );
+            self.close_token(t);
+            self.serve_reads = true;
+            for r in std::mem::take(&mut self.held_reads) {
+                let data = vec![0u8; r.length as usize];
+                self.s.on_read(&r, &data, self.now);
+            }
+            self.here.remove(&i);
+        }
+        // The one before leaves (closing every connection it has with us).
+        if i >= 1 {
+            self.leave(i - 1);
+        }
+        self.pump();
+    }
+
+    fn leave(&mut self, i: usize) {
+        self.here.remove(&i);
+        let tokens: Vec<Token> = self
+            .conns
+            .iter()
+            .filter(|(_, v)| **v == i)
+            .map(|(t, _)| *t)
+            .collect();
+        for t in tokens {
+            self.s.on_closed(t, CloseReason::ClosedByPeer, self.now);
+            self.close_token(t);
+        }
+    }
+
+    /// Everyone leaves; 10 minutes pass (retries run out, PEX and the
+    /// choker run with nobody).
+    fn settle(&mut self) -> BTreeMap<&'static str, usize> {
+        let everyone: Vec<usize> = self.here.keys().copied().collect();
+        for i in everyone {
+            self.leave(i);
+        }
+        self.pump();
+        self.seconds(600);
+        assert!(self.conns.is_empty(), "connections left: {:?}", self.conns);
+        assert_eq!(self.s.connection_count(), 0);
+        self.s.table_sizes()
+    }
+}
+
+/// Nothing of a peer outlives it: after hundreds of visitors (served,
+/// killed mid-request, telling of others by PEX, dialled back as
+/// duplicates, seeds or refusals), every table holding something per peer
+/// or per address is back to its size after the first visitor left.
+#[test]
+fn visitors_that_come_and_go_leave_nothing_behind() {
+    let mut v = Visits::new();
+    v.visit(0);
+    let first = v.settle();
+    for i in 1..300 {
+        v.visit(i);
+    }
+    let last = v.settle();
+    let lens = |m: &BTreeMap<&'static str, usize>| -> Vec<(&'static str, usize)> {
+        m.iter()
+            .filter(|(k, _)| !k.starts_with("cap:"))
+            .map(|(k, n)| (*k, *n))
+            .collect()
+    };
+    eprintln!("after 1 visitor: {first:?}\nafter 300: {last:?}");
+    assert_eq!(
+        lens(&first),
+        lens(&last),
+        "tables after 1 and after 300 visitors"
+    );
+    // Every path was taken, many times.
+    let mut reasons: BTreeMap<String, usize> = BTreeMap::new();
+    for (_, r) in &v.s.closed_reasons {
+        *reasons.entry(format!("{r:?}")).or_default() += 1;
+    }
+    eprintln!(
+        "{:?}\nclosed: {reasons:?}\nbytes per queued action {}, per read {}",
+        v.seen,
+        std::mem::size_of::<Action>(),
+        std::mem::size_of::<UploadRead>()
+    );
+    for (what, at_least) in [
+        ("blocks sent", 300 * 4),
+        ("pex messages sent", 100),
+        ("metadata messages sent", 300),
+        ("dials refused", 100),
+    ] {
+        assert!(v.seen.get(what).copied().unwrap_or(0) >= at_least, "{what}");
+    }
+    for (reason, at_least) in [
+        ("Duplicate", 50),
+        ("BothComplete", 100),
+        ("ClosedByPeer", 100),
+        ("Transport(\"connection reset\")", 50),
+    ] {
+        assert!(
+            reasons.get(reason).copied().unwrap_or(0) >= at_least,
+            "{reason}"
+        );
+    }
+}

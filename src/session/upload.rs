@@ -102,6 +102,12 @@ impl Uploads {
         self.per_peer.remove(&token);
     }
 
+    /// Peers with a rate of their own (leak checks).
+    #[cfg(test)]
+    pub(crate) fn rated_peers(&self) -> usize {
+        self.per_peer.len()
+    }
+
     /// Refills the budgets; true when any is limited (then `tick` is
     /// needed again after [`REFILL`]). `waiting(token)` says whether a
     /// peer has requests queued: the weighted peers that do share the
