@@ -204,12 +204,12 @@ def exp2(r, seeds):
     for (st, s), (peers, summary) in sorted(res.items()):
         v = summary["summary"][st]
         rows.append([st, s, v["mean_download_seconds"], v["median_download_seconds"],
-                     v["completed"], summary["simulated_seconds"]])
+                     v["completed"], summary["simulated_seconds"], summary["seeders_uploaded"]])
         for p in peers:
             peers_rows.append([st, s, p["peer"], p["upload_capacity"], p["download_seconds"],
                                p["uploaded"], p["downloaded"]])
     write_csv(os.path.join(d, "runs.csv"), ["strategy", "seed", "mean_s", "median_s",
-              "completed", "last_finish_s"], rows)
+              "completed", "last_finish_s", "seeder_uploaded"], rows)
     write_csv(os.path.join(d, "peers.csv"), ["strategy", "seed", "peer", "upload_capacity",
               "download_seconds", "uploaded", "downloaded"], peers_rows)
     summ = []
