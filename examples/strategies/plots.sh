@@ -17,7 +17,7 @@ sfx=$1; swarm=$2
 #    download time per capacity class and strategy, with 95 % CIs.
 if [ -f $R/exp1-one-strategic$sfx/summary.csv ]; then
 plot "set output '$R/exp1-one-strategic$sfx/exp1.png';
-set title 'Exp. 1: one focal peer in a classic swarm, $swarm (median, 95 % CI)';
+set title 'Exp. 1, $swarm: one focal peer in a classic swarm (median, 95 % CI)';
 set ylabel 'download time (s)'; set xrange [-0.5:2.5]; set yrange [0:*];
 set xtics ('low <64K' 0, 'mid 64K-256K' 1, 'high >=256K' 2);
 f='$R/exp1-one-strategic$sfx/summary.csv';
@@ -29,7 +29,7 @@ fi
 # 2. Everyone strategic.
 if [ -f $R/exp2-everyone$sfx/summary.csv ]; then
 plot "set output '$R/exp2-everyone$sfx/exp2.png';
-set title 'Exp. 2: all-classic, all-BitTyrant, all-PropShare, $swarm (over runs, 95 % CI)';
+set title 'Exp. 2, $swarm: all-X swarms (over runs, 95 % CI)';
 set ylabel 'download time (s)'; set xrange [-0.5:2.5]; set yrange [0:*];
 set xtics ('classic' 0, 'bittyrant' 1, 'propshare' 2);
 f='$R/exp2-everyone$sfx/summary.csv';
@@ -40,7 +40,7 @@ fi
 # 3. Mixed swarms.
 if [ -f $R/exp3-mixed$sfx/summary.csv ]; then
 plot "set output '$R/exp3-mixed$sfx/exp3.png';
-set title 'Exp. 3: mixed swarms, $swarm (median per run, 95 % CI)';
+set title 'Exp. 3, $swarm: mixed swarms (median per run, 95 % CI)';
 set ylabel 'download time (s)'; set xrange [-0.5:3.5]; set yrange [0:*];
 set xtics ('BT+PS' 0, 'C+BT+PS' 1, 'C+PS' 2, 'C+BT' 3);
 f='$R/exp3-mixed$sfx/summary.csv';
@@ -52,7 +52,7 @@ fi
 # 4. Fairness: share ratio against capacity; free riders.
 if [ -f $R/exp4-fairness$sfx/ratio.csv ]; then
 plot "set output '$R/exp4-fairness$sfx/exp4-ratio.png';
-set title 'Exp. 4: upload/download ratio against upload capacity (all-X swarms, $swarm)';
+set title 'Exp. 4, $swarm: up/down ratio against capacity (all-X swarms)';
 set logscale x; set xlabel 'upload capacity (bytes/s)'; set ylabel 'uploaded / downloaded';
 f='$R/exp4-fairness$sfx/ratio.csv';
 plot f every ::1 u (strcol(1) eq 'classic' ? \$3 : 1/0):4 pt 7 ps 0.4 t 'classic',
@@ -61,15 +61,15 @@ plot f every ::1 u (strcol(1) eq 'classic' ? \$3 : 1/0):4 pt 7 ps 0.4 t 'classic
 fi
 if [ -f $R/exp4-fairness$sfx/freeriders-summary.csv ]; then
 plot "set output '$R/exp4-fairness$sfx/exp4-freeriders.png';
-set title 'Exp. 4: 10 % free riders, $swarm - their time over the hosts (median, 95 % CI)';
+set title 'Exp. 4, $swarm: 10 % free riders (median, 95 % CI)';
 set ylabel 'free-rider time / host time'; set xrange [-0.5:2.5]; set yrange [0:*];
 set xtics ('classic' 0, 'bittyrant' 1, 'propshare' 2);
 f='$R/exp4-fairness$sfx/freeriders-summary.csv';
 plot f every ::1 u 1:10:11:12 w yerrorbars pt 7 t 'slowdown'"
 fi
 }
-base_swarm "" "60 leechers x 8 MiB"
-base_swarm "-200x32M" "200 leechers x 32 MiB"
+base_swarm "" "60 x 8 MiB"
+base_swarm "-200x32M" "200 x 32 MiB"
 
 # 5. Robustness: swarm size and seeder capacity.
 if [ -f $R/exp5-robustness/summary.csv ]; then
