@@ -9,11 +9,14 @@
 #
 #   examples/strategies/exp5-1000.sh [BT_SIM] [SEEDS]    (defaults: target/release/bt-sim, 10)
 # STRATEGIES (environment) restricts the runs, e.g. to run the three
-# strategies side by side as three processes.
+# strategies side by side as three processes. CDF (environment) is the
+# capacity distribution, by default the BitTyrant paper's Figure 1 as in
+# run.py (examples/strategies/bittyrant-capacity.txt reruns older results).
 set -eu
 cd "$(dirname "$0")/../.."
 BIN=${1:-target/release/bt-sim}
 SEEDS=${2:-10}
+CDF=${CDF:-examples/strategies/bittyrant-fig1.txt}
 OUT=docs/results/strategies/exp5-robustness/size-1000
 mkdir -p "$OUT"
 [ -f "$OUT/runs.csv" ] || echo "strategy,seed,median_download_s,completed,last_finish_s,wall_s,user_s,sys_s,max_rss_kb" > "$OUT/runs.csv"
@@ -23,7 +26,7 @@ for seed in $(seq 1 "$SEEDS"); do
     [ -s "$json" ] && continue
     t=$(mktemp)
     /usr/bin/time -f "%e %U %S %M" -o "$t" "$BIN" --peers 1000 --seeders 1 --size 4M --piece-length 256K \
-      --strategy-mix "$st=1" --capacity-dist examples/strategies/bittyrant-capacity.txt --arrival flash \
+      --strategy-mix "$st=1" --capacity-dist "$CDF" --arrival flash \
       --seeder-capacity 1M --seed "$seed" --json -q > "$json.part"
     mv "$json.part" "$json"
     python3 - "$json" "$st" "$seed" "$(cat "$t")" >> "$OUT/runs.csv" <<'PY'
@@ -37,9 +40,22 @@ PY
     rm -f "$t"
   done
 done
-python3 - "$OUT" <<'PY'
-import csv, json, os, random, statistics, sys
-out = sys.argv[1]
+python3 - "$OUT" "$BIN" "$SEEDS" "$CDF" <<'PY'
+import csv, json, os, platform, random, statistics, subprocess, sys, time
+out, binary, seeds, cdf = sys.argv[1:]
+commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+with open(os.path.join(out, "meta.json"), "w") as f:
+    json.dump({"commit": commit, "bt_sim_commit": os.environ.get("BT_SIM_COMMIT", commit),
+               "script": f"examples/strategies/exp5-1000.sh {binary} {seeds}",
+               "command": f"{binary} --peers 1000 --seeders 1 --size 4M --piece-length 256K "
+                          f"--strategy-mix STRATEGY=1 --capacity-dist {cdf} --arrival flash "
+                          "--seeder-capacity 1M --seed SEED --json -q",
+               "capacity_dist": cdf,
+               "machine": {"nproc": os.cpu_count(), "kernel": platform.release(),
+                           "load_average": os.getloadavg()},
+               "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+               "cost": "per run in runs.csv (wall_s, user_s, sys_s, max_rss_kb)"}, f, indent=2)
+    f.write("\n")
 def ci(xs, n=2000):
     rng = random.Random(1)
     meds = sorted(statistics.median(rng.choices(xs, k=len(xs))) for _ in range(n))

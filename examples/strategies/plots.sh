@@ -9,60 +9,67 @@ command -v gnuplot >/dev/null || { echo "plots.sh: gnuplot missing (apt-get inst
 
 plot() { gnuplot -e "set terminal pngcairo size 800,500 noenhanced; set datafile separator ','; set key outside; set grid; $1"; }
 
+# Experiments 1-4 for one swarm: SUFFIX ("" for the base swarm, e.g.
+# "-200x32M" for run.py --base-peers 200 --base-size 32M) and its label.
+base_swarm() {
+sfx=$1; swarm=$2
 # 1. One strategic peer among classic ones: the focal peer's median
 #    download time per capacity class and strategy, with 95 % CIs.
-if [ -f $R/exp1-one-strategic/summary.csv ]; then
-plot "set output '$R/exp1-one-strategic/exp1.png';
-set title 'Exp. 1: one focal peer in a classic swarm (median, 95 % CI)';
+if [ -f $R/exp1-one-strategic$sfx/summary.csv ]; then
+plot "set output '$R/exp1-one-strategic$sfx/exp1.png';
+set title 'Exp. 1, $swarm: one focal peer in a classic swarm (median, 95 % CI)';
 set ylabel 'download time (s)'; set xrange [-0.5:2.5]; set yrange [0:*];
 set xtics ('low <64K' 0, 'mid 64K-256K' 1, 'high >=256K' 2);
-f='$R/exp1-one-strategic/summary.csv';
+f='$R/exp1-one-strategic$sfx/summary.csv';
 plot f every ::1 u (\$1+(\$3-1)*0.2):(\$3==0?\$6:1/0):7:8 w yerrorbars pt 7 t 'classic',
      f every ::1 u (\$1+(\$3-1)*0.2):(\$3==1?\$6:1/0):7:8 w yerrorbars pt 5 t 'bittyrant',
      f every ::1 u (\$1+(\$3-1)*0.2):(\$3==2?\$6:1/0):7:8 w yerrorbars pt 9 t 'propshare'"
 fi
 
 # 2. Everyone strategic.
-if [ -f $R/exp2-everyone/summary.csv ]; then
-plot "set output '$R/exp2-everyone/exp2.png';
-set title 'Exp. 2: all-classic, all-BitTyrant, all-PropShare (over runs, 95 % CI)';
+if [ -f $R/exp2-everyone$sfx/summary.csv ]; then
+plot "set output '$R/exp2-everyone$sfx/exp2.png';
+set title 'Exp. 2, $swarm: all-X swarms (over runs, 95 % CI)';
 set ylabel 'download time (s)'; set xrange [-0.5:2.5]; set yrange [0:*];
 set xtics ('classic' 0, 'bittyrant' 1, 'propshare' 2);
-f='$R/exp2-everyone/summary.csv';
+f='$R/exp2-everyone$sfx/summary.csv';
 plot f every ::1 u (\$1-0.1):4:5:6 w yerrorbars pt 7 t 'mean per run',
      f every ::1 u (\$1+0.1):7:8:9 w yerrorbars pt 5 t 'median per run'"
 fi
 
 # 3. Mixed swarms.
-if [ -f $R/exp3-mixed/summary.csv ]; then
-plot "set output '$R/exp3-mixed/exp3.png';
-set title 'Exp. 3: mixed swarms (median per run, 95 % CI)';
+if [ -f $R/exp3-mixed$sfx/summary.csv ]; then
+plot "set output '$R/exp3-mixed$sfx/exp3.png';
+set title 'Exp. 3, $swarm: mixed swarms (median per run, 95 % CI)';
 set ylabel 'download time (s)'; set xrange [-0.5:3.5]; set yrange [0:*];
 set xtics ('BT+PS' 0, 'C+BT+PS' 1, 'C+PS' 2, 'C+BT' 3);
-f='$R/exp3-mixed/summary.csv';
+f='$R/exp3-mixed$sfx/summary.csv';
 plot f every ::1 u (strcol(3) eq 'classic' ? \$1-0.2 : 1/0):5:6:7 w yerrorbars pt 7 t 'classic',
      f every ::1 u (strcol(3) eq 'bittyrant' ? \$1 : 1/0):5:6:7 w yerrorbars pt 5 t 'bittyrant',
      f every ::1 u (strcol(3) eq 'propshare' ? \$1+0.2 : 1/0):5:6:7 w yerrorbars pt 9 t 'propshare'"
 fi
 
 # 4. Fairness: share ratio against capacity; free riders.
-if [ -f $R/exp4-fairness/ratio.csv ]; then
-plot "set output '$R/exp4-fairness/exp4-ratio.png';
-set title 'Exp. 4: upload/download ratio against upload capacity (all-X swarms)';
+if [ -f $R/exp4-fairness$sfx/ratio.csv ]; then
+plot "set output '$R/exp4-fairness$sfx/exp4-ratio.png';
+set title 'Exp. 4, $swarm: up/down ratio against capacity (all-X swarms)';
 set logscale x; set xlabel 'upload capacity (bytes/s)'; set ylabel 'uploaded / downloaded';
-f='$R/exp4-fairness/ratio.csv';
+f='$R/exp4-fairness$sfx/ratio.csv';
 plot f every ::1 u (strcol(1) eq 'classic' ? \$3 : 1/0):4 pt 7 ps 0.4 t 'classic',
      f every ::1 u (strcol(1) eq 'bittyrant' ? \$3 : 1/0):4 pt 5 ps 0.4 t 'bittyrant',
      f every ::1 u (strcol(1) eq 'propshare' ? \$3 : 1/0):4 pt 9 ps 0.4 t 'propshare'"
 fi
-if [ -f $R/exp4-fairness/freeriders-summary.csv ]; then
-plot "set output '$R/exp4-fairness/exp4-freeriders.png';
-set title 'Exp. 4: 10 % free riders - their download time over the hosts (median, 95 % CI)';
+if [ -f $R/exp4-fairness$sfx/freeriders-summary.csv ]; then
+plot "set output '$R/exp4-fairness$sfx/exp4-freeriders.png';
+set title 'Exp. 4, $swarm: 10 % free riders (median, 95 % CI)';
 set ylabel 'free-rider time / host time'; set xrange [-0.5:2.5]; set yrange [0:*];
 set xtics ('classic' 0, 'bittyrant' 1, 'propshare' 2);
-f='$R/exp4-fairness/freeriders-summary.csv';
+f='$R/exp4-fairness$sfx/freeriders-summary.csv';
 plot f every ::1 u 1:10:11:12 w yerrorbars pt 7 t 'slowdown'"
 fi
+}
+base_swarm "" "60 x 8 MiB"
+base_swarm "-200x32M" "200 x 32 MiB"
 
 # 5. Robustness: swarm size and seeder capacity.
 if [ -f $R/exp5-robustness/summary.csv ]; then
