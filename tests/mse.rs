@@ -23,12 +23,26 @@ fn bt_handshake() -> Vec<u8> {
     v
 }
 
-/// Writes `bytes` in random pieces of 1..=97 bytes.
+/// Writes `bytes` in random pieces of 1..=97 bytes. A peer that gave up
+/// (it found no common method and closed) may be gone before we finish:
+/// the write then fails with a broken pipe or a reset, and the reader
+/// below sees the end of stream.
 fn write_in_pieces(sock: &mut TcpStream, bytes: &[u8], rng: &mut impl RngCore) {
     let mut rest = bytes;
     while !rest.is_empty() {
         let n = rng.gen_range(1..=97).min(rest.len());
-        sock.write_all(&rest[..n]).unwrap();
+        match sock.write_all(&rest[..n]) {
+            Ok(()) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::BrokenPipe | std::io::ErrorKind::ConnectionReset
+                ) =>
+            {
+                return
+            }
+            Err(e) => panic!("write: {e}"),
+        }
         rest = &rest[n..];
     }
 }
