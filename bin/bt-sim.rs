@@ -138,7 +138,7 @@ fn run(cli: Cli) -> i32 {
     let mut cfg = sc.build();
     cfg.threads = cli
         .threads
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get().min(8)));
+        .unwrap_or_else(|| bt::hashing::default_threads().min(8));
     if cfg.threads == 0 {
         return usage("--threads must be > 0".into());
     }

@@ -379,6 +379,18 @@ enum Held {
     Complete,
 }
 
+impl Held {
+    /// The action as held if it reaches beyond its peer; else the action.
+    fn of(action: Action) -> Result<Held, Action> {
+        match action {
+            Action::Connect(addr) => Ok(Held::Connect(addr)),
+            Action::Close(t) => Ok(Held::Close(t)),
+            Action::Event(Event::Complete) => Ok(Held::Complete),
+            local => Err(local),
+        }
+    }
+}
+
 impl Node {
     /// The session was called: its output and deadline may have changed.
     fn touch(&mut self) {
@@ -395,11 +407,9 @@ impl Node {
                 return;
             };
             self.touch();
-            match action {
-                Action::Connect(addr) => self.held = Some(Held::Connect(addr)),
-                Action::Close(t) => self.held = Some(Held::Close(t)),
-                Action::Event(Event::Complete) => self.held = Some(Held::Complete),
-                other => self.run_local(i, other, step),
+            match Held::of(action) {
+                Ok(held) => self.held = Some(held),
+                Err(local) => self.run_local(i, local, step),
             }
         }
     }
@@ -413,7 +423,12 @@ impl Node {
                 // With real bytes, what arrived must be the whole piece
                 // of zeros the uploaders read.
                 let good = step.cfg.virtual_payload
-                    || (buf.len() as u64 == piece_size(step.cfg, piece)
+                    || (buf.len() as u64
+                        == crate::metainfo::piece_size(
+                            step.cfg.piece_length,
+                            step.cfg.size,
+                            piece as usize,
+                        )
                         && buf.iter().all(|&b| b == 0));
                 s.on_verified(piece, good, buf, now);
             }
@@ -653,11 +668,6 @@ fn par_chunks<F>(
     } else {
         pool.run(&work);
     }
-}
-
-fn piece_size(cfg: &NetConfig, piece: u32) -> u64 {
-    let start = u64::from(piece) * cfg.piece_length;
-    cfg.piece_length.min(cfg.size.saturating_sub(start))
 }
 
 /// Peers a thread takes at least: below it, starting a thread costs more
@@ -1112,12 +1122,15 @@ impl Net {
             let n = &mut self.nodes[i];
             let held = match n.held.take() {
                 Some(h) => h,
-                None => match n.session.as_mut().and_then(|s| s.next_action()) {
+                None => match n
+                    .session
+                    .as_mut()
+                    .and_then(|s| s.next_action())
+                    .map(Held::of)
+                {
                     None => return,
-                    Some(Action::Connect(addr)) => Held::Connect(addr),
-                    Some(Action::Close(t)) => Held::Close(t),
-                    Some(Action::Event(Event::Complete)) => Held::Complete,
-                    Some(local) => {
+                    Some(Ok(held)) => held,
+                    Some(Err(local)) => {
                         n.touch();
                         let step = StepContext {
                             cfg: &self.cfg,
