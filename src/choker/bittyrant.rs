@@ -56,6 +56,15 @@ pub const R: u32 = 3;
 /// a rate is not a rate.
 pub const MIN_RATE: f64 = 2048.0;
 
+/// u_p for a peer that has announced nothing yet, so that its equal split
+/// cannot be guessed (bytes/s): the paper's own start, "the rate just
+/// above the step in the reciprocation probability" (§4.1), which its
+/// Figure 3 puts near 14 KB/s of equal split. Starting such peers at
+/// [`MIN_RATE`] instead spread a new BitTyrant peer's upload over dozens
+/// of peers at a few kB/s each, at which pieces complete slowly and
+/// little is left to trade (REPORT §4.3, experiment 2).
+pub const UNKNOWN_START: f64 = 14_000.0;
+
 /// The active set size the reference client (mainline 4.x) uses at an
 /// upload rate of `rate` bytes/s: ⌊√(0.6·kB/s)⌋ unchokes, at least 4 (the
 /// paper's Appendix, Table 2: active(r) = ⌊√(0.6 r)⌋ − ω with ω = 2
@@ -118,7 +127,11 @@ impl BitTyrant {
             let announced = f64::from(p.counters.round_haves) * self.piece_length as f64 / secs;
             let received = p.counters.round_downloaded as f64 / secs;
             let e = self.estimates.entry(p.token).or_insert_with(|| {
-                let guess = equal_split(announced).max(MIN_RATE);
+                let guess = if announced > 0.0 {
+                    equal_split(announced).max(MIN_RATE)
+                } else {
+                    UNKNOWN_START
+                };
                 Estimate {
                     d: if announced > 0.0 { guess } else { 0.0 },
                     u: guess,
@@ -209,7 +222,10 @@ impl Choker for BitTyrant {
 
     /// Between rounds only an idle uploader lets a peer in (its rate is
     /// set at the next round).
-    fn unchoke_on_interest(&self, unchoked: usize, _slots: usize) -> bool {
+    fn unchoke_on_interest(&self, unchoked: usize, slots: usize, seeding: bool) -> bool {
+        if seeding {
+            return self.seeding.unchoke_on_interest(unchoked, slots, true);
+        }
         unchoked == 0
     }
 
@@ -312,6 +328,10 @@ mod tests {
         // The optimistic unchoke is the only one left: 3.
         assert_eq!(d.unchoke.len(), 4);
         assert_eq!(d.unchoke[3], 3);
+        // Peer 3 announced nothing: no equal split to guess, the paper's
+        // start instead of our floor.
+        assert_eq!(bt.estimate(3).unwrap().u, UNKNOWN_START);
+        assert_eq!(bt.estimate(3).unwrap().d, 0.0);
     }
 
     /// After the round: a peer that did not reciprocate costs δ more; a
@@ -367,5 +387,11 @@ mod tests {
         assert_eq!(d.unchoke.len(), 2);
         bt.peer_left(0);
         assert!(bt.estimate(0).is_none());
+        // Between rounds: a seed fills free slots like the classic choker;
+        // a leecher lets a peer in only when it unchokes nobody.
+        assert!(bt.unchoke_on_interest(4, 4, true));
+        assert!(!bt.unchoke_on_interest(5, 4, true));
+        assert!(!bt.unchoke_on_interest(1, 4, false));
+        assert!(bt.unchoke_on_interest(0, 4, false));
     }
 }

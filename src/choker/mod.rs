@@ -92,11 +92,12 @@ pub trait Choker: Send {
     /// Decides a round.
     fn round(&mut self, round: &ChokeRound, rng: &mut dyn RngCore) -> ChokeDecision;
 
-    /// Between rounds, whether a peer that just became interested may be
-    /// unchoked at once given how many are unchoked now. The classic
-    /// answer fills free slots rather than leaving them idle for up to
-    /// a round.
-    fn unchoke_on_interest(&self, unchoked: usize, slots: usize) -> bool {
+    /// Between rounds, whether one more interested peer may be unchoked
+    /// at once, given how many interested peers are unchoked now (asked
+    /// when a peer becomes interested, and when an unchoked one leaves or
+    /// loses interest). The classic answer fills free slots rather than
+    /// leaving them idle for up to a round.
+    fn unchoke_on_interest(&self, unchoked: usize, slots: usize, _seeding: bool) -> bool {
         unchoked < slots + 1
     }
 
@@ -133,7 +134,7 @@ impl Choker for FreeRider {
         ChokeDecision::default()
     }
 
-    fn unchoke_on_interest(&self, _unchoked: usize, _slots: usize) -> bool {
+    fn unchoke_on_interest(&self, _unchoked: usize, _slots: usize, _seeding: bool) -> bool {
         false
     }
 }

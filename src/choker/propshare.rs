@@ -78,7 +78,10 @@ impl Choker for PropShare {
     }
 
     /// Between rounds only an idle uploader lets a peer in.
-    fn unchoke_on_interest(&self, unchoked: usize, _slots: usize) -> bool {
+    fn unchoke_on_interest(&self, unchoked: usize, slots: usize, seeding: bool) -> bool {
+        if seeding {
+            return self.classic.unchoke_on_interest(unchoked, slots, true);
+        }
         unchoked == 0
     }
 
@@ -164,5 +167,9 @@ mod tests {
         let peers = vec![view(0, 300_000, true, t0)];
         let d = ps.round(&round(&peers, true, now), &mut rng);
         assert!(d.rates.is_empty(), "a seed sets no rates");
+        // Between rounds a seed fills free slots like the classic choker.
+        assert!(ps.unchoke_on_interest(4, 4, true));
+        assert!(!ps.unchoke_on_interest(5, 4, true));
+        assert!(!ps.unchoke_on_interest(1, 4, false));
     }
 }

@@ -768,6 +768,7 @@ impl Session {
             }
             PeerEvent::Unchoked => self.fill_requests(token, now),
             PeerEvent::Interested => self.maybe_unchoke_now(token, now),
+            PeerEvent::LeftSlot => self.fill_free_slot(now),
             PeerEvent::Have(i) => {
                 self.picker.add_have(i as usize);
                 if self.picker.wants(i as usize) {
@@ -961,6 +962,9 @@ impl Session {
         }
         self.choker.peer_left(token);
         self.uploads.peer_left(token);
+        if !p.am_choking && p.peer_interested {
+            self.fill_free_slot(now);
+        }
         for (_, e) in self.extensions.each() {
             e.on_peer_gone(token);
         }

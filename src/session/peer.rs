@@ -161,6 +161,9 @@ pub enum PeerEvent<'a> {
     },
     Unchoked,
     Interested,
+    /// An interested peer we unchoked is no longer interested: its upload
+    /// slot is free.
+    LeftSlot,
     /// It has a piece it did not have before.
     Have(u32),
     /// Its whole piece set (bitfield, have-all or have-none), replacing
@@ -679,8 +682,13 @@ impl Peer {
                 PeerEvent::Interested
             }
             Message::NotInterested => {
+                let was = self.peer_interested;
                 self.peer_interested = false;
-                PeerEvent::Handled
+                if was && !self.am_choking {
+                    PeerEvent::LeftSlot
+                } else {
+                    PeerEvent::Handled
+                }
             }
             Message::Cancel {
                 index,

@@ -5,6 +5,7 @@
 //!
 //! [`Choker`]: crate::choker::Choker
 
+use rand::RngCore;
 use std::time::Instant;
 
 use super::peer::{BlockRequest, CloseReason, Token};
@@ -14,19 +15,51 @@ use crate::choker::{ChokeRound, PeerView};
 use crate::wire::{self, Message, MAX_REQUEST_LEN};
 
 impl Session {
-    pub(super) fn unchoked_count(&self) -> usize {
-        self.peers.values().filter(|p| !p.am_choking).count()
+    /// Unchoked peers that want data: an unchoked peer that lost interest
+    /// (or finished) holds no upload slot.
+    pub(super) fn unchoked_interested(&self) -> usize {
+        self.peers
+            .values()
+            .filter(|p| !p.am_choking && p.peer_interested)
+            .count()
+    }
+
+    fn may_unchoke_one_more(&self) -> bool {
+        self.choker.unchoke_on_interest(
+            self.unchoked_interested(),
+            self.cfg.upload_slots,
+            self.picker.is_complete(),
+        )
     }
 
     /// A peer became interested: the choker may let it in before the next
     /// round.
     pub(super) fn maybe_unchoke_now(&mut self, token: Token, now: Instant) {
-        if self
-            .choker
-            .unchoke_on_interest(self.unchoked_count(), self.cfg.upload_slots)
-        {
+        if self.may_unchoke_one_more() {
             self.set_choke(token, false, now);
         }
+    }
+
+    /// An unchoked peer left or lost interest: its slot goes at once to an
+    /// interested peer we choke, picked at random, if the choker would let
+    /// one in; otherwise the slot would idle until the next round. This
+    /// matters most to a seeder whose unchoked leechers finish and leave
+    /// while others wait for the last pieces only it has.
+    pub(super) fn fill_free_slot(&mut self, now: Instant) {
+        if !self.may_unchoke_one_more() {
+            return;
+        }
+        let waiting: Vec<Token> = self
+            .peers
+            .iter()
+            .filter(|(_, p)| p.is_established() && p.am_choking && p.peer_interested)
+            .map(|(t, _)| *t)
+            .collect();
+        if waiting.is_empty() {
+            return;
+        }
+        let pick = waiting[(self.rng.next_u64() % waiting.len() as u64) as usize];
+        self.set_choke(pick, false, now);
     }
 
     pub(super) fn set_choke(&mut self, token: Token, choke: bool, now: Instant) {
@@ -94,11 +127,53 @@ impl Session {
             self.set_choke(v.token, !unchoke, now);
         }
         self.uploads.set_peer_rates(&decision.rates);
+        if log::log_enabled!(log::Level::Debug) {
+            self.log_choke_round(&views, &decision, round_uploaded, secs);
+        }
         for p in self.peers.values_mut() {
             p.counters.round_downloaded = 0;
             p.counters.round_uploaded = 0;
             p.counters.round_haves = 0;
         }
+    }
+
+    /// One line per choke round for looking into a strategy's use of its
+    /// capacity (`bt-sim` with `BT_LOG=debug`): how many peers want our
+    /// data, how many we unchoke, how many of those have requests queued,
+    /// what we sent against the rates we set, and how many peers that
+    /// unchoke us we are asking nothing of.
+    fn log_choke_round(
+        &self,
+        views: &[PeerView],
+        decision: &crate::choker::ChokeDecision,
+        round_uploaded: u64,
+        secs: f64,
+    ) {
+        let interested = views.iter().filter(|v| v.interested).count();
+        let queued = views
+            .iter()
+            .filter(|v| !self.peers[&v.token].requests_in.is_empty())
+            .count();
+        let unchoking_us = views
+            .iter()
+            .map(|v| &self.peers[&v.token])
+            .filter(|q| !q.peer_choking && q.am_interested);
+        let (unchoking_us, asked_nothing) = unchoking_us.fold((0, 0), |(n, idle), q| {
+            (n + 1, idle + usize::from(q.outstanding.is_empty()))
+        });
+        log::debug!(
+            "choke round ({}): {} of {} pieces; {interested} of {} peers interested, \
+             {} unchoked, {queued} with requests queued; sent {:.0} B/s, rates {:.0} B/s, \
+             capacity {:?}; {unchoking_us} unchoke us, {asked_nothing} of them asked nothing",
+            self.choker.name(),
+            self.picker.have().count(),
+            self.picker.piece_count(),
+            views.len(),
+            decision.unchoke.len(),
+            round_uploaded as f64 / secs.max(1e-9),
+            decision.rates.iter().map(|r| r.1).sum::<f64>(),
+            self.cfg.max_upload_rate,
+        );
     }
 
     pub(super) fn on_request(&mut self, token: Token, r: BlockRequest, now: Instant) {

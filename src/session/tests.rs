@@ -470,7 +470,55 @@ fn choker_unchokes_best_uploaders() {
     s.tick(t0);
     s.tick(t0 + Duration::from_secs(11));
     let _ = actions(&mut s);
-    assert!(s.unchoked_count() <= 5);
+    assert!(s.unchoked_interested() <= 5);
+}
+
+/// A seeder's unchoked peer that finishes (not interested any more) or
+/// leaves frees its slot at once for a peer still waiting, instead of
+/// leaving it idle until the next round; a peer that lost interest holds
+/// no slot.
+#[test]
+fn freed_upload_slots_are_filled_before_the_next_round() {
+    let mut s = session();
+    let t0 = Instant::now();
+    for piece in 0..4 {
+        s.set_have(piece);
+    }
+    for t in 1..=8 {
+        s.on_connection(t, addr(t as u16), false, t0);
+        let mut bytes = handshake([t as u8; 20], true);
+        bytes.extend(bytes_of(&[Message::HaveNone, Message::Interested]));
+        s.on_data(t, &bytes, t0);
+    }
+    let mut unchoked: Vec<Token> = (1..=8)
+        .filter(|t| sent(&mut s, *t).contains(&Message::Unchoke))
+        .collect();
+    assert_eq!(unchoked.len(), 5, "4 + 1 optimistic");
+    let waiting = |s: &mut Session, unchoked: &[Token]| -> Vec<Token> {
+        (1..=8)
+            .filter(|t| !unchoked.contains(t) && s.output(*t).is_some())
+            .collect::<Vec<_>>()
+            .into_iter()
+            .filter(|t| sent(s, *t).contains(&Message::Unchoke))
+            .collect()
+    };
+    // One finishes: a waiting peer takes its slot in the same instant.
+    let done = unchoked[0];
+    s.on_data(done, &bytes_of(&[Message::NotInterested]), t0);
+    let now_in = waiting(&mut s, &unchoked);
+    assert_eq!(now_in.len(), 1, "one waiting peer unchoked: {now_in:?}");
+    unchoked.extend(&now_in);
+    // One leaves: the same.
+    let gone = unchoked[1];
+    s.on_closed(gone, CloseReason::ClosedByPeer, t0);
+    let now_in = waiting(&mut s, &unchoked);
+    assert_eq!(now_in.len(), 1, "one waiting peer unchoked: {now_in:?}");
+    unchoked.extend(&now_in);
+    // A choked peer leaving frees nothing.
+    let choked = (1..=8).find(|t| !unchoked.contains(t)).unwrap();
+    s.on_closed(choked, CloseReason::ClosedByPeer, t0);
+    assert!(waiting(&mut s, &unchoked).is_empty());
+    assert_eq!(s.unchoked_interested(), 5);
 }
 
 #[test]

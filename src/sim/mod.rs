@@ -344,7 +344,7 @@ mod tests {
             }
         }
 
-        fn unchoke_on_interest(&self, _unchoked: usize, _slots: usize) -> bool {
+        fn unchoke_on_interest(&self, _unchoked: usize, _slots: usize, _seeding: bool) -> bool {
             true
         }
     }

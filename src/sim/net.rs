@@ -1437,6 +1437,8 @@ mod tests {
             (net.results(), net.finished().to_vec(), net.steps())
         };
         assert_eq!(run(7), run(7));
-        assert_ne!(run(7).1, run(8).1);
+        // Another seed, another run (the finishing order alone can repeat
+        // in a swarm this small).
+        assert_ne!(run(7), run(8));
     }
 }
