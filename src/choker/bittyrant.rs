@@ -11,7 +11,9 @@
 //! size of the active set the reference client would use at that rate.
 //! (The paper divides by Azureus's recommended active-set size instead,
 //! and starts u_p at "the rate just above the step in the reciprocation
-//! probability" of its model, not at the equal split.)
+//! probability" of its model, not at the equal split; a peer that has
+//! announced nothing, whose equal split cannot be guessed, starts there,
+//! at [`UNKNOWN_START`].)
 //! Each round peers are ranked by d_p/u_p and unchoked in that order
 //! while the sum of their u_p stays within our capacity; each unchoked
 //! peer is given exactly u_p (when every interested peer fits with
