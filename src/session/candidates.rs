@@ -22,6 +22,11 @@ const MAX_CONNECT_ATTEMPTS: u32 = 5;
 const RETRY: Backoff = Backoff::new(Duration::from_secs(4), Duration::from_secs(64));
 /// Hash-failure strikes after which a peer is banned.
 const BAN_STRIKES: u32 = 3;
+/// Banned addresses, and addresses with strikes, each kept at most: past
+/// it the oldest entry goes, so that a swarm of ever new addresses sending
+/// bad pieces cannot grow either table without bound (an address banned
+/// that long ago may come back, and is banned again if it misbehaves).
+const MAX_BANNED: usize = 5000;
 /// How long an address whose connection ended for good (a duplicate of
 /// another connection, both seeds) stays known, so that sources naming it
 /// again do not have it dialled again at once; then it is forgotten, or
@@ -35,10 +40,14 @@ pub struct Candidates {
     /// how we learnt of each.
     known: BTreeMap<SocketAddr, Origin>,
     banned: BTreeSet<SocketAddr>,
+    /// `banned` in the order of banning (the oldest leaves first).
+    banned_order: VecDeque<SocketAddr>,
     attempts: BTreeMap<SocketAddr, u32>,
     /// Retries by due time (several may share one instant).
     retry: BTreeMap<(Instant, SocketAddr), ()>,
     strikes: BTreeMap<SocketAddr, u32>,
+    /// `strikes`' addresses in the order of their first strike.
+    strikes_order: VecDeque<SocketAddr>,
     /// Addresses not to retry, by the time they are forgotten
     /// ([`HOLD_FINAL`]).
     held: BTreeMap<(Instant, SocketAddr), ()>,
@@ -98,16 +107,45 @@ impl Candidates {
         self.banned.contains(addr)
     }
 
+    /// Bans an address; true when it was not banned yet.
     pub fn ban(&mut self, addr: SocketAddr) -> bool {
-        self.banned.insert(addr)
+        if !self.banned.insert(addr) {
+            return false;
+        }
+        self.banned_order.push_back(addr);
+        if self.banned_order.len() > MAX_BANNED {
+            if let Some(oldest) = self.banned_order.pop_front() {
+                self.banned.remove(&oldest);
+            }
+        }
+        true
     }
 
     /// Adds hash-failure strikes; true when the address is banned by them
-    /// (for the first time).
+    /// (for the first time). A banned address's strikes are forgotten.
     pub fn strike(&mut self, addr: SocketAddr, strikes: u32) -> bool {
-        let s = self.strikes.entry(addr).or_insert(0);
+        if self.banned.contains(&addr) {
+            return false;
+        }
+        let s = match self.strikes.entry(addr) {
+            Entry::Occupied(e) => e.into_mut(),
+            Entry::Vacant(e) => {
+                self.strikes_order.push_back(addr);
+                e.insert(0)
+            }
+        };
         *s += strikes;
-        *s >= BAN_STRIKES && self.banned.insert(addr)
+        if *s >= BAN_STRIKES {
+            self.strikes.remove(&addr);
+            self.strikes_order.retain(|a| *a != addr);
+            return self.ban(addr);
+        }
+        if self.strikes_order.len() > MAX_BANNED {
+            if let Some(oldest) = self.strikes_order.pop_front() {
+                self.strikes.remove(&oldest);
+            }
+        }
+        false
     }
 
     /// Forgets an address learnt through PEX that is still waiting in the
@@ -387,5 +425,35 @@ mod tests {
         assert!(c.strike(a(1), 1));
         assert!(!c.strike(a(1), 1), "already banned");
         assert!(c.is_banned(&a(1)));
+        assert!(c.strikes.is_empty(), "a ban ends the strikes");
+    }
+
+    /// Ever new guilty addresses cannot grow the ban and strike tables
+    /// past their cap: the oldest entries go first.
+    #[test]
+    fn bans_and_strikes_are_bounded() {
+        let mut c = Candidates::default();
+        let addr =
+            |i: usize| SocketAddr::from(([10, (i >> 16) as u8, (i >> 8) as u8, i as u8], 6881));
+        for i in 0..MAX_BANNED + 10 {
+            assert!(c.ban(addr(i)));
+            assert!(!c.strike(addr(100_000 + i), 1));
+        }
+        assert_eq!(
+            (c.banned.len(), c.banned_order.len()),
+            (MAX_BANNED, MAX_BANNED)
+        );
+        assert_eq!(
+            (c.strikes.len(), c.strikes_order.len()),
+            (MAX_BANNED, MAX_BANNED)
+        );
+        assert!(!c.is_banned(&addr(9)), "the oldest bans went");
+        assert!(c.is_banned(&addr(10)) && c.is_banned(&addr(MAX_BANNED + 9)));
+        assert!(!c.strikes.contains_key(&addr(100_009)));
+        assert_eq!(c.strikes.get(&addr(100_010)), Some(&1));
+        // An old address banned again, then struck: no entry grows.
+        assert!(c.ban(addr(0)));
+        assert!(!c.strike(addr(0), 5));
+        assert_eq!(c.banned.len(), MAX_BANNED);
     }
 }
