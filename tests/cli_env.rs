@@ -29,6 +29,7 @@ fn run_env(env: &mut Env) -> i32 {
         "bt-verify" => bt::cli::verify::run(env),
         "bt-announce" => bt::cli::announce::run(env),
         "bt-fetch" => bt::cli::fetch::run(env),
+        "bt-sim" => bt::cli::sim::run(env),
         other => panic!("no program {other}"),
     }
 }
@@ -115,6 +116,67 @@ fn usage_errors_exit_2_in_every_program() {
         ),
         ("bt-fetch", &["f.torrent", "-p", "70000"]),
         ("bt-fetch", &["-", "--peer", "127.0.0.1:9"]),
+        (
+            "bt-sim",
+            &[
+                "--peers",
+                "0",
+                "--size",
+                "1M",
+                "--capacity-dist",
+                "uniform:1K-2K",
+            ],
+        ),
+        (
+            "bt-sim",
+            &[
+                "--peers",
+                "3",
+                "--size",
+                "1M",
+                "--capacity-dist",
+                "no-such-cdf",
+            ],
+        ),
+        (
+            "bt-sim",
+            &[
+                "--peers",
+                "3",
+                "--size",
+                "1M",
+                "--capacity-dist",
+                "uniform:1K-2K",
+                "-l",
+                "20K",
+            ],
+        ),
+        (
+            "bt-sim",
+            &[
+                "--peers",
+                "3",
+                "--size",
+                "1M",
+                "--capacity-dist",
+                "uniform:1K-2K",
+                "--strategy-mix",
+                "tyrant=1",
+            ],
+        ),
+        (
+            "bt-sim",
+            &[
+                "--peers",
+                "3",
+                "--size",
+                "1M",
+                "--capacity-dist",
+                "uniform:1K-2K",
+                "-j",
+                "0",
+            ],
+        ),
     ];
     for (program, args) in cases {
         let (code, env) = run(program, tmp.path(), args);
@@ -128,7 +190,7 @@ fn usage_errors_exit_2_in_every_program() {
 #[test]
 fn help_and_version_exit_0_on_stdout() {
     let tmp = TempDir::new("cli-help");
-    for program in ["bt-meta", "bt-verify", "bt-announce", "bt-fetch"] {
+    for program in ["bt-meta", "bt-verify", "bt-announce", "bt-fetch", "bt-sim"] {
         for flag in ["--help", "-h", "--version"] {
             let (code, env) = run(program, tmp.path(), &[flag]);
             assert_eq!(code, 0, "{program} {flag}: {}", env.err());
@@ -271,6 +333,29 @@ fn lost_stdout_exits_141_in_every_program() {
         ("bt-meta", vec!["create", "f.bin", "--dry-run"]),
         ("bt-verify", vec!["f.torrent"]),
         ("bt-meta", vec!["--help"]),
+        (
+            "bt-sim",
+            vec![
+                "--peers",
+                "3",
+                "--size",
+                "1M",
+                "--capacity-dist",
+                "uniform:50K-60K",
+                "--json",
+            ],
+        ),
+        (
+            "bt-sim",
+            vec![
+                "--peers",
+                "3",
+                "--size",
+                "1M",
+                "--capacity-dist",
+                "uniform:50K-60K",
+            ],
+        ),
     ] {
         let mut env = Env::test(program, tmp.path(), args.iter().copied());
         env.stdout = Sink::Closed;

@@ -6,12 +6,6 @@ use std::collections::BTreeMap;
 
 use clap::{Arg, ArgAction, Command, CommandFactory};
 
-// bt-sim's command line lives in its binary (its engine is `bt::sim`); the
-// walk reads it from there.
-#[allow(dead_code)]
-#[path = "../bin/bt-sim.rs"]
-mod bt_sim;
-
 /// Every program and subcommand that takes flags, by name.
 fn programs() -> Vec<(String, Command)> {
     let mut all = Vec::new();
@@ -23,7 +17,7 @@ fn programs() -> Vec<(String, Command)> {
     all.push(("bt-verify".into(), bt::cli::verify::Cli::command()));
     all.push(("bt-announce".into(), bt::cli::announce::Cli::command()));
     all.push(("bt-fetch".into(), bt::cli::fetch::Cli::command()));
-    all.push(("bt-sim".into(), bt_sim::Cli::command()));
+    all.push(("bt-sim".into(), bt::cli::sim::Cli::command()));
     for (_, cmd) in &mut all {
         cmd.build();
     }
@@ -361,7 +355,7 @@ fn bt_announce_and_bt_fetch_share_the_default_port() {
 /// the walk above may only reshape their help, never rename them.
 #[test]
 fn bt_sim_keeps_its_script_facing_names() {
-    let sim = bt_sim::Cli::command();
+    let sim = bt::cli::sim::Cli::command();
     let longs: Vec<&str> = flags(&sim).filter_map(|a| a.get_long()).collect();
     for name in [
         "peers",

@@ -10,6 +10,7 @@ pub mod env;
 pub mod fetch;
 pub mod glob;
 pub mod meta;
+pub mod sim;
 pub mod values;
 pub mod verify;
 
@@ -38,12 +39,6 @@ pub struct Verbosity {
     /// Less output on stderr (-q errors only, -qq nothing); no progress line.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub quiet: u8,
-}
-
-impl Verbosity {
-    pub fn init_logging(&self, program: &'static str) {
-        crate::logging::init(program, crate::logging::level_for(self.verbose, self.quiet));
-    }
 }
 
 /// Why a torrent could not be loaded, naming the file.
