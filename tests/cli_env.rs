@@ -116,69 +116,36 @@ fn usage_errors_exit_2_in_every_program() {
         ),
         ("bt-fetch", &["f.torrent", "-p", "70000"]),
         ("bt-fetch", &["-", "--peer", "127.0.0.1:9"]),
-        (
-            "bt-sim",
-            &[
-                "--peers",
-                "0",
-                "--size",
-                "1M",
-                "--capacity-dist",
-                "uniform:1K-2K",
-            ],
-        ),
-        (
-            "bt-sim",
-            &[
-                "--peers",
-                "3",
-                "--size",
-                "1M",
-                "--capacity-dist",
-                "no-such-cdf",
-            ],
-        ),
-        (
-            "bt-sim",
-            &[
-                "--peers",
-                "3",
-                "--size",
-                "1M",
-                "--capacity-dist",
-                "uniform:1K-2K",
-                "-l",
-                "20K",
-            ],
-        ),
-        (
-            "bt-sim",
-            &[
-                "--peers",
-                "3",
-                "--size",
-                "1M",
-                "--capacity-dist",
-                "uniform:1K-2K",
-                "--strategy-mix",
-                "tyrant=1",
-            ],
-        ),
-        (
-            "bt-sim",
-            &[
-                "--peers",
-                "3",
-                "--size",
-                "1M",
-                "--capacity-dist",
-                "uniform:1K-2K",
-                "-j",
-                "0",
-            ],
-        ),
     ];
-    for (program, args) in cases {
+    // bt-sim: a valid command with one value made wrong.
+    let sim = [
+        "--peers",
+        "3",
+        "--size",
+        "1M",
+        "--capacity-dist",
+        "uniform:1K-2K",
+    ];
+    let wrong = [
+        ("--peers", "0"),
+        ("--capacity-dist", "no-such-cdf"),
+        ("-l", "20K"),
+        ("--strategy-mix", "tyrant=1"),
+        ("-j", "0"),
+    ];
+    let sim_cases: Vec<Vec<&str>> = wrong
+        .iter()
+        .map(|&(flag, value)| match sim.iter().position(|a| *a == flag) {
+            Some(i) => {
+                let mut args = sim.to_vec();
+                args[i + 1] = value;
+                args
+            }
+            None => [&sim[..], &[flag, value]].concat(),
+        })
+        .collect();
+    let sim_cases = sim_cases.iter().map(|a| ("bt-sim", a.as_slice()));
+    for (program, args) in cases.iter().copied().chain(sim_cases) {
         let (code, env) = run(program, tmp.path(), args);
         assert_eq!(code, 2, "{program} {args:?}: {}", env.err());
         assert!(!env.err().is_empty(), "{program} {args:?} says why");
