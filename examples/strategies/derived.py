@@ -6,7 +6,8 @@
       paper's 128 KB/s client, its §5.1)
   exp2-everyone*/capacity-use.csv     per strategy and capacity class: how
       much of its upload capacity a leecher used while it was in the swarm,
-      uploaded / (capacity x download time), and its download time
+      uploaded / (capacity x download time), its download time, and the
+      class's share of the bytes all leechers uploaded (per run)
   exp2-everyone*/swarm.csv            per strategy: each run's median over
       all-classic's of the same seed, the seeders' share of the bytes
       leechers downloaded, and the last leecher's finish
@@ -59,11 +60,20 @@ def exp2(d):
             u = [int(p["uploaded"]) / (int(p["upload_capacity"]) * float(p["download_seconds"]))
                  for p in sel]
             t = [float(p["download_seconds"]) for p in sel]
+            # Per run: this class's share of all bytes the leechers uploaded
+            # (a class that idles leaves the work to the others).
+            share = []
+            for s in sorted({p["seed"] for p in peers if p["strategy"] == st}, key=int):
+                mine = sum(int(p["uploaded"]) for p in sel if p["seed"] == s)
+                total = sum(int(p["uploaded"]) for p in peers
+                            if p["strategy"] == st and p["seed"] == s)
+                if total:
+                    share.append(mine / total)
             use.append([si, st, ci, c, len(sel), *map(fmt, bootstrap_median(u)),
-                        *map(fmt, bootstrap_median(t))])
+                        *map(fmt, bootstrap_median(t)), *map(fmt, bootstrap_median(share))])
     write_csv(os.path.join(d, "capacity-use.csv"), ["strategy_index", "strategy",
               "class_index", "class", "leechers", "capacity_use", "use_lo", "use_hi",
-              "download_s", "dl_lo", "dl_hi"], use)
+              "download_s", "dl_lo", "dl_hi", "upload_share", "share_lo", "share_hi"], use)
     classic = {r["seed"]: float(r["median_s"]) for r in runs if r["strategy"] == "classic"}
     down = {}
     for p in peers:
