@@ -1,8 +1,12 @@
 #!/bin/sh
 # Regenerates every plot of the choking-strategy experiments from the CSV
 # files under docs/results/strategies/ (written by run.py). Needs gnuplot
-# (Debian: gnuplot-nox). Usage: examples/strategies/plots.sh
+# (Debian: gnuplot-nox).
+#   examples/strategies/plots.sh            every plot
+#   examples/strategies/plots.sh validate   only the check against real
+#                                           processes (validate-all.sh)
 set -eu
+ONLY=${1:-}
 cd "$(dirname "$0")/../.."
 R=docs/results/strategies
 command -v gnuplot >/dev/null || { echo "plots.sh: gnuplot missing (apt-get install gnuplot-nox)" >&2; exit 1; }
@@ -68,6 +72,27 @@ f='$R/exp4-fairness$sfx/freeriders-summary.csv';
 plot f every ::1 u 1:10:11:12 w yerrorbars pt 7 t 'slowdown'"
 fi
 }
+# The simulator against real processes: every peer's two completion times
+# and each run's two medians, with the 25 % tolerance around equality.
+V=$R/validate
+if [ -f $V/summary.csv ]; then
+runs=$(ls $V/*/meta.json | wc -l)
+binaries=$(sed -n 's/.*"binaries": "\(.*\)".*/\1/p' $V/*/meta.json | sort -u | tr -d "'" | tr '\n' ' ' | sed 's/ $//')
+# Both axes to the same round maximum, so that equality is the diagonal.
+top=$(awk -F, 'FNR > 1 { for (c = 3; c <= 4; c++) if ($c + 0 > m) m = $c + 0 } END { print int(m / 20 + 1) * 20 }' $V/*/peers.csv)
+plot "set output '$V/validate.png';
+set title 'bt-sim vs real bt-fetch (8 MiB, $runs runs, binaries $binaries)'; set key title 'large marks: 20 leechers';
+set xlabel 'real completion time (s)'; set ylabel 'bt-sim completion time (s)';
+set xrange [0:$top]; set yrange [0:$top]; set size ratio -1;
+peers=system('ls $V/*/peers.csv'); f='$V/summary.csv';
+plot for [i=1:words(peers)] word(peers,i) every ::1 u 4:3 pt 6 ps 0.5 lc rgb 'gray60' t (i==1?'one peer':''),
+     f every ::1 u (strcol(2) eq 'classic' ? \$6 : 1/0):5:(\$3>10?2.5:1.5) pt 7 ps variable lc rgb '#009e73' t 'run median: classic',
+     f every ::1 u (strcol(2) eq 'bittyrant' ? \$6 : 1/0):5:(\$3>10?2.5:1.5) pt 5 ps variable lc rgb '#56b4e9' t 'run median: bittyrant',
+     f every ::1 u (strcol(2) eq 'propshare' ? \$6 : 1/0):5:(\$3>10?2.5:1.5) pt 9 ps variable lc rgb '#e69f00' t 'run median: propshare',
+     x lc rgb 'black' t 'sim = real', 1.25*x dt 2 lc rgb 'black' t 'tolerance +-25 %', 0.75*x dt 2 lc rgb 'black' t ''"
+fi
+[ "$ONLY" = validate ] && { echo "plot written under $V/" >&2; exit 0; }
+
 base_swarm "" "60 x 8 MiB"
 base_swarm "-200x32M" "200 x 32 MiB"
 

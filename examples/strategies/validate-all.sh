@@ -6,10 +6,15 @@
 #   (defaults: "1 2 3" and "10 20"; the 20-leecher swarm runs seed 1 only)
 #   examples/strategies/validate-all.sh --summary   (only redo summary.csv)
 # summary.csv: per run, the two medians and their relative difference
-# (tolerance 25 %), the median per-peer |sim - real| / real, and the rank
-# correlation (Spearman) of the peers' finishing times.
+# (tolerance 25 %), the median per-peer |sim - real| / real, the rank
+# correlation (Spearman) of the peers' finishing times, and for each side
+# how much of its upload capacity a leecher used (median over leechers of
+# uploaded / (capacity x its download time); leechers leave when done)
+# and the seeder's share of all bytes the leechers received.
 # BIN and BIN_COMMIT pass through to validate.sh; VALIDATE_DIR (default
-# docs/results/strategies/validate) is where the runs and summary.csv go.
+# docs/results/strategies/validate) is where the runs and summary.csv go
+# (docs/results/strategies/validate-repeat holds the same 12 runs again:
+# bt-sim's half is identical, the real swarm's shows its run-to-run spread).
 set -euo pipefail
 SEEDS=${1:-1 2 3}
 [ "$SEEDS" = --summary ] && SEEDS=1
@@ -44,13 +49,40 @@ for m in sorted(glob.glob(os.path.join(os.environ["VALIDATE_DIR"], "*", "meta.js
              if p["sim_seconds"] and p["real_seconds"]]
     sim = [float(p["sim_seconds"]) for p in peers]; real = [float(p["real_seconds"]) for p in peers]
     per_peer = statistics.median(abs(a - b) / b for a, b in zip(sim, real))
-    rows.append((os.path.basename(os.path.dirname(m)), d["strategy"], r["leechers"], r["real_completed"],
+    run = os.path.dirname(m)
+    # The raw outputs: bt-sim's JSON lines and each real leecher's events.
+    sim_peers, sim_seeder = [], None
+    for line in open(os.path.join(run, "sim.json")):
+        e = json.loads(line)
+        if "peer" in e:
+            sim_peers.append(e)
+        elif "seeders_uploaded" in e:
+            sim_seeder = e["seeders_uploaded"]
+    capacity = {e["peer"]: e["upload_capacity"] for e in sim_peers}
+    done = {}
+    for f in glob.glob(os.path.join(run, "real-l*.jsonl")):
+        peer = int(os.path.basename(f)[len("real-l"):-len(".jsonl")])
+        for line in open(f):
+            try:
+                e = json.loads(line)
+            except ValueError:
+                continue
+            if e.get("event") == "done" and e.get("status") == "ok":
+                done[peer] = e
+    sim_use = statistics.median(e["uploaded"] / (e["upload_capacity"] * e["download_seconds"])
+                                for e in sim_peers if e["download_seconds"])
+    real_use = statistics.median(e["uploaded"] / (capacity[p] * e["seconds"]) for p, e in done.items())
+    sim_share = sim_seeder / sum(e["downloaded"] for e in sim_peers)
+    # What the leechers received and did not send each other came from the seeder.
+    received = sum(e["size"] + e.get("wasted", 0) for e in done.values())
+    real_share = (received - sum(e["uploaded"] for e in done.values())) / received
+    rows.append((os.path.basename(run), d["strategy"], r["leechers"], r["real_completed"],
                  r["sim_median_s"], r["real_median_s"], r["relative_difference"], r["agree"],
-                 per_peer, spearman(sim, real)))
+                 per_peer, spearman(sim, real), sim_use, real_use, sim_share, real_share))
 summary = os.path.join(os.environ["VALIDATE_DIR"], "summary.csv")
 with open(summary, "w") as f:
     f.write("run,strategy,leechers,real_completed,sim_median_s,real_median_s,relative_difference,agree,"
-            "per_peer_abs_diff_median,spearman\n")
+            "per_peer_abs_diff_median,spearman,sim_upload_use,real_upload_use,sim_seeder_share,real_seeder_share\n")
     for r in rows:
         f.write(",".join("" if x is None else (f"{x:.4f}" if isinstance(x, float) else str(x)) for x in r) + "\n")
 print(open(summary).read())
