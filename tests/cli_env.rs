@@ -132,6 +132,9 @@ fn usage_errors_exit_2_in_every_program() {
         ("-l", "20K"),
         ("--strategy-mix", "tyrant=1"),
         ("-j", "0"),
+        ("--x-step", "0"),
+        ("--x-latency", "50-5"),
+        ("--x-latency", "5"),
     ];
     let sim_cases: Vec<Vec<&str>> = wrong
         .iter()

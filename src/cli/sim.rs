@@ -64,6 +64,15 @@ pub struct Cli {
     /// less than this fraction of the seed's rate (default 0.25; 0 never).
     #[arg(long, hide = true, value_name = "FRACTION")]
     x_split_threshold: Option<f64>,
+    /// Model resolution, for checks against real processes: the length of
+    /// a step in ms (default 100).
+    #[arg(long, hide = true, value_name = "MS")]
+    x_step: Option<u64>,
+    /// Model, for checks against real processes: the range of a peer's
+    /// distance in ms, LO-HI (default 5-50; a link's latency is the sum of
+    /// its ends', at least one step).
+    #[arg(long, hide = true, value_name = "LO-HI")]
+    x_latency: Option<String>,
     /// Threads that run the peers (default: the machine's cores, at most
     /// 8). The output does not depend on it.
     #[arg(short = 'j', long, value_name = "N")]
@@ -142,6 +151,25 @@ fn simulate(env: &mut Env, cli: &Cli) -> Result<i32, String> {
     cfg.threads = cli
         .threads
         .unwrap_or_else(|| crate::hashing::default_threads().min(8));
+    if let Some(ms) = cli.x_step {
+        if !(1..=1000).contains(&ms) {
+            return Err("--x-step must be 1 to 1000 (ms)".into());
+        }
+        cfg.step = std::time::Duration::from_millis(ms);
+    }
+    if let Some(range) = &cli.x_latency {
+        let parsed = range
+            .split_once('-')
+            .and_then(|(lo, hi)| Some((lo.parse::<u64>().ok()?, hi.parse::<u64>().ok()?)));
+        match parsed {
+            Some((lo, hi)) if lo <= hi && hi <= 10_000 => cfg.latency_ms = (lo, hi),
+            _ => {
+                return Err(format!(
+                    "--x-latency: {range}: want LO-HI in ms, LO <= HI <= 10000"
+                ))
+            }
+        }
+    }
     if cfg.threads == 0 {
         return Err("--threads must be > 0".into());
     }
