@@ -13,10 +13,9 @@
 # and the seeder's share of all bytes the leechers received.
 # BIN and BIN_COMMIT pass through to validate.sh; VALIDATE_DIR (default
 # docs/results/strategies/validate) is where the runs and summary.csv go
-# Repeated sets (other VALIDATE_DIRs) are compared with bt-sim by
-# validate-agreement.py.
-# (docs/results/strategies/validate-repeat holds the same 12 runs again:
-# bt-sim's half is identical, the real swarm's shows its run-to-run spread).
+# (validate-repeat and validate-repeat2 hold the same 12 runs again:
+# bt-sim's half is identical, the real swarm's shows its run-to-run spread;
+# validate-agreement.py compares bt-sim with the median of the sets).
 set -euo pipefail
 SEEDS=${1:-1 2 3}
 [ "$SEEDS" = --summary ] && SEEDS=1
