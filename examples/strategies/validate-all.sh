@@ -13,7 +13,7 @@
 # and the seeder's share of all bytes the leechers received.
 # BIN and BIN_COMMIT pass through to validate.sh; VALIDATE_DIR (default
 # docs/results/strategies/validate) is where the runs and summary.csv go
-# (validate-repeat and validate-repeat2 hold the same 12 runs again:
+# (validate-repeat, -repeat2, -repeat3, -repeat4 hold the same 12 runs again:
 # bt-sim's half is identical, the real swarm's shows its run-to-run spread;
 # validate-agreement.py compares bt-sim with the median of the sets).
 set -euo pipefail
