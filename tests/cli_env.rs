@@ -295,6 +295,14 @@ fn create_tracker_urls_are_checked_and_make_tiers() {
 fn lost_stdout_exits_141_in_every_program() {
     let tmp = TempDir::new("cli-lost");
     small_torrent(&tmp, &[]);
+    let sim = [
+        "--peers",
+        "3",
+        "--size",
+        "1M",
+        "--capacity-dist",
+        "uniform:50K-60K",
+    ];
     for (program, args) in [
         ("bt-meta", vec!["info", "f.torrent"]),
         ("bt-meta", vec!["info", "--text", "f.torrent"]),
@@ -303,29 +311,8 @@ fn lost_stdout_exits_141_in_every_program() {
         ("bt-meta", vec!["create", "f.bin", "--dry-run"]),
         ("bt-verify", vec!["f.torrent"]),
         ("bt-meta", vec!["--help"]),
-        (
-            "bt-sim",
-            vec![
-                "--peers",
-                "3",
-                "--size",
-                "1M",
-                "--capacity-dist",
-                "uniform:50K-60K",
-                "--json",
-            ],
-        ),
-        (
-            "bt-sim",
-            vec![
-                "--peers",
-                "3",
-                "--size",
-                "1M",
-                "--capacity-dist",
-                "uniform:50K-60K",
-            ],
-        ),
+        ("bt-sim", [&sim[..], &["--json"]].concat()),
+        ("bt-sim", sim.to_vec()),
     ] {
         let mut env = Env::test(program, tmp.path(), args.iter().copied());
         env.stdout = Sink::Closed;

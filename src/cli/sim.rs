@@ -7,7 +7,7 @@ use clap::Parser;
 
 use super::{Env, Verbosity};
 use crate::exit;
-use crate::sim::net::{Net, NetConfig};
+use crate::sim::net::Net;
 use crate::sim::scenario::{self, Arrival, CapacityDist, Scenario};
 
 #[derive(Parser)]
@@ -100,10 +100,7 @@ pub fn run(env: &mut Env) -> i32 {
 /// Runs the swarm and prints it: the exit status, or the message of a bad
 /// flag value (exit status 2).
 fn simulate(env: &mut Env, cli: &Cli) -> Result<i32, String> {
-    let mix = match scenario::parse_mix(&cli.strategy_mix) {
-        Ok(m) => m,
-        Err(e) => return Err(format!("--strategy-mix: {e}")),
-    };
+    let mix = scenario::parse_mix(&cli.strategy_mix).map_err(|e| format!("--strategy-mix: {e}"))?;
     let capacity = if cli.capacity_dist.starts_with("uniform:") {
         CapacityDist::parse_uniform(&cli.capacity_dist)
     } else {
@@ -112,14 +109,8 @@ fn simulate(env: &mut Env, cli: &Cli) -> Result<i32, String> {
             Err(e) => Err(format!("{}: {e}", cli.capacity_dist)),
         }
     };
-    let capacity = match capacity {
-        Ok(c) => c,
-        Err(e) => return Err(format!("--capacity-dist: {e}")),
-    };
-    let arrival: Arrival = match cli.arrival.parse() {
-        Ok(a) => a,
-        Err(e) => return Err(format!("--arrival: {e}")),
-    };
+    let capacity = capacity.map_err(|e| format!("--capacity-dist: {e}"))?;
+    let arrival: Arrival = cli.arrival.parse().map_err(|e| format!("--arrival: {e}"))?;
     if cli.peers == 0 || cli.seeders == 0 || cli.size == 0 || cli.piece_length == 0 {
         return Err("--peers, --seeders, --size and --piece-length must be > 0".into());
     }
@@ -173,11 +164,12 @@ fn simulate(env: &mut Env, cli: &Cli) -> Result<i32, String> {
     if cfg.threads == 0 {
         return Err("--threads must be > 0".into());
     }
+    let time_limit = cfg.time_limit;
     let mut net = Net::new(cfg);
     let mut printed = 0;
     // A lost stdout ends the run as in the other programs: one line on
     // stderr and 141, not a simulation running on for nobody.
-    while !net.done() && net.elapsed() < NetConfig::default().time_limit {
+    while !net.done() && net.elapsed() < time_limit {
         net.step();
         if cli.json {
             while printed < net.finished().len() {

@@ -33,21 +33,65 @@ const MAX_BANNED: usize = 5000;
 /// a seeder dialled by ever new peers fills `known` one entry per visit.
 pub const HOLD_FINAL: Duration = Duration::from_secs(180);
 
+/// Addresses with a value each, at most [`MAX_BANNED`], the oldest entry
+/// dropped first: the bans and the strike counts.
+#[derive(Default)]
+struct OldestFirst<V> {
+    map: BTreeMap<SocketAddr, V>,
+    /// `map`'s addresses in the order they came.
+    order: VecDeque<SocketAddr>,
+}
+
+impl<V> OldestFirst<V> {
+    fn contains(&self, addr: &SocketAddr) -> bool {
+        self.map.contains_key(addr)
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// The value of `addr`, inserted as `new` when absent (see [`trim`]).
+    ///
+    /// [`trim`]: OldestFirst::trim
+    fn get_or_insert(&mut self, addr: SocketAddr, new: V) -> &mut V {
+        match self.map.entry(addr) {
+            Entry::Occupied(e) => e.into_mut(),
+            Entry::Vacant(e) => {
+                self.order.push_back(addr);
+                e.insert(new)
+            }
+        }
+    }
+
+    fn remove(&mut self, addr: &SocketAddr) {
+        if self.map.remove(addr).is_some() {
+            self.order.retain(|a| a != addr);
+        }
+    }
+
+    /// Drops the oldest entries past the cap.
+    fn trim(&mut self) {
+        while self.order.len() > MAX_BANNED {
+            if let Some(oldest) = self.order.pop_front() {
+                self.map.remove(&oldest);
+            }
+        }
+    }
+}
+
 #[derive(Default)]
 pub struct Candidates {
     queue: VecDeque<SocketAddr>,
     /// Addresses connected, connecting, queued or waiting for a retry, and
     /// how we learnt of each.
     known: BTreeMap<SocketAddr, Origin>,
-    banned: BTreeSet<SocketAddr>,
-    /// `banned` in the order of banning (the oldest leaves first).
-    banned_order: VecDeque<SocketAddr>,
+    banned: OldestFirst<()>,
     attempts: BTreeMap<SocketAddr, u32>,
     /// Retries by due time (several may share one instant).
     retry: BTreeMap<(Instant, SocketAddr), ()>,
-    strikes: BTreeMap<SocketAddr, u32>,
-    /// `strikes`' addresses in the order of their first strike.
-    strikes_order: VecDeque<SocketAddr>,
+    strikes: OldestFirst<u32>,
     /// Addresses not to retry, by the time they are forgotten
     /// ([`HOLD_FINAL`]).
     held: BTreeMap<(Instant, SocketAddr), ()>,
@@ -109,15 +153,11 @@ impl Candidates {
 
     /// Bans an address; true when it was not banned yet.
     pub fn ban(&mut self, addr: SocketAddr) -> bool {
-        if !self.banned.insert(addr) {
+        if self.banned.contains(&addr) {
             return false;
         }
-        self.banned_order.push_back(addr);
-        if self.banned_order.len() > MAX_BANNED {
-            if let Some(oldest) = self.banned_order.pop_front() {
-                self.banned.remove(&oldest);
-            }
-        }
+        self.banned.get_or_insert(addr, ());
+        self.banned.trim();
         true
     }
 
@@ -127,24 +167,13 @@ impl Candidates {
         if self.banned.contains(&addr) {
             return false;
         }
-        let s = match self.strikes.entry(addr) {
-            Entry::Occupied(e) => e.into_mut(),
-            Entry::Vacant(e) => {
-                self.strikes_order.push_back(addr);
-                e.insert(0)
-            }
-        };
+        let s = self.strikes.get_or_insert(addr, 0);
         *s += strikes;
         if *s >= BAN_STRIKES {
             self.strikes.remove(&addr);
-            self.strikes_order.retain(|a| *a != addr);
             return self.ban(addr);
         }
-        if self.strikes_order.len() > MAX_BANNED {
-            if let Some(oldest) = self.strikes_order.pop_front() {
-                self.strikes.remove(&oldest);
-            }
-        }
+        self.strikes.trim();
         false
     }
 
@@ -171,7 +200,7 @@ impl Candidates {
     }
 
     pub fn banned(&self) -> impl Iterator<Item = SocketAddr> + '_ {
-        self.banned.iter().copied()
+        self.banned.map.keys().copied()
     }
 
     /// An outgoing connection failed or ended: retry it later, unless that
@@ -425,7 +454,7 @@ mod tests {
         assert!(c.strike(a(1), 1));
         assert!(!c.strike(a(1), 1), "already banned");
         assert!(c.is_banned(&a(1)));
-        assert!(c.strikes.is_empty(), "a ban ends the strikes");
+        assert_eq!(c.strikes.len(), 0, "a ban ends the strikes");
     }
 
     /// Ever new guilty addresses cannot grow the ban and strike tables
@@ -440,17 +469,17 @@ mod tests {
             assert!(!c.strike(addr(100_000 + i), 1));
         }
         assert_eq!(
-            (c.banned.len(), c.banned_order.len()),
+            (c.banned.len(), c.banned.order.len()),
             (MAX_BANNED, MAX_BANNED)
         );
         assert_eq!(
-            (c.strikes.len(), c.strikes_order.len()),
+            (c.strikes.len(), c.strikes.order.len()),
             (MAX_BANNED, MAX_BANNED)
         );
         assert!(!c.is_banned(&addr(9)), "the oldest bans went");
         assert!(c.is_banned(&addr(10)) && c.is_banned(&addr(MAX_BANNED + 9)));
-        assert!(!c.strikes.contains_key(&addr(100_009)));
-        assert_eq!(c.strikes.get(&addr(100_010)), Some(&1));
+        assert!(!c.strikes.contains(&addr(100_009)));
+        assert_eq!(c.strikes.map.get(&addr(100_010)), Some(&1));
         // An old address banned again, then struck: no entry grows.
         assert!(c.ban(addr(0)));
         assert!(!c.strike(addr(0), 5));
