@@ -290,12 +290,12 @@ impl Extension for Pex {
         self.addrs.remove(&peer);
     }
 
-    fn table_sizes(&self, into: &mut Vec<(&'static str, usize)>) {
-        into.push(("pex.peers", self.peers.len()));
-        into.push(("pex.addrs", self.addrs.len()));
-        into.push(("pex.learnt", self.learnt.len()));
+    fn table_sizes(&self, into: &mut BTreeMap<&'static str, usize>) {
+        into.insert("pex.peers", self.peers.len());
+        into.insert("pex.addrs", self.addrs.len());
+        into.insert("pex.learnt", self.learnt.len());
         let told = self.peers.values().map(|p| p.told.len()).sum();
-        into.push(("pex.told", told));
+        into.insert("pex.told", told);
     }
 }
 

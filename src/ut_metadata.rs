@@ -509,8 +509,8 @@ impl Extension for UtMetadata {
         self.forget(peer);
     }
 
-    fn table_sizes(&self, into: &mut Vec<(&'static str, usize)>) {
-        into.push(("ut_metadata.peers", self.peers.len()));
+    fn table_sizes(&self, into: &mut BTreeMap<&'static str, usize>) {
+        into.insert("ut_metadata.peers", self.peers.len());
     }
 }
 

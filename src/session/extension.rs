@@ -94,7 +94,7 @@ pub trait Extension: Send {
 
     /// The length of each table it keeps per peer or per address, by
     /// name: what a leak check compares after peers came and went.
-    fn table_sizes(&self, _into: &mut Vec<(&'static str, usize)>) {}
+    fn table_sizes(&self, _into: &mut std::collections::BTreeMap<&'static str, usize>) {}
 }
 
 /// The extensions a session runs, in registration order: extension `i`

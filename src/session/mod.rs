@@ -1043,11 +1043,9 @@ impl Session {
         t.insert("actions", self.actions.len());
         t.insert("uploads.per_peer", self.uploads.rated_peers());
         self.candidates.table_sizes(&mut t);
-        let mut ext = Vec::new();
         for e in self.extensions.each_ref() {
-            e.table_sizes(&mut ext);
+            e.table_sizes(&mut t);
         }
-        t.extend(ext);
         t.insert("cap:actions", self.actions.capacity());
         t.insert("cap:reads", self.reads.capacity());
         t.insert("cap:scratch", self.scratch.capacity());
