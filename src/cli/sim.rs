@@ -73,6 +73,12 @@ pub struct Cli {
     /// its ends', at least one step).
     #[arg(long, hide = true, value_name = "LO-HI")]
     x_latency: Option<String>,
+    /// Checks only: seed of the run itself (the latencies and the
+    /// sessions' random choices), leaving the swarm that --seed draws
+    /// (capacities, strategies, arrivals) as it is, so that one swarm can
+    /// be run several times, as a real one is (default: --seed).
+    #[arg(long, hide = true, value_name = "K")]
+    x_net_seed: Option<u64>,
     /// Threads that run the peers (default: the machine's cores, at most
     /// 8). The output does not depend on it.
     #[arg(short = 'j', long, value_name = "N")]
@@ -147,6 +153,9 @@ fn simulate(env: &mut Env, cli: &Cli) -> Result<i32, String> {
             return Err("--x-step must be 1 to 1000 (ms)".into());
         }
         cfg.step = std::time::Duration::from_millis(ms);
+    }
+    if let Some(k) = cli.x_net_seed {
+        cfg.seed = k;
     }
     if let Some(range) = &cli.x_latency {
         let parsed = range
