@@ -135,6 +135,7 @@ fn usage_errors_exit_2_in_every_program() {
         ("--x-step", "0"),
         ("--x-latency", "50-5"),
         ("--x-latency", "5"),
+        ("--x-propshare-optimistic", "1"),
     ];
     let sim_cases: Vec<Vec<&str>> = wrong
         .iter()

@@ -108,6 +108,26 @@ fn a_net_seed_reruns_the_same_swarm() {
     assert_eq!(peers(&base).len(), 16);
 }
 
+/// `--x-propshare-optimistic` changes PropShare peers only: 0.2 is the
+/// default, 0.1 another run; a classic swarm is the same either way.
+/// (2 MiB: in 1 MiB most peers finish before PropShare's first round.)
+#[test]
+fn the_propshare_optimistic_share_reaches_propshare_peers() {
+    let run = |mix: &'static str, share: Option<&'static str>| {
+        let mut a = args("4");
+        a[5] = "2M";
+        a[9] = mix;
+        if let Some(x) = share {
+            a.extend(["--x-propshare-optimistic", x]);
+        }
+        bt_sim(&a)
+    };
+    let default = run("propshare=1", None);
+    assert_eq!(default, run("propshare=1", Some("0.2")));
+    assert_ne!(default, run("propshare=1", Some("0.1")));
+    assert_eq!(run("classic=1", None), run("classic=1", Some("0.1")));
+}
+
 /// Threads change the cost, not the output: a swarm large enough to run
 /// its steps on several threads prints the same bytes on 1, 2 and 3.
 #[test]

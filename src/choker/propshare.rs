@@ -26,16 +26,41 @@ use crate::session::Token;
 /// re-implement PropShare use "e.g. 10 %", their own example).
 pub const OPTIMISTIC_SHARE: f64 = 0.2;
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct PropShare {
     capacity: CapacityEstimate,
     optimistic: Option<Token>,
     classic: Classic,
+    /// The share kept for the optimistic unchoke ([`OPTIMISTIC_SHARE`]
+    /// unless a sensitivity run sets another).
+    optimistic_share: f64,
+}
+
+impl Default for PropShare {
+    fn default() -> Self {
+        PropShare::with_optimistic_share(OPTIMISTIC_SHARE)
+    }
 }
 
 impl PropShare {
     pub fn new() -> Self {
         PropShare::default()
+    }
+
+    /// PropShare keeping `share` (0 to below 1, clamped) of the upload
+    /// for the optimistic unchoke: bt-sim's check of how much the
+    /// unverified [`OPTIMISTIC_SHARE`] matters.
+    pub fn with_optimistic_share(share: f64) -> Self {
+        PropShare {
+            capacity: CapacityEstimate::default(),
+            optimistic: None,
+            classic: Classic::default(),
+            optimistic_share: if share.is_finite() {
+                share.clamp(0.0, 0.99)
+            } else {
+                OPTIMISTIC_SHARE
+            },
+        }
     }
 }
 
@@ -60,7 +85,7 @@ impl Choker for PropShare {
         let opt = optimistic_among(round, self.optimistic, bidder, rng);
         self.optimistic = opt;
         let shared = if opt.is_some() {
-            cap * (1.0 - OPTIMISTIC_SHARE)
+            cap * (1.0 - self.optimistic_share)
         } else {
             cap
         };
@@ -72,7 +97,7 @@ impl Choker for PropShare {
         }
         if let Some(o) = opt {
             decision.unchoke.push(o);
-            decision.rates.push((o, cap * OPTIMISTIC_SHARE));
+            decision.rates.push((o, cap * self.optimistic_share));
         }
         decision
     }
@@ -152,6 +177,26 @@ mod tests {
         let peers = vec![view(0, 300_000, true, t0), view(1, 100_000, true, t0)];
         let d = ps.round(&round(&peers, false, now), &mut rng);
         assert_eq!(d.rates, vec![(0, 75_000.0), (1, 25_000.0)]);
+    }
+
+    /// Another optimistic share moves the split and nothing else.
+    #[test]
+    fn the_optimistic_share_can_be_set() {
+        let t0 = Instant::now();
+        let now = t0 + Duration::from_secs(600);
+        let peers = vec![
+            view(0, 300_000, true, t0),
+            view(1, 100_000, true, t0),
+            view(3, 0, true, t0),
+        ];
+        let mut rng = rand::rngs::StdRng::seed_from_u64(1);
+        let mut ps = PropShare::with_optimistic_share(0.1);
+        let d = ps.round(&round(&peers, false, now), &mut rng);
+        assert_eq!(d.unchoke, vec![0, 1, 3]);
+        assert_eq!(d.rates, vec![(0, 67_500.0), (1, 22_500.0), (3, 10_000.0)]);
+        let mut ps = PropShare::with_optimistic_share(f64::NAN);
+        let d = ps.round(&round(&peers, false, now), &mut rng);
+        assert_eq!(d.rates[2], (3, 20_000.0), "not a number: the default");
     }
 
     #[test]

@@ -73,6 +73,10 @@ pub struct Cli {
     /// its ends', at least one step).
     #[arg(long, hide = true, value_name = "LO-HI")]
     x_latency: Option<String>,
+    /// Checks only: PropShare's share of upload kept for its optimistic
+    /// unchoke, 0 to 0.9 (default 0.2, not verified against its paper).
+    #[arg(long, hide = true, value_name = "FRACTION")]
+    x_propshare_optimistic: Option<f64>,
     /// Checks only: seed of the run itself (the latencies and the
     /// sessions' random choices), leaving the swarm that --seed draws
     /// (capacities, strategies, arrivals) as it is, so that one swarm can
@@ -153,6 +157,12 @@ fn simulate(env: &mut Env, cli: &Cli) -> Result<i32, String> {
             return Err("--x-step must be 1 to 1000 (ms)".into());
         }
         cfg.step = std::time::Duration::from_millis(ms);
+    }
+    if let Some(share) = cli.x_propshare_optimistic {
+        if !(0.0..=0.9).contains(&share) {
+            return Err("--x-propshare-optimistic must be 0 to 0.9".into());
+        }
+        cfg.propshare_optimistic_share = Some(share);
     }
     if let Some(k) = cli.x_net_seed {
         cfg.seed = k;

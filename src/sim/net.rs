@@ -117,6 +117,9 @@ pub struct NetConfig {
     pub virtual_payload: bool,
     /// The sessions' `split_min_passed_on` (None: the default), to tune it.
     pub split_threshold: Option<f64>,
+    /// PropShare's optimistic share (None: [`choker::PropShare`]'s default),
+    /// to see how much that unverified constant matters.
+    pub propshare_optimistic_share: Option<f64>,
     /// Threads that run the sessions of a step. The results do not depend
     /// on it (tested): each thread takes a range of peers, and whatever
     /// crosses from one peer to another is done afterwards, in peer order.
@@ -141,6 +144,7 @@ impl Default for NetConfig {
             peer_id_prefix: *b"-SM0100-",
             virtual_payload: true,
             split_threshold: None,
+            propshare_optimistic_share: None,
             threads: 1,
             seed: 1,
         }
@@ -936,8 +940,13 @@ impl Net {
                 sc.split_min_passed_on = x;
             }
             let mut s = Session::new(sc, self.cfg.piece_length, self.cfg.size, self.pieces);
-            let c = choker::by_name(&n.spec.strategy, self.cfg.piece_length)
-                .unwrap_or_else(|| Box::new(choker::Classic::new()));
+            let c: Box<dyn choker::Choker> = match self.cfg.propshare_optimistic_share {
+                Some(share) if n.spec.strategy == "propshare" => {
+                    Box::new(choker::PropShare::with_optimistic_share(share))
+                }
+                _ => choker::by_name(&n.spec.strategy, self.cfg.piece_length)
+                    .unwrap_or_else(|| Box::new(choker::Classic::new())),
+            };
             s.set_choker(c);
             if n.spec.seeder {
                 (0..self.pieces).for_each(|p| s.set_have(p));
