@@ -22,7 +22,8 @@ paper's capacities) with other shares (bt-sim's hidden
   to PropShare's in each run (above 1: PropShare finishes first).
 
 Medians with 95 % bootstrap intervals (run.py's). Writes runs.csv,
-summary.csv and meta.json under docs/results/strategies/propshare-optimistic/.
+summary.csv and meta.json under docs/results/strategies/propshare-optimistic/
+(propshare-optimistic-NxS/ with --base-peers N --base-size S).
 """
 
 import argparse
@@ -42,11 +43,18 @@ def main():
     ap.add_argument("--shares", default="0.05,0.1,0.2,0.3")
     ap.add_argument("--pairs", type=int, default=100)
     ap.add_argument("--seeds", type=int, default=20)
+    ap.add_argument("--base-peers", type=int, help="leechers of the swarm (default 60)")
+    ap.add_argument("--base-size", help="content of the swarm (default 8M)")
     a = ap.parse_args()
+    suffix = ""
+    if a.base_peers or a.base_size:
+        run.BASE["peers"] = a.base_peers or run.BASE["peers"]
+        run.BASE["size"] = a.base_size or run.BASE["size"]
+        suffix = f"-{run.BASE['peers']}x{run.BASE['size']}"
     if not os.path.exists(a.bt_sim):
         sys.exit(f"{a.bt_sim} missing: cargo build --release --bin bt-sim")
     shares = a.shares.split(",")
-    d = os.path.join(run.OUT, "propshare-optimistic")
+    d = os.path.join(run.OUT, "propshare-optimistic" + suffix)
     os.makedirs(d, exist_ok=True)
     r = run.Runner(a.bt_sim, a.jobs)
     n = run.BASE["peers"]
