@@ -74,13 +74,7 @@ fn seeder(tmp: &Path, rate: &str) -> (PathBuf, PathBuf, Fetch) {
 }
 
 fn leecher(torrent: &Path, out: &Path, port: u16) -> Fetch {
-    let peer = format!("127.0.0.1:{port}");
-    Fetch::local(
-        "leecher",
-        torrent.to_str().unwrap(),
-        out.to_str().unwrap(),
-        &["--peer", &peer],
-    )
+    Fetch::leech_from("leecher", torrent, out, port, &[])
 }
 
 /// Waits for the leecher to end with exit 6 and checks the fault was

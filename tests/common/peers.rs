@@ -249,10 +249,27 @@ impl Fetch {
 
     /// A seeder (`--seed`, more flags in `extra`) of `torrent` whose data is
     /// in `dir`.
-    pub fn seeder(torrent: &str, dir: &Path, extra: &[&str]) -> Fetch {
+    pub fn seeder(torrent: impl AsRef<Path>, dir: &Path, extra: &[&str]) -> Fetch {
         let mut args = vec!["--seed"];
         args.extend_from_slice(extra);
+        let torrent = torrent.as_ref().to_str().unwrap();
         Fetch::local("seeder", torrent, dir.to_str().unwrap(), &args)
+    }
+
+    /// A leecher named `label` of `torrent` into `dir` from the peer at
+    /// 127.0.0.1:`port` (`--peer`, more flags in `extra`).
+    pub fn leech_from(
+        label: &str,
+        torrent: impl AsRef<Path>,
+        dir: &Path,
+        port: u16,
+        extra: &[&str],
+    ) -> Fetch {
+        let peer = format!("127.0.0.1:{port}");
+        let mut args = vec!["--peer", &peer];
+        args.extend_from_slice(extra);
+        let torrent = torrent.as_ref().to_str().unwrap();
+        Fetch::local(label, torrent, dir.to_str().unwrap(), &args)
     }
 
     /// 127.0.0.1:PORT, the address it listens on, for `--peer`.
@@ -305,6 +322,57 @@ impl Fetch {
             .cloned()
             .collect()
     }
+}
+
+/// A swarm of bt-fetch leechers of `torrent` around a seeder at
+/// 127.0.0.1:`seed_port`: leecher i runs with `flags[i]`, writes to
+/// `tmp/l{i}`, and is told of every other leecher, then of the seeder.
+pub fn leecher_swarm(tmp: &Path, torrent: &str, seed_port: u16, flags: &[Vec<&str>]) -> Vec<Fetch> {
+    let mut leechers = Vec::new();
+    let mut ports = Vec::new();
+    for (i, args) in flags.iter().enumerate() {
+        let out = tmp.join(format!("l{i}"));
+        let mut l = Fetch::local(
+            &format!("leecher {i}"),
+            torrent,
+            out.to_str().unwrap(),
+            args,
+        );
+        ports.push(l.port());
+        leechers.push(l);
+    }
+    for (i, l) in leechers.iter_mut().enumerate() {
+        for (j, p) in ports.iter().enumerate() {
+            if i != j {
+                l.send_line(&format!("127.0.0.1:{p}"));
+            }
+        }
+        l.send_line(&format!("127.0.0.1:{seed_port}"));
+    }
+    leechers
+}
+
+/// Waits (up to `limit` each) until every leecher of [`leecher_swarm`] has
+/// `name` complete and identical to `data`, then stops them (SIGTERM: they
+/// still seed); returns what each uploaded.
+pub fn finish_swarm(
+    leechers: &mut [Fetch],
+    tmp: &Path,
+    data: &Path,
+    name: &str,
+    limit: Duration,
+) -> Vec<u64> {
+    for (i, l) in leechers.iter_mut().enumerate() {
+        l.wait_event("complete", limit);
+        assert_same(data, &tmp.join(format!("l{i}/{name}")));
+    }
+    let mut uploaded = Vec::new();
+    for l in leechers.iter_mut() {
+        l.proc.signal(libc::SIGTERM);
+        let done = l.finish(Duration::from_secs(20));
+        uploaded.push(done["uploaded"].as_u64().unwrap());
+    }
+    uploaded
 }
 
 /// Writes a single random file `name` of `len` bytes under `dir`.
