@@ -358,17 +358,8 @@ fn mass(attack: Attack, t: Target, connections: usize, c: &Counts, live: &dyn Fn
     let mut buf = [0u8; 4096];
     // Garbage for MseGarbage (xorshift: no pattern the target could sync
     // on; its first byte never 19, which would read as plaintext).
-    let mut rng = 0x2545_f491_4f6c_dd1du64;
-    let mut garbage = |n: usize| -> Vec<u8> {
-        (0..n)
-            .map(|_| {
-                rng ^= rng << 13;
-                rng ^= rng >> 7;
-                rng ^= rng << 17;
-                rng as u8
-            })
-            .collect()
-    };
+    let mut rng = super::Xorshift(0x2545_f491_4f6c_dd1d);
+    let mut garbage = |n: usize| rng.bytes(n);
     while live() {
         let pass = Instant::now();
         // After one failed connect (a full accept queue), no more this
