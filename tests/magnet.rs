@@ -13,7 +13,7 @@ use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use common::fake_server::{read_exact_bounded, FakeServer};
+use common::fake_server::{read_handshake, read_message, FakeServer};
 use common::peers::*;
 
 const LIMIT: Duration = Duration::from_secs(180);
@@ -257,14 +257,8 @@ fn fake_serve(
     stop: &AtomicBool,
     end: Instant,
 ) -> std::io::Result<()> {
-    s.set_nonblocking(false)?;
-    s.set_read_timeout(Some(Duration::from_millis(100)))?;
-    let mut hs = [0u8; 68];
-    read_exact_bounded(&mut s, &mut hs, stop, end)?;
-    let mut reply = vec![19u8];
-    reply.extend_from_slice(b"BitTorrent protocol");
-    reply.extend_from_slice(&[0, 0, 0, 0, 0, 0x10, 0, 0]); // BEP 10
-    reply.extend_from_slice(&info_hash);
+    let bep10 = [0, 0, 0, 0, 0, 0x10, 0, 0];
+    let mut reply = read_handshake(&mut s, bep10, info_hash, stop, end)?;
     // Distinct peer ids (the same one twice is a duplicate connection).
     let id = format!(
         "-XX0001-fake{:08}",
@@ -280,18 +274,8 @@ fn fake_serve(
     reply.extend(extended(0, ext.as_bytes()));
     s.write_all(&reply)?;
     let mut their_id = 0u8;
-    loop {
-        let mut lenb = [0u8; 4];
-        read_exact_bounded(&mut s, &mut lenb, stop, end)?;
-        let len = u32::from_be_bytes(lenb) as usize;
-        if len == 0 {
-            continue;
-        }
-        if len > 1 << 20 {
-            return Ok(());
-        }
-        let mut msg = vec![0u8; len];
-        read_exact_bounded(&mut s, &mut msg, stop, end)?;
+    while let Some(msg) = read_message(&mut s, stop, end)? {
+        let len = msg.len();
         if msg[0] != 20 || len < 2 {
             continue;
         }
@@ -330,6 +314,7 @@ fn fake_serve(
             Meta::Oversize | Meta::Silent | Meta::Endless => {}
         }
     }
+    Ok(())
 }
 
 #[test]
