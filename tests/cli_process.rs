@@ -155,6 +155,24 @@ fn hold_port_6881() -> Option<std::net::TcpListener> {
     panic!("port 6881 is neither free nor busy");
 }
 
+/// Runs `bt-fetch f.torrent -o out --bind BIND -p PORT` in `tmp`, which
+/// must fail to listen (exit 1); returns its stderr.
+fn cannot_listen(tmp: &TempDir, bind: &str, port: &str) -> String {
+    let child = Command::new(env!("CARGO_BIN_EXE_bt-fetch"))
+        .current_dir(tmp.path())
+        .args(["f.torrent", "-o", "out", "--bind", bind, "-p", port])
+        .args(["--peer", "127.0.0.1:9"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = finish(child, Duration::from_secs(30));
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    err
+}
+
 #[test]
 fn bt_fetch_gives_way_on_a_busy_default_port_but_not_on_an_asked_one() {
     let tmp = TempDir::new("cli-port");
@@ -187,26 +205,7 @@ fn bt_fetch_gives_way_on_a_busy_default_port_but_not_on_an_asked_one() {
     fetch.proc.signal(libc::SIGTERM);
     drop(fetch);
     // Asked for explicitly: an error naming the address and the OS's reason.
-    let child = Command::new(env!("CARGO_BIN_EXE_bt-fetch"))
-        .current_dir(tmp.path())
-        .args([
-            "f.torrent",
-            "-o",
-            "out",
-            "--bind",
-            "127.0.0.1",
-            "-p",
-            "6881",
-        ])
-        .args(["--peer", "127.0.0.1:9"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let out = finish(child, Duration::from_secs(30));
-    let err = stderr(&out);
-    assert_eq!(out.status.code(), Some(1), "{err}");
+    let err = cannot_listen(&tmp, "127.0.0.1", "6881");
     assert!(
         err.contains("cannot listen on 127.0.0.1:6881: Address already in use"),
         "{err}"
@@ -218,18 +217,7 @@ fn a_bind_error_names_the_address_not_the_port() {
     let tmp = TempDir::new("cli-bind");
     torrent(&tmp);
     // 192.0.2.1 (TEST-NET-1) is on no interface of this machine.
-    let child = Command::new(env!("CARGO_BIN_EXE_bt-fetch"))
-        .current_dir(tmp.path())
-        .args(["f.torrent", "-o", "out", "--bind", "192.0.2.1", "-p", "0"])
-        .args(["--peer", "127.0.0.1:9"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let out = finish(child, Duration::from_secs(30));
-    let err = stderr(&out);
-    assert_eq!(out.status.code(), Some(1), "{err}");
+    let err = cannot_listen(&tmp, "192.0.2.1", "0");
     assert!(err.contains("cannot listen on 192.0.2.1:0"), "{err}");
     assert!(
         err.contains("check --bind") && !err.contains("choose another"),
