@@ -39,7 +39,7 @@ fn kill_9_mid_download_loses_at_most_the_pieces_in_flight() {
         .unwrap()
         .as_nanos() as u64;
     eprintln!("kill moments from seed {seed}");
-    let mut rng = common::Xorshift(seed | 1);
+    let mut rng = common::hostile::Xorshift(seed | 1);
     let mut reported = 0u64;
     for kill in 0..KILLS {
         let mut leech = Fetch::local("leecher", t, out.to_str().unwrap(), &args);

@@ -110,25 +110,6 @@ pub fn random_bytes(seed: u64, len: usize) -> Vec<u8> {
     rng.fill_bytes(&mut v);
     v
 }
-/// xorshift64: fast pseudo-random numbers from a seed (not 0), for
-/// garbage with no pattern a peer could sync on and for reproducible
-/// random moments.
-pub struct Xorshift(pub u64);
-
-impl Xorshift {
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    /// `n` bytes, each the low byte of the next number.
-    pub fn bytes(&mut self, n: usize) -> Vec<u8> {
-        (0..n).map(|_| self.next_u64() as u8).collect()
-    }
-}
-
 pub mod clients;
 pub mod fake_peer;
 pub mod fake_server;
