@@ -9,7 +9,6 @@ mod tracker;
 use std::io::Write;
 use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -29,30 +28,15 @@ impl Lt {
     /// `mode` "seed" or "leech" (what: a torrent file) or "magnet" (what:
     /// a link).
     fn start(mode: &str, what: &str, dir: &Path, upload_limit: u64, peers: &[String]) -> Lt {
-        let py = require_libtorrent();
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/scripts/lt_magnet.py");
         std::fs::create_dir_all(dir).unwrap();
-        let port = free_port();
-        let mut cmd = Command::new(py);
-        cmd.arg(script)
-            .args([mode, what])
-            .arg(dir)
-            .arg(port.to_string())
-            .arg(upload_limit.to_string())
-            .args(peers)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
-        let mut proc = Proc::spawn(&format!("libtorrent {mode}"), &mut cmd);
-        let out = proc.child.stdout.take().unwrap();
-        let mut lt = Lt {
-            proc,
-            port: 0,
-            lines: Lines::read(out),
-        };
-        let line = lt.wait_line(|l| l.starts_with("listening"), Duration::from_secs(120));
-        lt.port = line.split_whitespace().nth(1).unwrap().parse().unwrap();
-        lt
+        let (proc, lines, port) = start_lt_script("lt_magnet.py", mode, |cmd| {
+            cmd.args([mode, what])
+                .arg(dir)
+                .arg(free_port().to_string())
+                .arg(upload_limit.to_string())
+                .args(peers);
+        });
+        Lt { proc, port, lines }
     }
 
     fn addr(&self) -> String {

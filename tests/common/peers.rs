@@ -491,6 +491,39 @@ pub fn require_libtorrent() -> PathBuf {
     py
 }
 
+/// Starts the libtorrent peer `python3 tests/scripts/SCRIPT`, its
+/// arguments set by `args`, as the process "libtorrent MODE" with stdin
+/// and stdout piped, and waits (2 min at most) for its "listening PORT"
+/// line. Returns the process, its further lines and the port.
+pub fn start_lt_script(
+    script: &str,
+    mode: &str,
+    args: impl FnOnce(&mut Command),
+) -> (Proc, Lines, u16) {
+    let py = require_libtorrent();
+    let mut cmd = Command::new(py);
+    cmd.arg(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/scripts")
+            .join(script),
+    );
+    args(&mut cmd);
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    let mut proc = Proc::spawn(&format!("libtorrent {mode}"), &mut cmd);
+    let lines = Lines::read(proc.child.stdout.take().unwrap());
+    let listening = |l: &str| l.starts_with("listening");
+    let line = lines.wait(
+        &proc.name,
+        "'listening'",
+        listening,
+        Duration::from_secs(120),
+    );
+    let port = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+    (proc, lines, port)
+}
+
 /// A libtorrent peer (tests/scripts/lt_peer.py): `mode` is "seed" or
 /// "leech". Returns the process and its listening port once ready.
 pub struct LtPeer {
@@ -513,30 +546,15 @@ impl LtPeer {
         peers: &[String],
         env: &[(&str, &str)],
     ) -> LtPeer {
-        let py = require_libtorrent();
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/scripts/lt_peer.py");
-        let port = free_port();
-        let mut cmd = Command::new(py);
-        cmd.arg(script)
-            .arg(mode)
-            .arg(torrent)
-            .arg(dir)
-            .arg(port.to_string())
-            .args(peers)
-            .envs(env.iter().copied())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
-        let mut proc = Proc::spawn(&format!("libtorrent {mode}"), &mut cmd);
-        let out = proc.child.stdout.take().unwrap();
-        let mut p = LtPeer {
-            proc,
-            port: 0,
-            lines: Lines::read(out),
-        };
-        let line = p.wait_line("listening", Duration::from_secs(120));
-        p.port = line.split_whitespace().nth(1).unwrap().parse().unwrap();
-        p
+        let (proc, lines, port) = start_lt_script("lt_peer.py", mode, |cmd| {
+            cmd.arg(mode)
+                .arg(torrent)
+                .arg(dir)
+                .arg(free_port().to_string())
+                .args(peers)
+                .envs(env.iter().copied());
+        });
+        LtPeer { proc, port, lines }
     }
 
     pub fn wait_line(&mut self, prefix: &str, limit: Duration) -> String {
