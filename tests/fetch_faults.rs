@@ -59,17 +59,11 @@ fn mount(args: &[&str]) {
 fn seeder(tmp: &Path, rate: &str) -> (PathBuf, PathBuf, Fetch) {
     let data = single_file(&tmp.join("seed"), "data.bin", SIZE, 7);
     let torrent = make_torrent(&data, &tmp.join("x.torrent"), "256K");
-    let mut extra = vec!["--seed"];
+    let mut extra = vec![];
     if rate != "0" {
         extra.extend(["--max-upload-rate", rate]);
     }
-    let seed_dir = tmp.join("seed");
-    let s = Fetch::local(
-        "seeder",
-        torrent.to_str().unwrap(),
-        seed_dir.to_str().unwrap(),
-        &extra,
-    );
+    let s = Fetch::seeder(&torrent, &tmp.join("seed"), &extra);
     (data, torrent, s)
 }
 
