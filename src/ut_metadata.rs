@@ -594,6 +594,15 @@ mod tests {
         (0..len).map(|i| (i % 251) as u8).collect()
     }
 
+    /// Bytes standing in for an info dictionary of `len` bytes, a fetcher
+    /// of it, and the slot the fetcher fills.
+    fn fetching(len: usize) -> (Vec<u8>, UtMetadata, MetadataSlot) {
+        let info = info_dict(len);
+        let slot = MetadataSlot::default();
+        let fetcher = UtMetadata::fetching(crate::sha1::sha1(&info), slot.clone());
+        (info, fetcher, slot)
+    }
+
     #[test]
     fn serves_pieces_and_rejects_out_of_range() {
         let info = Arc::new(info_dict(PIECE + 100));
@@ -622,10 +631,7 @@ mod tests {
 
     #[test]
     fn fetches_from_several_peers_and_verifies() {
-        let info = info_dict(3 * PIECE + 10);
-        let hash = crate::sha1::sha1(&info);
-        let slot = MetadataSlot::default();
-        let mut f = UtMetadata::fetching(hash, slot.clone());
+        let (info, mut f, slot) = fetching(3 * PIECE + 10);
         let now = Instant::now();
         let mut ctx = ExtContext::default();
         f.on_handshake(1, &hs(Some(info.len() as u64)), true, now, &mut ctx);
@@ -649,10 +655,7 @@ mod tests {
 
     #[test]
     fn hostile_peers_are_dropped_and_the_honest_one_finishes() {
-        let info = info_dict(2 * PIECE + 1);
-        let hash = crate::sha1::sha1(&info);
-        let slot = MetadataSlot::default();
-        let mut f = UtMetadata::fetching(hash, slot.clone());
+        let (info, mut f, _slot) = fetching(2 * PIECE + 1);
         let t0 = Instant::now();
         let mut ctx = ExtContext::default();
         // Oversize: dropped at once.
@@ -693,7 +696,7 @@ mod tests {
         assert_eq!(r, [(2, 0), (2, 1)]);
         let mut ctx = ExtContext::default();
         // A piece of the wrong length ends a connection.
-        let mut g = UtMetadata::fetching(hash, MetadataSlot::default());
+        let mut g = UtMetadata::fetching(crate::sha1::sha1(&info), MetadataSlot::default());
         g.on_handshake(5, &hs(size), true, t0, &mut ctx);
         let long = encode(&Msg::Data {
             piece: 0,
@@ -714,10 +717,7 @@ mod tests {
 
     #[test]
     fn a_dropped_peer_leaves_no_piece_behind() {
-        let info = info_dict(PIECE + 100);
-        let hash = crate::sha1::sha1(&info);
-        let slot = MetadataSlot::default();
-        let mut f = UtMetadata::fetching(hash, slot.clone());
+        let (info, mut f, slot) = fetching(PIECE + 100);
         let t0 = Instant::now();
         let size = Some(info.len() as u64);
         let mut ctx = ExtContext::default();
@@ -747,10 +747,7 @@ mod tests {
 
     #[test]
     fn silent_peer_times_out_and_another_takes_over() {
-        let info = info_dict(100);
-        let hash = crate::sha1::sha1(&info);
-        let slot = MetadataSlot::default();
-        let mut f = UtMetadata::fetching(hash, slot.clone());
+        let (info, mut f, slot) = fetching(100);
         let t0 = Instant::now();
         let mut ctx = ExtContext::default();
         f.on_handshake(1, &hs(Some(100)), true, t0, &mut ctx);

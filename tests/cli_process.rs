@@ -6,7 +6,7 @@ mod common;
 
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{bt_meta, bt_verify, random_bytes, TempDir};
@@ -26,8 +26,17 @@ fn closed_pipe() -> Stdio {
     Stdio::from(write)
 }
 
-/// Waits at most `limit` for `child`; kills it (by its own handle) if late.
-fn finish(mut child: Child, limit: Duration) -> Output {
+/// Runs `cmd` with stdin empty, stdout to `stdout` and stderr captured;
+/// waits at most 30 s (then kills it by its own handle). Returns its exit
+/// code and stderr.
+fn run_to_end(cmd: &mut Command, stdout: Stdio) -> (Option<i32>, String) {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(stdout)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let limit = Duration::from_secs(30);
     let end = Instant::now() + limit;
     while child.try_wait().unwrap().is_none() {
         if Instant::now() > end {
@@ -37,7 +46,8 @@ fn finish(mut child: Child, limit: Duration) -> Output {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    child.wait_with_output().unwrap()
+    let out = child.wait_with_output().unwrap();
+    (out.status.code(), stderr(&out))
 }
 
 fn stderr(out: &Output) -> String {
@@ -111,18 +121,11 @@ fn a_broken_pipe_ends_every_program_alike_with_141() {
         }),
     ];
     for (label, mut cmd) in commands {
-        let child = cmd
-            .current_dir(tmp.path())
+        cmd.current_dir(tmp.path())
             .env_remove("BT_LOG")
-            .env("RUST_BACKTRACE", "1")
-            .stdin(Stdio::null())
-            .stdout(closed_pipe())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let out = finish(child, Duration::from_secs(30));
-        let err = stderr(&out);
-        assert_eq!(out.status.code(), Some(141), "{label}: {err}");
+            .env("RUST_BACKTRACE", "1");
+        let (code, err) = run_to_end(&mut cmd, closed_pipe());
+        assert_eq!(code, Some(141), "{label}: {err}");
         assert!(
             !err.contains("panicked") && !err.contains("backtrace"),
             "{label}: {err}"
@@ -153,6 +156,18 @@ fn hold_port_6881() -> Option<std::net::TcpListener> {
         std::thread::sleep(Duration::from_millis(20));
     }
     panic!("port 6881 is neither free nor busy");
+}
+
+/// Runs `bt-fetch f.torrent -o out --bind BIND -p PORT` in `tmp`, which
+/// must fail to listen (exit 1); returns its stderr.
+fn cannot_listen(tmp: &TempDir, bind: &str, port: &str) -> String {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_bt-fetch"));
+    cmd.current_dir(tmp.path())
+        .args(["f.torrent", "-o", "out", "--bind", bind, "-p", port])
+        .args(["--peer", "127.0.0.1:9"]);
+    let (code, err) = run_to_end(&mut cmd, Stdio::null());
+    assert_eq!(code, Some(1), "{err}");
+    err
 }
 
 #[test]
@@ -187,26 +202,7 @@ fn bt_fetch_gives_way_on_a_busy_default_port_but_not_on_an_asked_one() {
     fetch.proc.signal(libc::SIGTERM);
     drop(fetch);
     // Asked for explicitly: an error naming the address and the OS's reason.
-    let child = Command::new(env!("CARGO_BIN_EXE_bt-fetch"))
-        .current_dir(tmp.path())
-        .args([
-            "f.torrent",
-            "-o",
-            "out",
-            "--bind",
-            "127.0.0.1",
-            "-p",
-            "6881",
-        ])
-        .args(["--peer", "127.0.0.1:9"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let out = finish(child, Duration::from_secs(30));
-    let err = stderr(&out);
-    assert_eq!(out.status.code(), Some(1), "{err}");
+    let err = cannot_listen(&tmp, "127.0.0.1", "6881");
     assert!(
         err.contains("cannot listen on 127.0.0.1:6881: Address already in use"),
         "{err}"
@@ -218,18 +214,7 @@ fn a_bind_error_names_the_address_not_the_port() {
     let tmp = TempDir::new("cli-bind");
     torrent(&tmp);
     // 192.0.2.1 (TEST-NET-1) is on no interface of this machine.
-    let child = Command::new(env!("CARGO_BIN_EXE_bt-fetch"))
-        .current_dir(tmp.path())
-        .args(["f.torrent", "-o", "out", "--bind", "192.0.2.1", "-p", "0"])
-        .args(["--peer", "127.0.0.1:9"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let out = finish(child, Duration::from_secs(30));
-    let err = stderr(&out);
-    assert_eq!(out.status.code(), Some(1), "{err}");
+    let err = cannot_listen(&tmp, "192.0.2.1", "0");
     assert!(err.contains("cannot listen on 192.0.2.1:0"), "{err}");
     assert!(
         err.contains("check --bind") && !err.contains("choose another"),

@@ -21,11 +21,22 @@ use dht_lt::LtDht;
 
 const LIMIT: Duration = Duration::from_secs(120);
 
-/// `bt-fetch --json ARGS` with `XDG_CACHE_HOME=cache` and stdin closed.
-fn fetch(label: &str, cache: &Path, args: &[&str]) -> Fetch {
+/// `bt-fetch --json WHAT -o OUT --bind 127.0.0.1 --dht --dht-bootstrap
+/// NODE EXTRA...` with `XDG_CACHE_HOME=cache` and stdin closed.
+fn fetch_dht(
+    label: &str,
+    cache: &Path,
+    what: &str,
+    out: &Path,
+    node: &str,
+    extra: &[&str],
+) -> Fetch {
+    let out = out.to_str().unwrap();
     let mut cmd = bt_fetch_cmd();
     cmd.arg("--json")
-        .args(args)
+        .args([what, "-o", out, "--bind", "127.0.0.1"])
+        .args(["--dht", "--dht-bootstrap", node])
+        .args(extra)
         .env("XDG_CACHE_HOME", cache)
         .stdin(Stdio::null());
     Fetch::start_command(label, cmd)
@@ -48,22 +59,13 @@ fn trackerless_magnet_download_then_a_warm_second_run() {
     let node = format!("127.0.0.1:{}", lt.ports[0]);
     let out = tmp.join("out1");
     let started = Instant::now();
-    let mut f = fetch(
+    let mut f = fetch_dht(
         "bt-fetch --dht",
         &cache,
-        &[
-            &link,
-            "-o",
-            out.to_str().unwrap(),
-            "--bind",
-            "127.0.0.1",
-            "--dht",
-            "--dht-bootstrap",
-            &node,
-            "--timeout",
-            "110",
-            "-vv",
-        ],
+        &link,
+        &out,
+        &node,
+        &["--timeout", "110", "-vv"],
     );
     let done = f.finish(LIMIT);
     assert_eq!(done["status"], "ok", "{done}");
@@ -109,21 +111,13 @@ fn trackerless_magnet_download_then_a_warm_second_run() {
     // The second run joins through the saved table alone: the bootstrap
     // node given is dead.
     let out = tmp.join("out2");
-    let mut f = fetch(
+    let mut f = fetch_dht(
         "bt-fetch --dht (warm)",
         &cache,
-        &[
-            &link,
-            "-o",
-            out.to_str().unwrap(),
-            "--bind",
-            "127.0.0.1",
-            "--dht",
-            "--dht-bootstrap",
-            "127.0.0.1:9",
-            "--timeout",
-            "110",
-        ],
+        &link,
+        &out,
+        "127.0.0.1:9",
+        &["--timeout", "110"],
     );
     let done = f.finish(LIMIT);
     assert_eq!(done["status"], "ok", "{done}");
@@ -150,20 +144,14 @@ fn a_libtorrent_leecher_finds_a_bt_fetch_seeder_through_the_dht() {
     let mut lt = LtDht::start(4, None);
     let node = format!("127.0.0.1:{}", lt.ports[1]);
     let cache = tmp.join("cache");
-    let mut f = fetch(
+    let t = torrent.to_str().unwrap();
+    let mut f = fetch_dht(
         "bt-fetch --seed --dht",
         &cache,
-        &[
-            torrent.to_str().unwrap(),
-            "-o",
-            tmp.join("seed").to_str().unwrap(),
-            "--bind",
-            "127.0.0.1",
-            "--seed",
-            "--dht",
-            "--dht-bootstrap",
-            &node,
-        ],
+        t,
+        &tmp.join("seed"),
+        &node,
+        &["--seed"],
     );
     let port = f.port();
     // Our first lookup ended, so our announce went out.
@@ -209,23 +197,14 @@ fn no_bootstrap_node_costs_only_a_warning() {
     let cache = tmp.join("cache");
     let out = tmp.join("out");
     let started = Instant::now();
-    let mut f = fetch(
+    let extra = ["--peer", &peer, "--timeout", "60"];
+    let mut f = fetch_dht(
         "bt-fetch --dht, no node",
         &cache,
-        &[
-            t,
-            "-o",
-            out.to_str().unwrap(),
-            "--bind",
-            "127.0.0.1",
-            "--peer",
-            &peer,
-            "--dht",
-            "--dht-bootstrap",
-            "127.0.0.1:9",
-            "--timeout",
-            "60",
-        ],
+        t,
+        &out,
+        "127.0.0.1:9",
+        &extra,
     );
     let done = f.finish(Duration::from_secs(90));
     assert_eq!(done["status"], "ok");
@@ -316,23 +295,8 @@ fn never_on_for_private_torrents() {
     let cache = tmp.join("cache");
     // TORRENT -o OUT, from the seeder, with --dht (and no DHT to reach)
     let run = |label: &str, what: &str, out: &Path| {
-        let out = out.to_str().unwrap();
-        let args = [
-            what,
-            "-o",
-            out,
-            "--bind",
-            "127.0.0.1",
-            "--peer",
-            &peer,
-            "--dht",
-            "--dht-bootstrap",
-            "127.0.0.1:9",
-            "--timeout",
-            "60",
-            "-v",
-        ];
-        fetch(label, &cache, &args)
+        let extra = ["--peer", &peer, "--timeout", "60", "-v"];
+        fetch_dht(label, &cache, what, out, "127.0.0.1:9", &extra)
     };
 
     // A private torrent file: --dht is refused with a warning.

@@ -16,7 +16,7 @@ fn single_file_from_bt_seeder() {
     let torrent = make_torrent(&data, &tmp.join("x.torrent"), "256K");
     let t = torrent.to_str().unwrap();
     let seed_dir = tmp.join("seed");
-    let mut seeder = Fetch::local("seeder", t, seed_dir.to_str().unwrap(), &["--seed"]);
+    let mut seeder = Fetch::seeder(t, &seed_dir, &[]);
     let port = seeder.port();
     let listening = &seeder.seen[0];
     assert_eq!(
@@ -24,8 +24,7 @@ fn single_file_from_bt_seeder() {
         "seeder found its data"
     );
     let out = tmp.join("leech");
-    let peer = format!("127.0.0.1:{port}");
-    let mut leech = Fetch::local("leecher", t, out.to_str().unwrap(), &["--peer", &peer]);
+    let mut leech = Fetch::leech_from("leecher", t, &out, port, &[]);
     let done = leech.finish(LIMIT);
     assert_same(&data, &out.join("data.bin"));
     assert_eq!(done["downloaded"], 12_345_678);
@@ -47,7 +46,7 @@ fn multi_file_from_stdin_peer_and_resume() {
     let root = multi_file(&tmp.join("seed"), "tree", 10);
     let torrent = make_torrent(&root, &tmp.join("tree.torrent"), "64K");
     let t = torrent.to_str().unwrap();
-    let mut seeder = Fetch::local("seeder", t, tmp.join("seed").to_str().unwrap(), &["--seed"]);
+    let mut seeder = Fetch::seeder(t, &tmp.join("seed"), &[]);
     let port = seeder.port();
     let out = tmp.join("leech");
     // Half of one file already there, one file corrupt: resume rechecks.
@@ -81,46 +80,14 @@ fn swarm_leechers_trade_pieces() {
     let t = torrent.to_str().unwrap();
     // The seeder uploads slowly relative to demand: one slot, small memory,
     // so that leechers must also get pieces from each other.
-    let mut seeder = Fetch::local(
-        "seeder",
-        t,
-        tmp.join("seed").to_str().unwrap(),
-        &["--seed", "--upload-slots", "1"],
-    );
+    let mut seeder = Fetch::seeder(t, &tmp.join("seed"), &["--upload-slots", "1"]);
     let seed_port = seeder.port();
-    let mut leechers = Vec::new();
-    let mut ports = Vec::new();
-    for i in 0..4 {
-        let out = tmp.join(format!("l{i}"));
-        let mut l = Fetch::local(
-            &format!("leecher {i}"),
-            t,
-            out.to_str().unwrap(),
-            &["--seed-ratio", "0.3"],
-        );
-        ports.push(l.port());
-        leechers.push(l);
-    }
-    // Everyone learns about everyone, then the seeder.
-    for (i, l) in leechers.iter_mut().enumerate() {
-        for (j, p) in ports.iter().enumerate() {
-            if i != j {
-                l.send_line(&format!("127.0.0.1:{p}"));
-            }
-        }
-        l.send_line(&format!("127.0.0.1:{seed_port}"));
-    }
-    let mut uploaded_by_leechers = 0;
-    for (i, l) in leechers.iter_mut().enumerate() {
-        l.wait_event("complete", LIMIT);
-        assert_same(&data, &tmp.join(format!("l{i}/swarm.bin")));
-    }
-    for l in leechers.iter_mut() {
-        // Leechers still seed up to ratio 0.3; stop them.
-        l.proc.signal(libc::SIGTERM);
-        let done = l.finish(Duration::from_secs(20));
-        uploaded_by_leechers += done["uploaded"].as_u64().unwrap();
-    }
+    // Everyone learns about everyone, then the seeder; leechers still seed
+    // up to ratio 0.3 when they are stopped.
+    let flags = vec![vec!["--seed-ratio", "0.3"]; 4];
+    let mut leechers = leecher_swarm(tmp.path(), t, seed_port, &flags);
+    let uploaded = finish_swarm(&mut leechers, tmp.path(), &data, "swarm.bin", LIMIT);
+    let uploaded_by_leechers: u64 = uploaded.iter().sum();
     assert!(
         uploaded_by_leechers > 4 << 20,
         "leechers traded only {uploaded_by_leechers} bytes"
@@ -141,9 +108,9 @@ fn seed_ratio_ends_seeding() {
         tmp.join("seed").to_str().unwrap(),
         &["--seed-ratio", "1"],
     );
-    let peer = format!("127.0.0.1:{}", seeder.port());
+    let port = seeder.port();
     let out = tmp.join("leech");
-    let mut leech = Fetch::local("leecher", t, out.to_str().unwrap(), &["--peer", &peer]);
+    let mut leech = Fetch::leech_from("leecher", t, &out, port, &[]);
     leech.finish(LIMIT);
     assert_same(&data, &out.join("r.bin"));
     // Ratio 1 reached: the seeder leaves by itself.

@@ -15,15 +15,10 @@ fn resume_after_kill_9_redownloads_only_missing_pieces() {
     let t = torrent.to_str().unwrap();
     // A seeder limited to 8 MiB/s so that the download is still running
     // when it is killed.
-    let mut seeder = Fetch::local(
-        "seeder",
-        t,
-        tmp.join("seed").to_str().unwrap(),
-        &["--seed", "--max-upload-rate", "8M"],
-    );
-    let peer = format!("127.0.0.1:{}", seeder.port());
+    let mut seeder = Fetch::seeder(t, &tmp.join("seed"), &["--max-upload-rate", "8M"]);
+    let port = seeder.port();
     let out = tmp.join("leech");
-    let mut first = Fetch::local("leecher 1", t, out.to_str().unwrap(), &["--peer", &peer]);
+    let mut first = Fetch::leech_from("leecher 1", t, &out, port, &[]);
     // Wait for some pieces, then kill -9.
     let end = Instant::now() + Duration::from_secs(60);
     while first.events_named("piece").len() < 20 {
@@ -43,7 +38,7 @@ fn resume_after_kill_9_redownloads_only_missing_pieces() {
     let verified = first.events_named("piece").len() as u64;
     assert!(verified < 96, "killed before the end ({verified} pieces)");
 
-    let mut second = Fetch::local("leecher 2", t, out.to_str().unwrap(), &["--peer", &peer]);
+    let mut second = Fetch::leech_from("leecher 2", t, &out, port, &[]);
     let listening = second.wait_event("listening", Duration::from_secs(30));
     let had = listening["have_pieces"].as_u64().unwrap();
     assert!(
@@ -141,7 +136,7 @@ fn symlink_in_output_folder_is_refused() {
     let root = multi_file(&tmp.join("seed"), "tree", 44);
     let torrent = make_torrent(&root, &tmp.join("t.torrent"), "64K");
     let t = torrent.to_str().unwrap();
-    let mut seeder = Fetch::local("seeder", t, tmp.join("seed").to_str().unwrap(), &["--seed"]);
+    let mut seeder = Fetch::seeder(t, &tmp.join("seed"), &[]);
     let peer = format!("127.0.0.1:{}", seeder.port());
     // The output folder has tree/sub -> a folder outside it.
     let outside = tmp.join("outside");

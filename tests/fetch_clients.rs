@@ -12,13 +12,7 @@ const LIMIT: Duration = Duration::from_secs(180);
 
 /// Downloads `torrent` with bt-fetch from a peer at `port`; checks the data.
 fn fetch_from(port: u16, torrent: &Path, out: &Path, label: &str) -> serde_json::Value {
-    let peer = format!("127.0.0.1:{port}");
-    let mut leech = Fetch::local(
-        label,
-        torrent.to_str().unwrap(),
-        out.to_str().unwrap(),
-        &["--peer", &peer, "--timeout", "170"],
-    );
+    let mut leech = Fetch::leech_from(label, torrent, out, port, &["--timeout", "170"]);
     leech.finish(LIMIT)
 }
 

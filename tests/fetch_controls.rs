@@ -36,14 +36,9 @@ fn max_download_rate_paces_the_download() {
     let torrent = make_torrent(&data, &tmp.join("r.torrent"), "256K");
     let t = torrent.to_str().unwrap();
     let mut seeder = Fetch::seeder(t, &tmp.join("seed"), &[]);
-    let peer = seeder.addr();
+    let port = seeder.port();
     let out = tmp.join("leech");
-    let mut leech = Fetch::local(
-        "leecher",
-        t,
-        out.to_str().unwrap(),
-        &["--peer", &peer, "--max-download-rate", "2M"],
-    );
+    let mut leech = Fetch::leech_from("leecher", t, &out, port, &["--max-download-rate", "2M"]);
     let started = Instant::now();
     let done = leech.finish(LIMIT);
     let wall = started.elapsed().as_secs_f64();
@@ -183,14 +178,15 @@ fn sequential_completes_pieces_in_order() {
     let torrent = make_torrent(&data, &tmp.join("s.torrent"), "64K");
     let t = torrent.to_str().unwrap();
     let mut seeder = Fetch::seeder(t, &tmp.join("seed"), &[]);
-    let peer = seeder.addr();
+    let port = seeder.port();
     let out = tmp.join("leech");
     // 1 MiB of piece memory: at most 16 pieces of 64 KiB in flight.
-    let mut leech = Fetch::local(
+    let mut leech = Fetch::leech_from(
         "leecher",
         t,
-        out.to_str().unwrap(),
-        &["--peer", &peer, "--sequential", "--max-memory", "1M"],
+        &out,
+        port,
+        &["--sequential", "--max-memory", "1M"],
     );
     leech.finish(LIMIT);
     assert_same(&data, &out.join("s.bin"));
@@ -225,9 +221,9 @@ fn seed_time_ends_seeding_and_complete_data_says_so() {
         tmp.join("seed").to_str().unwrap(),
         &["--seed-time", "5s"],
     );
-    let peer = seeder.addr();
+    let port = seeder.port();
     let out = tmp.join("leech");
-    let mut leech = Fetch::local("leecher", t, out.to_str().unwrap(), &["--peer", &peer]);
+    let mut leech = Fetch::leech_from("leecher", t, &out, port, &[]);
     leech.finish(LIMIT);
     assert_same(&data, &out.join("t.bin"));
     // The seeder leaves by itself, 5 s after it was complete (at start).
@@ -238,7 +234,7 @@ fn seed_time_ends_seeding_and_complete_data_says_so() {
     assert_eq!(done["uploaded"], 3_000_000);
     assert_eq!(done["reason"], "already complete");
     // Complete data, no seeding: says so rather than a 0 B/s rate.
-    let mut again = Fetch::local("again", t, out.to_str().unwrap(), &["--peer", &peer]);
+    let mut again = Fetch::leech_from("again", t, &out, port, &[]);
     let done = again.finish(Duration::from_secs(30));
     assert_eq!(done["reason"], "already complete");
     assert_eq!(done["downloaded"], 0);
@@ -254,12 +250,7 @@ fn unreachable_peer_is_reported_and_sigint_says_interrupted() {
     let torrent = make_torrent(&data, &tmp.join("u.torrent"), "64K");
     let dead = free_port(); // nobody listens there
     let peer = format!("127.0.0.1:{dead}");
-    let mut f = Fetch::local(
-        "leecher",
-        torrent.to_str().unwrap(),
-        tmp.join("o").to_str().unwrap(),
-        &["--peer", &peer],
-    );
+    let mut f = Fetch::leech_from("leecher", &torrent, &tmp.join("o"), dead, &[]);
     let port = f.port();
     let failed = f.wait_event("connect_failed", Duration::from_secs(30));
     assert_eq!(failed["addr"], peer.as_str(), "{failed}");
@@ -321,15 +312,9 @@ fn select_from_a_libtorrent_seeder() {
     let torrent = make_torrent(&root, &tmp.join("tree.torrent"), "128K");
     let lt = LtPeer::start("seed", &torrent, &tmp.join("seed"), &[]);
     let out = tmp.join("leech");
-    let peer = format!("127.0.0.1:{}", lt.port);
     // sub/deeper/c.bin alone: it shares its first piece with b.bin and
     // its last with last.dat (the empty file between takes no byte).
-    let mut leech = Fetch::local(
-        "leecher",
-        torrent.to_str().unwrap(),
-        out.to_str().unwrap(),
-        &["--peer", &peer, "--select", "*/c.bin"],
-    );
+    let mut leech = Fetch::leech_from("leecher", &torrent, &out, lt.port, &["--select", "*/c.bin"]);
     let done = leech.finish(LIMIT);
     assert_eq!(done["status"], "ok");
     assert_same(

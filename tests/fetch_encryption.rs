@@ -171,14 +171,8 @@ fn download_from_libtorrent_requiring_rc4() {
         &[("LT_ENCRYPTION", "rc4")],
     );
     let out = tmp.join("leech");
-    let peer = format!("127.0.0.1:{}", lt.port);
     // The default mode: plaintext first, refused, then MSE with RC4.
-    let mut leech = Fetch::local(
-        "leecher",
-        torrent.to_str().unwrap(),
-        out.to_str().unwrap(),
-        &["--peer", &peer, "--timeout", "170"],
-    );
+    let mut leech = Fetch::leech_from("leecher", &torrent, &out, lt.port, &["--timeout", "170"]);
     let done = leech.finish(LIMIT);
     assert_same(&data, &out.join("lt.bin"));
     assert_eq!(done["wasted"], 0, "{done}");
@@ -190,12 +184,7 @@ fn libtorrent_requiring_rc4_downloads_from_bt_seeder() {
     let tmp = temp("enc-lt-leech");
     let root = multi_file(&tmp.join("seed"), "tree", 62);
     let torrent = make_torrent(&root, &tmp.join("tree.torrent"), "256K");
-    let mut seeder = Fetch::local(
-        "seeder",
-        torrent.to_str().unwrap(),
-        tmp.join("seed").to_str().unwrap(),
-        &["--seed"],
-    );
+    let mut seeder = Fetch::seeder(&torrent, &tmp.join("seed"), &[]);
     let port = seeder.port();
     let out = tmp.join("lt");
     std::fs::create_dir_all(&out).unwrap();
@@ -221,19 +210,12 @@ fn require_downloads_from_default_qbittorrent() {
     let qb = qbittorrent(&tmp.join("profile"), &torrent, &tmp.join("seed"));
     qb.wait_seeding(LIMIT);
     let out = tmp.join("leech");
-    let peer = format!("127.0.0.1:{}", qb.port);
-    let mut leech = Fetch::local(
+    let mut leech = Fetch::leech_from(
         "bt --encryption require from qBittorrent",
-        torrent.to_str().unwrap(),
-        out.to_str().unwrap(),
-        &[
-            "--peer",
-            &peer,
-            "--encryption",
-            "require",
-            "--timeout",
-            "170",
-        ],
+        &torrent,
+        &out,
+        qb.port,
+        &["--encryption", "require", "--timeout", "170"],
     );
     leech.finish(LIMIT);
     assert_same(&root, &out.join("tree"));
@@ -248,20 +230,13 @@ fn require_downloads_from_default_transmission() {
     let torrent = make_torrent(&data, &tmp.join("t.torrent"), "256K");
     let tr = transmission_default(&tmp.join("cfg"), &torrent, &tmp.join("seed"));
     let out = tmp.join("leech");
-    let peer = format!("127.0.0.1:{}", tr.port);
     // Transmission checks its data before it seeds; bt-fetch retries.
-    let mut leech = Fetch::local(
+    let mut leech = Fetch::leech_from(
         "bt --encryption require from Transmission",
-        torrent.to_str().unwrap(),
-        out.to_str().unwrap(),
-        &[
-            "--peer",
-            &peer,
-            "--encryption",
-            "require",
-            "--timeout",
-            "170",
-        ],
+        &torrent,
+        &out,
+        tr.port,
+        &["--encryption", "require", "--timeout", "170"],
     );
     leech.finish(LIMIT);
     assert_same(&data, &out.join("t.bin"));
@@ -282,12 +257,12 @@ fn require_refuses_a_plaintext_only_peer() {
         &["--seed", "--encryption", "disable"],
     );
     let port = seeder.port();
-    let peer = format!("127.0.0.1:{port}");
-    let mut leech = Fetch::local(
+    let mut leech = Fetch::leech_from(
         "require leecher",
-        torrent.to_str().unwrap(),
-        tmp.join("leech").to_str().unwrap(),
-        &["--peer", &peer, "--encryption", "require", "--timeout", "3"],
+        &torrent,
+        &tmp.join("leech"),
+        port,
+        &["--encryption", "require", "--timeout", "3"],
     );
     let done = leech.wait_event("done", Duration::from_secs(30));
     assert_eq!(done["status"], "failed");
@@ -300,12 +275,7 @@ fn seeder_drops_hostile_mse_input_quickly_and_keeps_serving() {
     let tmp = temp("enc-hostile");
     let data = single_file(&tmp.join("seed"), "h.bin", 500_000, 65);
     let torrent = make_torrent(&data, &tmp.join("h.torrent"), "64K");
-    let mut seeder = Fetch::local(
-        "seeder",
-        torrent.to_str().unwrap(),
-        tmp.join("seed").to_str().unwrap(),
-        &["--seed"],
-    );
+    let mut seeder = Fetch::seeder(&torrent, &tmp.join("seed"), &[]);
     let port = seeder.port();
     let garbage = common::random_bytes(66, 96 + 700);
     let mut conn = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
@@ -346,13 +316,7 @@ fn seeder_drops_hostile_mse_input_quickly_and_keeps_serving() {
     assert!(started.elapsed() < Duration::from_secs(3));
     // An honest leecher still gets everything.
     let out = tmp.join("leech");
-    let peer = format!("127.0.0.1:{port}");
-    let mut leech = Fetch::local(
-        "leecher",
-        torrent.to_str().unwrap(),
-        out.to_str().unwrap(),
-        &["--peer", &peer, "--timeout", "60"],
-    );
+    let mut leech = Fetch::leech_from("leecher", &torrent, &out, port, &["--timeout", "60"]);
     leech.finish(Duration::from_secs(70));
     assert_same(&data, &out.join("h.bin"));
     seeder.stop();

@@ -59,28 +59,16 @@ fn mount(args: &[&str]) {
 fn seeder(tmp: &Path, rate: &str) -> (PathBuf, PathBuf, Fetch) {
     let data = single_file(&tmp.join("seed"), "data.bin", SIZE, 7);
     let torrent = make_torrent(&data, &tmp.join("x.torrent"), "256K");
-    let mut extra = vec!["--seed"];
+    let mut extra = vec![];
     if rate != "0" {
         extra.extend(["--max-upload-rate", rate]);
     }
-    let seed_dir = tmp.join("seed");
-    let s = Fetch::local(
-        "seeder",
-        torrent.to_str().unwrap(),
-        seed_dir.to_str().unwrap(),
-        &extra,
-    );
+    let s = Fetch::seeder(&torrent, &tmp.join("seed"), &extra);
     (data, torrent, s)
 }
 
 fn leecher(torrent: &Path, out: &Path, port: u16) -> Fetch {
-    let peer = format!("127.0.0.1:{port}");
-    Fetch::local(
-        "leecher",
-        torrent.to_str().unwrap(),
-        out.to_str().unwrap(),
-        &["--peer", &peer],
-    )
+    Fetch::leech_from("leecher", torrent, out, port, &[])
 }
 
 /// Waits for the leecher to end with exit 6 and checks the fault was

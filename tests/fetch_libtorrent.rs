@@ -15,13 +15,7 @@ fn download_from_libtorrent_seeder_single_file() {
     let torrent = make_torrent(&data, &tmp.join("lt.torrent"), "1M");
     let lt = LtPeer::start("seed", &torrent, &tmp.join("seed"), &[]);
     let out = tmp.join("leech");
-    let peer = format!("127.0.0.1:{}", lt.port);
-    let mut leech = Fetch::local(
-        "leecher",
-        torrent.to_str().unwrap(),
-        out.to_str().unwrap(),
-        &["--peer", &peer],
-    );
+    let mut leech = Fetch::leech_from("leecher", &torrent, &out, lt.port, &[]);
     let done = leech.finish(LIMIT);
     assert_same(&data, &out.join("lt.bin"));
     assert_eq!(done["wasted"], 0, "{done}");
@@ -59,12 +53,7 @@ fn libtorrent_downloads_from_bt_seeder() {
     let tmp = temp("fetch-lt-upload");
     let root = multi_file(&tmp.join("seed"), "tree", 40);
     let torrent = make_torrent(&root, &tmp.join("tree.torrent"), "256K");
-    let mut seeder = Fetch::local(
-        "seeder",
-        torrent.to_str().unwrap(),
-        tmp.join("seed").to_str().unwrap(),
-        &["--seed"],
-    );
+    let mut seeder = Fetch::seeder(&torrent, &tmp.join("seed"), &[]);
     let port = seeder.port();
     let out = tmp.join("lt");
     std::fs::create_dir_all(&out).unwrap();

@@ -19,12 +19,12 @@ fn from_libtorrent(strategy: &str) {
     let torrent = make_torrent(&data, &tmp.join("s.torrent"), "256K");
     let lt = LtPeer::start("seed", &torrent, &tmp.join("seed"), &[]);
     let out = tmp.join("leech");
-    let peer = format!("127.0.0.1:{}", lt.port);
-    let mut leech = Fetch::local(
+    let mut leech = Fetch::leech_from(
         &format!("{strategy} leecher"),
-        torrent.to_str().unwrap(),
-        out.to_str().unwrap(),
-        &["--peer", &peer, "--strategy", strategy],
+        &torrent,
+        &out,
+        lt.port,
+        &["--strategy", strategy],
     );
     let done = leech.finish(LIMIT);
     assert_eq!(done["status"], "ok", "{done}");
@@ -48,11 +48,10 @@ fn strategic_leechers_trade_with_each_other() {
     let torrent = make_torrent(&data, &tmp.join("s.torrent"), "256K");
     let t = torrent.to_str().unwrap();
     // A slow seeder (one slot, 2 MB/s): leechers must trade.
-    let mut seeder = Fetch::local(
-        "seeder",
+    let mut seeder = Fetch::seeder(
         t,
-        tmp.join("seed").to_str().unwrap(),
-        &["--seed", "--upload-slots", "1", "--max-upload-rate", "2M"],
+        &tmp.join("seed"),
+        &["--upload-slots", "1", "--max-upload-rate", "2M"],
     );
     let seed_port = seeder.port();
     let setups: [&[&str]; 4] = [
@@ -61,34 +60,12 @@ fn strategic_leechers_trade_with_each_other() {
         &["--strategy", "bittyrant"],
         &["--strategy", "propshare"],
     ];
-    let mut leechers = Vec::new();
-    let mut ports = Vec::new();
-    for (i, extra) in setups.iter().enumerate() {
-        let out = tmp.join(format!("l{i}"));
-        let mut args = vec!["--seed-ratio", "0.5"];
-        args.extend_from_slice(extra);
-        let mut l = Fetch::local(&format!("leecher {i}"), t, out.to_str().unwrap(), &args);
-        ports.push(l.port());
-        leechers.push(l);
-    }
-    for (i, l) in leechers.iter_mut().enumerate() {
-        for (j, p) in ports.iter().enumerate() {
-            if i != j {
-                l.send_line(&format!("127.0.0.1:{p}"));
-            }
-        }
-        l.send_line(&format!("127.0.0.1:{seed_port}"));
-    }
-    for (i, l) in leechers.iter_mut().enumerate() {
-        l.wait_event("complete", LIMIT);
-        assert_same(&data, &tmp.join(format!("l{i}/swarm.bin")));
-    }
-    let mut uploaded = Vec::new();
-    for l in leechers.iter_mut() {
-        l.proc.signal(libc::SIGTERM);
-        let done = l.finish(Duration::from_secs(20));
-        uploaded.push(done["uploaded"].as_u64().unwrap());
-    }
+    let flags: Vec<Vec<&str>> = setups
+        .iter()
+        .map(|extra| [&["--seed-ratio", "0.5"][..], extra].concat())
+        .collect();
+    let mut leechers = leecher_swarm(tmp.path(), t, seed_port, &flags);
+    let uploaded = finish_swarm(&mut leechers, tmp.path(), &data, "swarm.bin", LIMIT);
     let total: u64 = uploaded.iter().sum();
     assert!(total > 8 << 20, "leechers traded only {uploaded:?}");
     assert!(

@@ -38,12 +38,7 @@ fn seeder(label: &str) -> Seeded {
     let data = single_file(&tmp.join("seed"), "h.bin", FILE_LEN, 16);
     let torrent = make_torrent(&data, &tmp.join("h.torrent"), "256K");
     let meta = bt::metainfo::Metainfo::from_bytes(&std::fs::read(&torrent).unwrap()).unwrap();
-    let mut seeder = Fetch::local(
-        "seeder",
-        torrent.to_str().unwrap(),
-        tmp.join("seed").to_str().unwrap(),
-        &["--seed"],
-    );
+    let mut seeder = Fetch::seeder(&torrent, &tmp.join("seed"), &[]);
     let port = seeder.port();
     let target = Target {
         addr: ([127, 0, 0, 1], port).into(),

@@ -29,12 +29,7 @@ fn kill_9_mid_download_loses_at_most_the_pieces_in_flight() {
     let data = single_file(&tmp.join("seed"), "data.bin", SIZE, 11);
     let torrent = make_torrent(&data, &tmp.join("x.torrent"), "256K");
     let t = torrent.to_str().unwrap();
-    let mut seeder = Fetch::local(
-        "seeder",
-        t,
-        tmp.join("seed").to_str().unwrap(),
-        &["--seed", "--max-upload-rate", "4M"],
-    );
+    let mut seeder = Fetch::seeder(t, &tmp.join("seed"), &["--max-upload-rate", "4M"]);
     let peer = format!("127.0.0.1:{}", seeder.port());
     let out = tmp.join("leech");
     let args = ["--peer", &peer, "--max-memory", "4M", "--timeout", "120"];
@@ -44,13 +39,7 @@ fn kill_9_mid_download_loses_at_most_the_pieces_in_flight() {
         .unwrap()
         .as_nanos() as u64;
     eprintln!("kill moments from seed {seed}");
-    let mut rng = seed | 1;
-    let mut next = move || {
-        rng ^= rng << 13;
-        rng ^= rng >> 7;
-        rng ^= rng << 17;
-        rng
-    };
+    let mut rng = common::hostile::Xorshift(seed | 1);
     let mut reported = 0u64;
     for kill in 0..KILLS {
         let mut leech = Fetch::local("leecher", t, out.to_str().unwrap(), &args);
@@ -61,7 +50,7 @@ fn kill_9_mid_download_loses_at_most_the_pieces_in_flight() {
             "run {kill}: {have} pieces found, {reported} were reported written"
         );
         // 0.4 to 1.2 s into the download (8 s at 4 MiB/s in all).
-        let delay = Duration::from_millis(400 + next() % 800);
+        let delay = Duration::from_millis(400 + rng.next_u64() % 800);
         let start = Instant::now();
         while start.elapsed() < delay {
             leech.pump(delay.saturating_sub(start.elapsed()));
@@ -108,12 +97,7 @@ fn after_kill_9_a_file_changed_by_someone_else_is_rechecked_whole() {
     let t = torrent.to_str().unwrap();
     // 2 MiB/s: 16 s for the file, so that the kill after 7 s (a periodic
     // save of the resume file came at 5 s) is mid-download.
-    let mut seeder = Fetch::local(
-        "seeder",
-        t,
-        tmp.join("seed").to_str().unwrap(),
-        &["--seed", "--max-upload-rate", "2M"],
-    );
+    let mut seeder = Fetch::seeder(t, &tmp.join("seed"), &["--max-upload-rate", "2M"]);
     let peer = format!("127.0.0.1:{}", seeder.port());
     let out = tmp.join("leech");
     let args = ["--peer", &peer, "--timeout", "120"];

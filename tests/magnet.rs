@@ -9,11 +9,10 @@ mod tracker;
 use std::io::Write;
 use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use common::fake_server::{read_exact_bounded, FakeServer};
+use common::fake_server::{read_handshake, read_message, FakeServer};
 use common::peers::*;
 
 const LIMIT: Duration = Duration::from_secs(180);
@@ -29,30 +28,15 @@ impl Lt {
     /// `mode` "seed" or "leech" (what: a torrent file) or "magnet" (what:
     /// a link).
     fn start(mode: &str, what: &str, dir: &Path, upload_limit: u64, peers: &[String]) -> Lt {
-        let py = require_libtorrent();
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/scripts/lt_magnet.py");
         std::fs::create_dir_all(dir).unwrap();
-        let port = free_port();
-        let mut cmd = Command::new(py);
-        cmd.arg(script)
-            .args([mode, what])
-            .arg(dir)
-            .arg(port.to_string())
-            .arg(upload_limit.to_string())
-            .args(peers)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
-        let mut proc = Proc::spawn(&format!("libtorrent {mode}"), &mut cmd);
-        let out = proc.child.stdout.take().unwrap();
-        let mut lt = Lt {
-            proc,
-            port: 0,
-            lines: Lines::read(out),
-        };
-        let line = lt.wait_line(|l| l.starts_with("listening"), Duration::from_secs(120));
-        lt.port = line.split_whitespace().nth(1).unwrap().parse().unwrap();
-        lt
+        let (proc, lines, port) = start_lt_script("lt_magnet.py", mode, |cmd| {
+            cmd.args([mode, what])
+                .arg(dir)
+                .arg(free_port().to_string())
+                .arg(upload_limit.to_string())
+                .args(peers);
+        });
+        Lt { proc, port, lines }
     }
 
     fn addr(&self) -> String {
@@ -257,14 +241,8 @@ fn fake_serve(
     stop: &AtomicBool,
     end: Instant,
 ) -> std::io::Result<()> {
-    s.set_nonblocking(false)?;
-    s.set_read_timeout(Some(Duration::from_millis(100)))?;
-    let mut hs = [0u8; 68];
-    read_exact_bounded(&mut s, &mut hs, stop, end)?;
-    let mut reply = vec![19u8];
-    reply.extend_from_slice(b"BitTorrent protocol");
-    reply.extend_from_slice(&[0, 0, 0, 0, 0, 0x10, 0, 0]); // BEP 10
-    reply.extend_from_slice(&info_hash);
+    let bep10 = [0, 0, 0, 0, 0, 0x10, 0, 0];
+    let mut reply = read_handshake(&mut s, bep10, info_hash, stop, end)?;
     // Distinct peer ids (the same one twice is a duplicate connection).
     let id = format!(
         "-XX0001-fake{:08}",
@@ -280,18 +258,8 @@ fn fake_serve(
     reply.extend(extended(0, ext.as_bytes()));
     s.write_all(&reply)?;
     let mut their_id = 0u8;
-    loop {
-        let mut lenb = [0u8; 4];
-        read_exact_bounded(&mut s, &mut lenb, stop, end)?;
-        let len = u32::from_be_bytes(lenb) as usize;
-        if len == 0 {
-            continue;
-        }
-        if len > 1 << 20 {
-            return Ok(());
-        }
-        let mut msg = vec![0u8; len];
-        read_exact_bounded(&mut s, &mut msg, stop, end)?;
+    while let Some(msg) = read_message(&mut s, stop, end)? {
+        let len = msg.len();
         if msg[0] != 20 || len < 2 {
             continue;
         }
@@ -330,6 +298,7 @@ fn fake_serve(
             Meta::Oversize | Meta::Silent | Meta::Endless => {}
         }
     }
+    Ok(())
 }
 
 #[test]

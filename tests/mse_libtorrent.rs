@@ -6,125 +6,41 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::sync::mpsc::{self, Receiver};
 use std::time::{Duration, Instant};
 
 use bt::mse::{
     classify_first_bytes, Established, FirstBytes, Handshake, Method, Policy, Progress,
     StreamCipher,
 };
-use common::peers::{free_port, make_torrent, require_libtorrent, single_file, temp, Proc};
+use common::peers::{make_torrent, single_file, temp, LtPeer};
 use rand::SeedableRng;
 
 /// Every wait in these tests ends by this.
 const LIMIT: Duration = Duration::from_secs(60);
 
-/// A libtorrent peer with encryption forced on both directions.
-/// usage: SCRIPT seed|leech TORRENT DIR PORT rc4|both [IP:PORT]
-/// Prints "listening PORT INFOHASH"; exits when stdin closes.
-const LT_SCRIPT: &str = r#"
-import sys, time, threading, os
-import libtorrent as lt
-
-mode, torrent, folder, port, level = sys.argv[1:6]
-peers = sys.argv[6:]
-settings = {
-    "listen_interfaces": "127.0.0.1:%d" % int(port),
-    "enable_dht": False, "enable_lsd": False, "enable_upnp": False, "enable_natpmp": False,
-    "enable_outgoing_utp": False, "enable_incoming_utp": False,
-    "allow_multiple_connections_per_ip": True,
-    "out_enc_policy": int(lt.enc_policy.pe_forced),
-    "in_enc_policy": int(lt.enc_policy.pe_forced),
-    "allowed_enc_level": int(lt.enc_level.pe_rc4 if level == "rc4" else lt.enc_level.pe_both),
-    "prefer_rc4": level == "rc4",
-    "alert_mask": 0,
-}
-ses = lt.session(settings)
-info = lt.torrent_info(torrent)
-h = ses.add_torrent({"ti": info, "save_path": folder})
-for _ in range(200):
-    if ses.is_listening():
-        break
-    time.sleep(0.05)
-if mode == "seed":
-    for _ in range(1200):
-        if h.status().is_seeding:
-            break
-        time.sleep(0.05)
-print("listening %d %s" % (ses.listen_port(), str(info.info_hash())), flush=True)
-for p in peers:
-    ip, pt = p.rsplit(":", 1)
-    h.connect_peer((ip, int(pt)))
-
-def watch_stdin():
-    sys.stdin.read()
-    os._exit(0)
-threading.Thread(target=watch_stdin, daemon=True).start()
-while True:
-    time.sleep(0.2)
-"#;
-
 struct Lt {
-    _proc: Proc,
+    _peer: LtPeer,
     port: u16,
     info_hash: [u8; 20],
 }
 
+/// A libtorrent peer (tests/scripts/lt_peer.py) with encryption forced in
+/// both directions, `level` rc4 or both; its data in `dir/MODE-data`; it
+/// dials 127.0.0.1:`peer` if given.
 fn start_libtorrent(dir: &Path, mode: &str, torrent: &Path, level: &str, peer: Option<u16>) -> Lt {
-    let py = require_libtorrent();
-    let script = dir.join("mse_lt_peer.py");
-    std::fs::write(&script, LT_SCRIPT).unwrap();
     let data = dir.join(format!("{mode}-data"));
     std::fs::create_dir_all(&data).unwrap();
-    let mut cmd = Command::new(py);
-    cmd.arg(&script)
-        .args([mode, torrent.to_str().unwrap(), data.to_str().unwrap()])
-        .arg(free_port().to_string())
-        .arg(level)
-        .args(peer.map(|p| format!("127.0.0.1:{p}")))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit());
-    let mut proc = Proc::spawn(&format!("libtorrent {mode}"), &mut cmd);
-    let out = proc.child.stdout.take().unwrap();
-    let lines = spawn_line_reader(out);
-    let line = lines
-        .recv_timeout(Duration::from_secs(120))
-        .unwrap_or_else(|e| panic!("libtorrent {mode} did not start: {e:?}"));
-    let mut words = line.split_whitespace();
-    assert_eq!(words.next(), Some("listening"), "{line}");
-    let port = words.next().unwrap().parse().unwrap();
-    let info_hash = hex20(words.next().unwrap());
+    let peers: Vec<String> = peer.map(|p| format!("127.0.0.1:{p}")).into_iter().collect();
+    let lt = LtPeer::start_with_env(mode, torrent, &data, &peers, &[("LT_ENCRYPTION", level)]);
+    let meta = bt::metainfo::Metainfo::from_bytes(&std::fs::read(torrent).unwrap()).unwrap();
     Lt {
-        _proc: proc,
-        port,
-        info_hash,
+        port: lt.port,
+        info_hash: meta.info_hash,
+        _peer: lt,
     }
-}
-
-fn spawn_line_reader(out: impl Read + Send + 'static) -> Receiver<String> {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(out).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                return;
-            }
-        }
-    });
-    rx
-}
-
-fn hex20(s: &str) -> [u8; 20] {
-    assert_eq!(s.len(), 40, "{s}");
-    let mut out = [0; 20];
-    for (i, o) in out.iter_mut().enumerate() {
-        *o = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).unwrap();
-    }
-    out
 }
 
 fn bt_handshake(info_hash: &[u8; 20]) -> Vec<u8> {

@@ -32,12 +32,7 @@ fn partial(label: &str) -> Setup {
     let data = single_file(&tmp.join("seed"), "data.bin", SIZE, 7);
     let torrent = make_torrent(&data, &tmp.join("x.torrent"), "256K");
     let t = torrent.to_str().unwrap().to_string();
-    let mut seeder = Fetch::local(
-        "seeder",
-        &t,
-        tmp.join("seed").to_str().unwrap(),
-        &["--seed", "--max-upload-rate", "4M"],
-    );
+    let mut seeder = Fetch::seeder(&t, &tmp.join("seed"), &["--max-upload-rate", "4M"]);
     let peer = format!("127.0.0.1:{}", seeder.port());
     let out = tmp.join("leech");
     let mut leech = Fetch::local("leecher 1", &t, out.to_str().unwrap(), &["--peer", &peer]);

@@ -5,6 +5,9 @@ mod common;
 #[path = "common/tracker.rs"]
 mod tracker;
 
+use std::path::Path;
+use std::process::Output;
+
 use common::*;
 use tracker::*;
 
@@ -35,6 +38,23 @@ fn setup(sans: &str) -> Setup {
     }
 }
 
+impl Setup {
+    /// bt-announce of the torrent to `url`, trusting `ca`, with
+    /// `--timeout SECONDS`.
+    fn announce_trusting(&self, url: &str, ca: &Path, seconds: &str) -> Output {
+        let ca = ca.to_str().unwrap();
+        announce(&[
+            &self.torrent,
+            "-t",
+            url,
+            "--ca-file",
+            ca,
+            "--timeout",
+            seconds,
+        ])
+    }
+}
+
 #[test]
 fn announce_and_scrape_over_https_with_a_private_ca() {
     let s = setup("IP:127.0.0.1,DNS:localhost");
@@ -55,15 +75,7 @@ fn wrong_ca_is_refused_in_plain_words() {
     let s = setup("IP:127.0.0.1,DNS:localhost");
     let other = make_ca(s.tmp.path(), "other-ca");
     let url = format!("https://127.0.0.1:{}/announce", s.port);
-    let out = announce(&[
-        &s.torrent,
-        "-t",
-        &url,
-        "--ca-file",
-        other.0.to_str().unwrap(),
-        "--timeout",
-        "10",
-    ]);
+    let out = s.announce_trusting(&url, &other.0, "10");
     assert_eq!(out.status.code(), Some(1));
     assert!(out.stdout.is_empty());
     let err = stderr(&out);
@@ -82,15 +94,7 @@ fn wrong_ca_is_refused_in_plain_words() {
 fn wrong_host_name_is_refused_in_plain_words() {
     let s = setup("DNS:tracker.invalid");
     let url = format!("https://127.0.0.1:{}/announce", s.port);
-    let out = announce(&[
-        &s.torrent,
-        "-t",
-        &url,
-        "--ca-file",
-        s.ca.to_str().unwrap(),
-        "--timeout",
-        "10",
-    ]);
+    let out = s.announce_trusting(&url, &s.ca, "10");
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
     assert!(
@@ -110,15 +114,8 @@ fn plain_http_to_a_tls_port_and_tls_to_a_plain_port_fail_cleanly() {
         "5",
     ]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    let out = announce(&[
-        &s.torrent,
-        "-t",
-        &format!("https://127.0.0.1:{}/announce", s._ot.port),
-        "--ca-file",
-        s.ca.to_str().unwrap(),
-        "--timeout",
-        "5",
-    ]);
+    let tls_to_plain = format!("https://127.0.0.1:{}/announce", s._ot.port);
+    let out = s.announce_trusting(&tls_to_plain, &s.ca, "5");
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(stderr(&out).contains("TLS"), "{}", stderr(&out));
 }

@@ -109,12 +109,7 @@ pub struct Cli {
 
 /// `bt-announce` in `env`; returns the exit code.
 pub fn run(env: &mut Env) -> i32 {
-    let cli: Cli = match env.parse() {
-        Ok(c) => c,
-        Err(code) => return code,
-    };
-    env.set_verbosity(cli.verbosity.verbose, cli.verbosity.quiet);
-    run_parsed(env, &cli)
+    env.run_program(|cli: &Cli| cli.verbosity, |env, cli| run_parsed(env, &cli))
 }
 
 fn run_parsed(env: &mut Env, cli: &Cli) -> i32 {

@@ -261,6 +261,23 @@ impl Env {
         exit::OUTPUT_LOST
     }
 
+    /// The start every program shares: parses the arguments into `T`, sets
+    /// the verbosity from its `-v`/`-q` flags, then runs `program`. Returns
+    /// `program`'s exit code, or [`Env::parse`]'s when parsing stops the run.
+    pub fn run_program<T: clap::Parser>(
+        &mut self,
+        verbosity: impl FnOnce(&T) -> super::Verbosity,
+        program: impl FnOnce(&mut Env, T) -> i32,
+    ) -> i32 {
+        let cli: T = match self.parse() {
+            Ok(c) => c,
+            Err(code) => return code,
+        };
+        let flags = verbosity(&cli);
+        self.set_verbosity(flags.verbose, flags.quiet);
+        program(self, cli)
+    }
+
     /// Parses the arguments with clap. `Err` carries the exit code when
     /// the program should stop: 0 after `--help`/`--version` (printed on
     /// stdout), 2 after a usage error (printed on stderr).

@@ -357,11 +357,10 @@ pub fn options(env: &mut Env, cli: Cli) -> Result<Options, i32> {
 
 /// `bt-fetch` in `env`: parses and checks the flags, then downloads.
 pub fn run(env: &mut Env) -> i32 {
-    let cli: Cli = match env.parse() {
-        Ok(c) => c,
-        Err(code) => return code,
-    };
-    env.set_verbosity(cli.verbosity.verbose, cli.verbosity.quiet);
+    env.run_program(|cli: &Cli| cli.verbosity, run_parsed)
+}
+
+fn run_parsed(env: &mut Env, cli: Cli) -> i32 {
     let options = match options(env, cli) {
         Ok(o) => o,
         Err(code) => return code,

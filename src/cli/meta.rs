@@ -141,11 +141,10 @@ fn parse_name(text: &str) -> Result<String, String> {
 
 /// `bt-meta` in `env`; returns the exit code.
 pub fn run(env: &mut Env) -> i32 {
-    let cli: Cli = match env.parse() {
-        Ok(c) => c,
-        Err(code) => return code,
-    };
-    env.set_verbosity(cli.verbosity.verbose, cli.verbosity.quiet);
+    env.run_program(|cli: &Cli| cli.verbosity, run_parsed)
+}
+
+fn run_parsed(env: &mut Env, cli: Cli) -> i32 {
     let quiet = cli.verbosity.quiet > 0;
     match cli.command {
         Command::Info {

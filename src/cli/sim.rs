@@ -96,15 +96,13 @@ pub struct Cli {
 
 /// Runs bt-sim: parses its flags from `env`, runs the swarm, prints it.
 pub fn run(env: &mut Env) -> i32 {
-    let cli: Cli = match env.parse() {
-        Ok(c) => c,
-        Err(code) => return code,
-    };
-    env.set_verbosity(cli.verbosity.verbose, cli.verbosity.quiet);
-    match simulate(env, &cli) {
-        Ok(code) => code,
-        Err(bad_value) => env.usage(bad_value),
-    }
+    env.run_program(
+        |cli: &Cli| cli.verbosity,
+        |env, cli| match simulate(env, &cli) {
+            Ok(code) => code,
+            Err(bad_value) => env.usage(bad_value),
+        },
+    )
 }
 
 /// Runs the swarm and prints it: the exit status, or the message of a bad

@@ -55,11 +55,10 @@ pub struct Cli {
 
 /// `bt-verify` in `env`; returns the exit code.
 pub fn run(env: &mut Env) -> i32 {
-    let cli: Cli = match env.parse() {
-        Ok(c) => c,
-        Err(code) => return code,
-    };
-    env.set_verbosity(cli.verbosity.verbose, cli.verbosity.quiet);
+    env.run_program(|cli: &Cli| cli.verbosity, run_parsed)
+}
+
+fn run_parsed(env: &mut Env, cli: Cli) -> i32 {
     let meta = match super::load_torrent_in(env, &cli.torrent, cli.strict) {
         Ok(m) => m,
         Err(e) => {

@@ -639,6 +639,36 @@ fn seed_split_keeps_a_slow_seed_from_sending_pieces_twice() {
     );
 }
 
+/// The pieces of the seed-split tests' torrent.
+const SPLIT_PIECES: usize = 64;
+/// The cooperating leecher next to the session in the seed-split tests.
+const OTHER_LEECHER: [u8; 20] = *b"-BT0100-bbbbbbbbbbbb";
+
+/// A session of `SPLIT_PIECES` pieces (the seed split off if
+/// `no_seed_split`) with `OTHER_LEECHER` on token 2, which has nothing
+/// yet, and a seed on token 1; the time it starts.
+fn split_beside_a_leecher_and_a_seed(no_seed_split: bool) -> (Session, Instant) {
+    let mut cfg = Config::new(HASH, ME);
+    cfg.seed = 3;
+    cfg.ablation.no_seed_split = no_seed_split;
+    let mut s = Session::new(cfg, 16384, SPLIT_PIECES as u64 * 16384, SPLIT_PIECES);
+    let t0 = Instant::now();
+    s.on_connection(2, addr(1002), true, t0);
+    s.on_connected(2);
+    let mut bytes = handshake(OTHER_LEECHER, true);
+    bytes.extend(bytes_of(&[Message::HaveNone]));
+    s.on_data(2, &bytes, t0);
+    seeding_peer(&mut s, 1, 1, t0);
+    (s, t0)
+}
+
+/// Whether the seed split gives `piece` to this session rather than to
+/// `OTHER_LEECHER`.
+fn split_mine(piece: u32) -> bool {
+    split_score(split_key(&ME), piece as usize)
+        > split_score(split_key(&OTHER_LEECHER), piece as usize)
+}
+
 /// The split in one session: a seed is asked first for the pieces this
 /// leecher owns (the other cooperating leecher scores lower on them),
 /// all of them; then, since the other leecher passes nothing on, for the
@@ -646,22 +676,10 @@ fn seed_split_keeps_a_slow_seed_from_sending_pieces_twice() {
 /// download.
 #[test]
 fn seed_split_asks_only_for_own_pieces_until_idle() {
-    const PIECES: usize = 64;
-    let mut cfg = Config::new(HASH, ME);
-    cfg.seed = 3;
-    let mut s = Session::new(cfg, 16384, PIECES as u64 * 16384, PIECES);
-    let t0 = Instant::now();
-    let other = *b"-BT0100-bbbbbbbbbbbb";
-    s.on_connection(2, addr(1002), true, t0);
-    s.on_connected(2);
-    let mut bytes = handshake(other, true);
-    bytes.extend(bytes_of(&[Message::HaveNone]));
-    s.on_data(2, &bytes, t0);
-    seeding_peer(&mut s, 1, 1, t0);
-    let mine = |piece: u32| {
-        split_score(split_key(&ME), piece as usize) > split_score(split_key(&other), piece as usize)
-    };
-    let own: Vec<u32> = (0..PIECES as u32).filter(|&p| mine(p)).collect();
+    let (mut s, t0) = split_beside_a_leecher_and_a_seed(false);
+    let own: Vec<u32> = (0..SPLIT_PIECES as u32)
+        .filter(|&p| split_mine(p))
+        .collect();
     assert!(own.len() > 16 && own.len() < 48, "about half are ours");
     let mut got = Vec::new();
     let mut later = Vec::new();
@@ -671,7 +689,7 @@ fn seed_split_asks_only_for_own_pieces_until_idle() {
         let reqs = requests(&sent(&mut s, 1));
         for &(index, begin) in &reqs {
             if got.len() < own.len() {
-                assert!(mine(index), "piece {index} is the other leecher's");
+                assert!(split_mine(index), "piece {index} is the other leecher's");
                 got.push(index);
             } else {
                 later.push((index, begin));
@@ -697,7 +715,7 @@ fn seed_split_asks_only_for_own_pieces_until_idle() {
     }
     let waited = now.saturating_duration_since(t0);
     assert!(
-        later.iter().any(|&(p, _)| !mine(p)),
+        later.iter().any(|&(p, _)| !split_mine(p)),
         "after {waited:?} the seed is asked for the other leecher's pieces too"
     );
 }
@@ -707,26 +725,11 @@ fn seed_split_asks_only_for_own_pieces_until_idle() {
 /// pieces (with the split they never do, see the test above).
 #[test]
 fn seed_split_off_asks_a_seed_for_any_piece() {
-    const PIECES: usize = 64;
-    let mut cfg = Config::new(HASH, ME);
-    cfg.seed = 3;
-    cfg.ablation.no_seed_split = true;
-    let mut s = Session::new(cfg, 16384, PIECES as u64 * 16384, PIECES);
-    let t0 = Instant::now();
-    let other = *b"-BT0100-bbbbbbbbbbbb";
-    s.on_connection(2, addr(1002), true, t0);
-    s.on_connected(2);
-    let mut bytes = handshake(other, true);
-    bytes.extend(bytes_of(&[Message::HaveNone]));
-    s.on_data(2, &bytes, t0);
-    seeding_peer(&mut s, 1, 1, t0);
-    let mine = |piece: u32| {
-        split_score(split_key(&ME), piece as usize) > split_score(split_key(&other), piece as usize)
-    };
+    let (mut s, _) = split_beside_a_leecher_and_a_seed(true);
     let reqs = requests(&sent(&mut s, 1));
     assert!(!reqs.is_empty(), "the seed is asked at once");
     assert!(
-        reqs.iter().any(|&(p, _)| !mine(p)),
+        reqs.iter().any(|&(p, _)| !split_mine(p)),
         "without the split the other leecher's pieces are asked for too: {reqs:?}"
     );
 }

@@ -6,7 +6,7 @@
 use std::io::Write;
 use std::net::TcpStream;
 
-use super::fake_server::{read_exact_bounded, FakeServer};
+use super::fake_server::{read_handshake, read_message, FakeServer};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -57,14 +57,8 @@ fn serve(
     seen: &AtomicU64,
     deadline: Instant,
 ) -> std::io::Result<()> {
-    s.set_nonblocking(false)?;
-    s.set_read_timeout(Some(Duration::from_millis(100)))?;
-    let mut hs = [0u8; 68];
-    read_exact_bounded(&mut s, &mut hs, stop, deadline)?;
-    let mut reply = vec![19u8];
-    reply.extend_from_slice(b"BitTorrent protocol");
-    reply.extend_from_slice(&[0; 8]); // no extensions
-    reply.extend_from_slice(&info_hash);
+    let no_extensions = [0; 8];
+    let mut reply = read_handshake(&mut s, no_extensions, info_hash, stop, deadline)?;
     reply.extend_from_slice(b"-XX0001-fakepeer0000");
     let len = pieces.div_ceil(8)
         + if behaviour == Behaviour::BadBitfield {
@@ -81,18 +75,8 @@ fn serve(
     reply.extend_from_slice(&bits);
     reply.extend_from_slice(&[0, 0, 0, 1, 1]); // unchoke
     s.write_all(&reply)?;
-    loop {
-        let mut lenb = [0u8; 4];
-        read_exact_bounded(&mut s, &mut lenb, stop, deadline)?;
-        let len = u32::from_be_bytes(lenb) as usize;
-        if len == 0 {
-            continue;
-        }
-        if len > 1 << 20 {
-            return Ok(());
-        }
-        let mut msg = vec![0u8; len];
-        read_exact_bounded(&mut s, &mut msg, stop, deadline)?;
+    while let Some(msg) = read_message(&mut s, stop, deadline)? {
+        let len = msg.len();
         if msg[0] == 6 && len == 13 {
             seen.fetch_add(1, Ordering::Relaxed);
             if behaviour == Behaviour::Corrupt {
@@ -106,4 +90,5 @@ fn serve(
             }
         }
     }
+    Ok(())
 }

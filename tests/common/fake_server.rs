@@ -90,3 +90,48 @@ pub fn read_exact_bounded(
     }
     Ok(())
 }
+
+/// Reads the other side's handshake (68 bytes, not checked) and returns
+/// the start of ours: the protocol, `reserved` and `info_hash`; the peer
+/// id is the caller's to append.
+pub fn read_handshake(
+    s: &mut TcpStream,
+    reserved: [u8; 8],
+    info_hash: [u8; 20],
+    stop: &AtomicBool,
+    deadline: Instant,
+) -> std::io::Result<Vec<u8>> {
+    s.set_nonblocking(false)?;
+    s.set_read_timeout(Some(Duration::from_millis(100)))?;
+    let mut hs = [0u8; 68];
+    read_exact_bounded(s, &mut hs, stop, deadline)?;
+    let mut reply = vec![19u8];
+    reply.extend_from_slice(b"BitTorrent protocol");
+    reply.extend_from_slice(&reserved);
+    reply.extend_from_slice(&info_hash);
+    Ok(reply)
+}
+
+/// The next peer-wire message after the handshakes, keep-alives skipped;
+/// `None` for one longer than 1 MiB, which no fake peer reads (the caller
+/// ends the connection).
+pub fn read_message(
+    s: &mut TcpStream,
+    stop: &AtomicBool,
+    deadline: Instant,
+) -> std::io::Result<Option<Vec<u8>>> {
+    loop {
+        let mut lenb = [0u8; 4];
+        read_exact_bounded(s, &mut lenb, stop, deadline)?;
+        let len = u32::from_be_bytes(lenb) as usize;
+        if len == 0 {
+            continue;
+        }
+        if len > 1 << 20 {
+            return Ok(None);
+        }
+        let mut msg = vec![0u8; len];
+        read_exact_bounded(s, &mut msg, stop, deadline)?;
+        return Ok(Some(msg));
+    }
+}

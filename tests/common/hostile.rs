@@ -358,17 +358,8 @@ fn mass(attack: Attack, t: Target, connections: usize, c: &Counts, live: &dyn Fn
     let mut buf = [0u8; 4096];
     // Garbage for MseGarbage (xorshift: no pattern the target could sync
     // on; its first byte never 19, which would read as plaintext).
-    let mut rng = 0x2545_f491_4f6c_dd1du64;
-    let mut garbage = |n: usize| -> Vec<u8> {
-        (0..n)
-            .map(|_| {
-                rng ^= rng << 13;
-                rng ^= rng >> 7;
-                rng ^= rng << 17;
-                rng as u8
-            })
-            .collect()
-    };
+    let mut rng = Xorshift(0x2545_f491_4f6c_dd1d);
+    let mut garbage = |n: usize| rng.bytes(n);
     while live() {
         let pass = Instant::now();
         // After one failed connect (a full accept queue), no more this
@@ -464,4 +455,23 @@ fn status_kib(pid: u32, key: &str) -> Option<u64> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = s.lines().find(|l| l.starts_with(key))?;
     line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// xorshift64: fast pseudo-random numbers from a seed (not 0), for
+/// garbage with no pattern a peer could sync on and for reproducible
+/// random moments.
+pub struct Xorshift(pub u64);
+
+impl Xorshift {
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    /// `n` bytes, each the low byte of the next number.
+    pub fn bytes(&mut self, n: usize) -> Vec<u8> {
+        (0..n).map(|_| self.next_u64() as u8).collect()
+    }
 }

@@ -249,10 +249,27 @@ impl Fetch {
 
     /// A seeder (`--seed`, more flags in `extra`) of `torrent` whose data is
     /// in `dir`.
-    pub fn seeder(torrent: &str, dir: &Path, extra: &[&str]) -> Fetch {
+    pub fn seeder(torrent: impl AsRef<Path>, dir: &Path, extra: &[&str]) -> Fetch {
         let mut args = vec!["--seed"];
         args.extend_from_slice(extra);
+        let torrent = torrent.as_ref().to_str().unwrap();
         Fetch::local("seeder", torrent, dir.to_str().unwrap(), &args)
+    }
+
+    /// A leecher named `label` of `torrent` into `dir` from the peer at
+    /// 127.0.0.1:`port` (`--peer`, more flags in `extra`).
+    pub fn leech_from(
+        label: &str,
+        torrent: impl AsRef<Path>,
+        dir: &Path,
+        port: u16,
+        extra: &[&str],
+    ) -> Fetch {
+        let peer = format!("127.0.0.1:{port}");
+        let mut args = vec!["--peer", &peer];
+        args.extend_from_slice(extra);
+        let torrent = torrent.as_ref().to_str().unwrap();
+        Fetch::local(label, torrent, dir.to_str().unwrap(), &args)
     }
 
     /// 127.0.0.1:PORT, the address it listens on, for `--peer`.
@@ -305,6 +322,57 @@ impl Fetch {
             .cloned()
             .collect()
     }
+}
+
+/// A swarm of bt-fetch leechers of `torrent` around a seeder at
+/// 127.0.0.1:`seed_port`: leecher i runs with `flags[i]`, writes to
+/// `tmp/l{i}`, and is told of every other leecher, then of the seeder.
+pub fn leecher_swarm(tmp: &Path, torrent: &str, seed_port: u16, flags: &[Vec<&str>]) -> Vec<Fetch> {
+    let mut leechers = Vec::new();
+    let mut ports = Vec::new();
+    for (i, args) in flags.iter().enumerate() {
+        let out = tmp.join(format!("l{i}"));
+        let mut l = Fetch::local(
+            &format!("leecher {i}"),
+            torrent,
+            out.to_str().unwrap(),
+            args,
+        );
+        ports.push(l.port());
+        leechers.push(l);
+    }
+    for (i, l) in leechers.iter_mut().enumerate() {
+        for (j, p) in ports.iter().enumerate() {
+            if i != j {
+                l.send_line(&format!("127.0.0.1:{p}"));
+            }
+        }
+        l.send_line(&format!("127.0.0.1:{seed_port}"));
+    }
+    leechers
+}
+
+/// Waits (up to `limit` each) until every leecher of [`leecher_swarm`] has
+/// `name` complete and identical to `data`, then stops them (SIGTERM: they
+/// still seed); returns what each uploaded.
+pub fn finish_swarm(
+    leechers: &mut [Fetch],
+    tmp: &Path,
+    data: &Path,
+    name: &str,
+    limit: Duration,
+) -> Vec<u64> {
+    for (i, l) in leechers.iter_mut().enumerate() {
+        l.wait_event("complete", limit);
+        assert_same(data, &tmp.join(format!("l{i}/{name}")));
+    }
+    let mut uploaded = Vec::new();
+    for l in leechers.iter_mut() {
+        l.proc.signal(libc::SIGTERM);
+        let done = l.finish(Duration::from_secs(20));
+        uploaded.push(done["uploaded"].as_u64().unwrap());
+    }
+    uploaded
 }
 
 /// Writes a single random file `name` of `len` bytes under `dir`.
@@ -423,6 +491,39 @@ pub fn require_libtorrent() -> PathBuf {
     py
 }
 
+/// Starts the libtorrent peer `python3 tests/scripts/SCRIPT`, its
+/// arguments set by `args`, as the process "libtorrent MODE" with stdin
+/// and stdout piped, and waits (2 min at most) for its "listening PORT"
+/// line. Returns the process, its further lines and the port.
+pub fn start_lt_script(
+    script: &str,
+    mode: &str,
+    args: impl FnOnce(&mut Command),
+) -> (Proc, Lines, u16) {
+    let py = require_libtorrent();
+    let mut cmd = Command::new(py);
+    cmd.arg(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/scripts")
+            .join(script),
+    );
+    args(&mut cmd);
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    let mut proc = Proc::spawn(&format!("libtorrent {mode}"), &mut cmd);
+    let lines = Lines::read(proc.child.stdout.take().unwrap());
+    let listening = |l: &str| l.starts_with("listening");
+    let line = lines.wait(
+        &proc.name,
+        "'listening'",
+        listening,
+        Duration::from_secs(120),
+    );
+    let port = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+    (proc, lines, port)
+}
+
 /// A libtorrent peer (tests/scripts/lt_peer.py): `mode` is "seed" or
 /// "leech". Returns the process and its listening port once ready.
 pub struct LtPeer {
@@ -445,30 +546,15 @@ impl LtPeer {
         peers: &[String],
         env: &[(&str, &str)],
     ) -> LtPeer {
-        let py = require_libtorrent();
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/scripts/lt_peer.py");
-        let port = free_port();
-        let mut cmd = Command::new(py);
-        cmd.arg(script)
-            .arg(mode)
-            .arg(torrent)
-            .arg(dir)
-            .arg(port.to_string())
-            .args(peers)
-            .envs(env.iter().copied())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
-        let mut proc = Proc::spawn(&format!("libtorrent {mode}"), &mut cmd);
-        let out = proc.child.stdout.take().unwrap();
-        let mut p = LtPeer {
-            proc,
-            port: 0,
-            lines: Lines::read(out),
-        };
-        let line = p.wait_line("listening", Duration::from_secs(120));
-        p.port = line.split_whitespace().nth(1).unwrap().parse().unwrap();
-        p
+        let (proc, lines, port) = start_lt_script("lt_peer.py", mode, |cmd| {
+            cmd.arg(mode)
+                .arg(torrent)
+                .arg(dir)
+                .arg(free_port().to_string())
+                .args(peers)
+                .envs(env.iter().copied());
+        });
+        LtPeer { proc, port, lines }
     }
 
     pub fn wait_line(&mut self, prefix: &str, limit: Duration) -> String {

@@ -9,18 +9,15 @@ UPLOAD_LIMIT is bytes/s (0: none). Prints "listening PORT" once listening,
 complete, and "peers IP:PORT ..." (its connected peers) every second. Ends
 on stdin EOF.
 """
-import sys, time, threading, os
-import libtorrent as lt
+import sys, time
+
+sys.dont_write_bytecode = True  # no __pycache__ beside the scripts
+import libtorrent as lt  # noqa: E402
+from lt_common import loopback_settings, wait_listening, connect_peers, exit_on_stdin_eof  # noqa: E402
 
 mode, what, folder, port, limit = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
 peers = sys.argv[6:]
-settings = {
-    "listen_interfaces": "127.0.0.1:%d" % port,
-    "enable_dht": False, "enable_lsd": False, "enable_upnp": False, "enable_natpmp": False,
-    "enable_outgoing_utp": False, "enable_incoming_utp": False,
-    "allow_multiple_connections_per_ip": True,
-    "alert_mask": 0,
-}
+settings = loopback_settings(port)
 if limit > 0:
     settings["upload_rate_limit"] = limit
 ses = lt.session(settings)
@@ -37,10 +34,7 @@ else:
     params = lt.parse_magnet_uri(what)
 params.save_path = folder
 h = ses.add_torrent(params)
-for _ in range(100):
-    if ses.is_listening():
-        break
-    time.sleep(0.05)
+wait_listening(ses)
 # Wait until checked (and, for a seed, seeding): peers added while
 # checking are ignored.
 for _ in range(1200):
@@ -50,14 +44,8 @@ for _ in range(1200):
         break
     time.sleep(0.05)
 print("listening %d" % ses.listen_port(), flush=True)
-for p in peers:
-    ip, pt = p.rsplit(":", 1)
-    h.connect_peer((ip, int(pt)))
-
-def watch_stdin():
-    sys.stdin.read()
-    os._exit(0)
-threading.Thread(target=watch_stdin, daemon=True).start()
+connect_peers(h, peers)
+exit_on_stdin_eof()
 
 meta = mode != "magnet"
 done = False

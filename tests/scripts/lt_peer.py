@@ -7,19 +7,16 @@ complete (leech), and keeps running (seed) until killed; stdin EOF also
 ends it. LT_ENCRYPTION=rc4|both forces encryption (MSE) in and out, with
 RC4 only or either method allowed.
 """
-import sys, time, threading, os
-import libtorrent as lt
+import sys, time, os
+
+sys.dont_write_bytecode = True  # no __pycache__ beside the scripts
+import libtorrent as lt  # noqa: E402
+from lt_common import loopback_settings, wait_listening, connect_peers, exit_on_stdin_eof  # noqa: E402
 
 mode, torrent, folder, port = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
 peers = sys.argv[5:]
 settings = lt.high_performance_seed() if mode == "seed" else {}
-settings.update({
-    "listen_interfaces": "127.0.0.1:%d" % port,
-    "enable_dht": False, "enable_lsd": False, "enable_upnp": False, "enable_natpmp": False,
-    "enable_outgoing_utp": False, "enable_incoming_utp": False,
-    "allow_multiple_connections_per_ip": True,
-    "alert_mask": 0,
-})
+settings.update(loopback_settings(port))
 level = os.environ.get("LT_ENCRYPTION")
 if level:
     settings.update({
@@ -32,24 +29,15 @@ ses = lt.session(settings)
 info = lt.torrent_info(torrent)
 params = {"ti": info, "save_path": folder}
 h = ses.add_torrent(params)
-for _ in range(100):
-    if ses.is_listening():
-        break
-    time.sleep(0.05)
+wait_listening(ses)
 if mode == "seed":
     for _ in range(1200):
         if h.status().is_seeding:
             break
         time.sleep(0.05)
 print("listening %d" % ses.listen_port(), flush=True)
-for p in peers:
-    ip, pt = p.rsplit(":", 1)
-    h.connect_peer((ip, int(pt)))
-
-def watch_stdin():
-    sys.stdin.read()
-    os._exit(0)
-threading.Thread(target=watch_stdin, daemon=True).start()
+connect_peers(h, peers)
+exit_on_stdin_eof()
 
 reported = False
 start = time.time()

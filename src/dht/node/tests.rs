@@ -20,6 +20,24 @@ fn reply(node: &mut Node) -> Message {
     Message::decode(&bytes).unwrap()
 }
 
+/// Has `node` ping `to`; returns the answer to that ping (its transaction
+/// id) of a node with id `[5; 20]`, encoded.
+fn ping_and_answer(node: &mut Node, now: Instant, to: SocketAddrV4) -> Vec<u8> {
+    node.ping(now, to);
+    let (_, bytes) = node.poll_transmit().unwrap();
+    let tid = Message::decode(&bytes).unwrap().tid;
+    Message {
+        tid,
+        version: None,
+        read_only: false,
+        body: Body::Response(Response {
+            id: Id([5; 20]),
+            ..Response::default()
+        }),
+    }
+    .encode()
+}
+
 #[test]
 fn tokens_rotate_and_last_ten_minutes_at_most() {
     let t0 = Instant::now();
@@ -170,19 +188,8 @@ fn stale_buckets_are_refreshed() {
     let t0 = Instant::now();
     let mut node = Node::new(Config::default(), 3, t0);
     // One node in the table, by answering a ping.
-    node.ping(t0, addr(1));
-    let (_, bytes) = node.poll_transmit().unwrap();
-    let tid = Message::decode(&bytes).unwrap().tid;
-    let pong = Message {
-        tid,
-        version: None,
-        read_only: false,
-        body: Body::Response(Response {
-            id: Id([5; 20]),
-            ..Response::default()
-        }),
-    };
-    node.handle_packet(t0, SocketAddr::V4(addr(1)), &pong.encode());
+    let pong = ping_and_answer(&mut node, t0, addr(1));
+    node.handle_packet(t0, SocketAddr::V4(addr(1)), &pong);
     assert_eq!(node.table().len(), 1);
     // Nothing for 15 minutes: the bucket is refreshed with a find_node.
     let mut now = t0;
@@ -249,19 +256,7 @@ fn hostile_packets_are_dropped() {
 fn answers_only_from_the_address_asked() {
     let t0 = Instant::now();
     let mut node = Node::new(Config::default(), 1, t0);
-    node.ping(t0, addr(1));
-    let (_, bytes) = node.poll_transmit().unwrap();
-    let tid = Message::decode(&bytes).unwrap().tid;
-    let answer = Message {
-        tid,
-        version: None,
-        read_only: false,
-        body: Body::Response(Response {
-            id: Id([5; 20]),
-            ..Response::default()
-        }),
-    }
-    .encode();
+    let answer = ping_and_answer(&mut node, t0, addr(1));
     node.handle_packet(t0, SocketAddr::V4(addr(2)), &answer);
     assert_eq!(node.stats(t0).unsolicited, 1);
     assert_eq!(node.table().len(), 0);
