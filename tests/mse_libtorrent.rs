@@ -27,14 +27,16 @@ struct Lt {
     info_hash: [u8; 20],
 }
 
-/// A libtorrent peer (tests/scripts/lt_peer.py) with encryption forced in
-/// both directions, `level` rc4 or both; its data in `dir/MODE-data`; it
-/// dials 127.0.0.1:`peer` if given.
+/// A libtorrent peer (tests/scripts/lt_peer.py, libtorrent's default
+/// settings) with encryption forced in both directions, `level` rc4 or
+/// both; its data in `dir/MODE-data`; it dials 127.0.0.1:`peer` if given.
 fn start_libtorrent(dir: &Path, mode: &str, torrent: &Path, level: &str, peer: Option<u16>) -> Lt {
     let data = dir.join(format!("{mode}-data"));
     std::fs::create_dir_all(&data).unwrap();
     let peers: Vec<String> = peer.map(|p| format!("127.0.0.1:{p}")).into_iter().collect();
-    let lt = LtPeer::start_with_env(mode, torrent, &data, &peers, &[("LT_ENCRYPTION", level)]);
+    // libtorrent's defaults but for the forced encryption.
+    let env = [("LT_ENCRYPTION", level), ("LT_DEFAULTS", "1")];
+    let lt = LtPeer::start_with_env(mode, torrent, &data, &peers, &env);
     let meta = bt::metainfo::Metainfo::from_bytes(&std::fs::read(torrent).unwrap()).unwrap();
     Lt {
         port: lt.port,

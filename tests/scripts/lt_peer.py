@@ -5,7 +5,9 @@ usage: lt_peer.py seed|leech TORRENT DIR PORT [IP:PORT ...]
 Prints "listening PORT" once listening, "done" when the download is
 complete (leech), and keeps running (seed) until killed; stdin EOF also
 ends it. LT_ENCRYPTION=rc4|both forces encryption (MSE) in and out, with
-RC4 only or either method allowed.
+RC4 only or either method allowed. A seed runs libtorrent's
+high_performance_seed settings unless LT_DEFAULTS=1 (libtorrent's own
+defaults, as its users run it).
 """
 import sys, time, os
 
@@ -15,7 +17,8 @@ from lt_common import loopback_settings, wait_listening, connect_peers, exit_on_
 
 mode, torrent, folder, port = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
 peers = sys.argv[5:]
-settings = lt.high_performance_seed() if mode == "seed" else {}
+fast_seed = mode == "seed" and os.environ.get("LT_DEFAULTS") != "1"
+settings = lt.high_performance_seed() if fast_seed else {}
 settings.update(loopback_settings(port))
 level = os.environ.get("LT_ENCRYPTION")
 if level:
