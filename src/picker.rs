@@ -219,6 +219,17 @@ pub struct Picker {
     /// bt-sim only: blocks are not copied and piece buffers stay empty
     /// (the simulator trusts its honest peers and never hashes).
     discard_payload: bool,
+    /// `pick`'s candidates for new pieces, kept to reuse the allocation.
+    rarest: Vec<u32>,
+}
+
+/// Takes one of `pieces` uniformly at random (`None`: there is none).
+fn draw(pieces: &mut Vec<u32>, rng: &mut impl Rng) -> Option<u32> {
+    if pieces.is_empty() {
+        return None;
+    }
+    let k = rng.gen_range(0..pieces.len());
+    Some(pieces.swap_remove(k))
 }
 
 impl Picker {
@@ -241,6 +252,7 @@ impl Picker {
             partly_kept: Bitfield::new(pieces),
             random_pieces: false,
             discard_payload: false,
+            rarest: Vec::new(),
         }
     }
 
@@ -473,8 +485,11 @@ impl Picker {
                 }
             }
         }
-        // 2. Start new pieces, rarest first.
+        // 2. Start new pieces, rarest first: drawn from one scan's rarest
+        //    pieces until they run out (see `gather_new`).
         let mut no_candidate = false;
+        let mut rarest = std::mem::take(&mut self.rarest);
+        rarest.clear();
         while out.len() - start < n {
             // No buffer, no new piece: skip the scan (when the disk falls
             // behind, this runs for every block received).
@@ -482,10 +497,14 @@ impl Picker {
                 no_candidate = self.in_endgame();
                 break;
             }
-            let Some(piece) = self.choose_new(peer, rng, &scope) else {
+            if rarest.is_empty() {
+                self.gather_new(peer, &scope, &mut rarest);
+            }
+            let Some(piece) = draw(&mut rarest, rng) else {
                 no_candidate = true;
                 break;
             };
+            let piece = piece as usize;
             let size = self.piece_size(piece) as usize;
             let Some(buf) = self.take_buffer(size) else {
                 break;
@@ -511,6 +530,7 @@ impl Picker {
             self.state[piece] = PieceState::Partial;
             self.partials.push(p);
         }
+        self.rarest = rarest;
         // 3. Endgame: nothing left to start, so ask for blocks already on
         //    request elsewhere, least-requested first.
         if no_candidate && out.len() - start < n && self.in_endgame() {
@@ -546,23 +566,34 @@ impl Picker {
     /// unless the scope leaves pieces out); in sequential mode, the
     /// lowest-index one.
     fn choose_new(&self, peer: &Bitfield, rng: &mut impl Rng, scope: &Scope<'_>) -> Option<usize> {
+        let mut rarest = Vec::new();
+        self.gather_new(peer, scope, &mut rarest);
+        draw(&mut rarest, rng).map(|p| p as usize)
+    }
+
+    /// Fills `out` with the pieces [`Picker::choose_new`] chooses among:
+    /// the missing pieces the peer has at the lowest availability among
+    /// them (every such piece while pieces are picked at random; in
+    /// sequential mode only the lowest-index one). A uniform draw from
+    /// `out` is a piece chosen as rarest first with ties at random; further
+    /// draws without replacement are the next pieces such a scan would
+    /// choose, as long as nothing else changes meanwhile. One scan can so
+    /// serve a whole batch of requests: with small pieces a batch starts
+    /// tens of pieces, and a scan (with a random draw per tied piece) per
+    /// piece was a tenth of bt-fetch's CPU on 4096 pieces of 256 KiB.
+    fn gather_new(&self, peer: &Bitfield, scope: &Scope<'_>, out: &mut Vec<u32>) {
+        out.clear();
+        let wanted = |i: usize| self.state[i] == PieceState::Missing && peer.get(i);
         if self.sequential {
-            return (0..self.state.len()).find(|&i| {
-                self.state[i] == PieceState::Missing && peer.get(i) && scope.allows(i as u32)
-            });
+            let first = (0..self.state.len()).find(|&i| wanted(i) && scope.allows(i as u32));
+            out.extend(first.map(|i| i as u32));
+            return;
         }
         let random =
             self.random_pieces || self.have.count() < self.random_first && scope.leave.is_none();
-        let mut best: Option<usize> = None;
         let mut best_avail = u32::MAX;
-        let mut ties = 0u32;
-        let n = self.state.len();
-        // Start the scan at a random place so that ties do not favour low
-        // indices even before the reservoir sampling below.
-        let offset = if n > 0 { rng.gen_range(0..n) } else { 0 };
-        for k in 0..n {
-            let i = (k + offset) % n;
-            if self.state[i] != PieceState::Missing || !peer.get(i) {
+        for i in 0..self.state.len() {
+            if !wanted(i) {
                 continue;
             }
             let a = if random { 0 } else { self.avail[i] };
@@ -572,16 +603,10 @@ impl Picker {
             }
             if a < best_avail {
                 best_avail = a;
-                best = Some(i);
-                ties = 1;
-            } else {
-                ties += 1;
-                if rng.gen_range(0..ties) == 0 {
-                    best = Some(i);
-                }
+                out.clear();
             }
+            out.push(i as u32);
         }
-        best
     }
 
     /// A request for `b` was withdrawn (cancelled, rejected, peer gone).
@@ -874,6 +899,43 @@ mod tests {
         pick(&mut p, &all, 2, &mut out);
         assert_eq!(out[0], BlockRef { piece: 1, block: 1 });
         assert_ne!(out[1].piece, 2, "piece 2 is the commonest");
+    }
+
+    /// One request batch that starts several pieces takes them rarest
+    /// first, each level's ties in random order, then the next level, as a
+    /// fresh scan per piece would; and every tied piece comes first
+    /// somewhere (ties are broken at random, not by index).
+    #[test]
+    fn a_batch_starts_pieces_rarest_first_with_ties_at_random() {
+        // 8 pieces of 1 block: 5, 2 and 6 the rarest, then 0 and 7.
+        let mut first_seen = std::collections::BTreeSet::new();
+        for seed in 0..64 {
+            let mut p = Picker::new(16384, 8 * 16384, 8, 16);
+            p.random_first = 0;
+            p.avail = vec![9, 5, 9, 5, 5, 5, 1, 8];
+            p.avail[2] = 1;
+            p.avail[5] = 1;
+            let all = Bitfield::full(8);
+            let mut out = Vec::new();
+            p.pick(
+                &all,
+                5,
+                &mut rand::rngs::StdRng::seed_from_u64(seed),
+                |_| false,
+                Scope::default(),
+                &mut out,
+            );
+            let pieces: Vec<u32> = out.iter().map(|b| b.piece).collect();
+            let mut rarest = pieces[..3].to_vec();
+            rarest.sort_unstable();
+            assert_eq!(rarest, vec![2, 5, 6], "the rarest first: {pieces:?}");
+            assert!(
+                pieces[3..].iter().all(|q| [1, 3, 4].contains(q)) && pieces[3] != pieces[4],
+                "then the next level: {pieces:?}"
+            );
+            first_seen.insert(pieces[0]);
+        }
+        assert_eq!(first_seen.len(), 3, "each rarest piece can come first");
     }
 
     #[test]
