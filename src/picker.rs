@@ -1009,7 +1009,10 @@ mod tests {
             assert_eq!(out[0].piece, y, "seed {seed}");
             // The first piece's request is withdrawn: it is missing again,
             // as rare as the others left, and can be chosen again.
-            p.cancel_request(BlockRef { piece: first, block: 0 });
+            p.cancel_request(BlockRef {
+                piece: first,
+                block: 0,
+            });
             let mut seen = Vec::new();
             out.clear();
             p.pick(&all, 7, &mut rng, |_| false, Scope::default(), &mut out);
@@ -1036,7 +1039,10 @@ mod tests {
             let mut out = Vec::new();
             p.pick(&all, 1, &mut rng, |_| false, Scope::default(), &mut out);
             let first = out[0].piece;
-            p.cancel_request(BlockRef { piece: first, block: 0 });
+            p.cancel_request(BlockRef {
+                piece: first,
+                block: 0,
+            });
             out.clear();
             p.pick(&all, 1, &mut rng, |_| false, Scope::default(), &mut out);
             again += usize::from(out[0].piece == first);
