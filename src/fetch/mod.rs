@@ -631,7 +631,7 @@ pub fn run(mut opts: Options) -> i32 {
         storage.select_files(sel.files.clone());
     }
     let storage = Arc::new(storage);
-    storage.set_direct_io(opts.direct_io);
+    storage.set_direct_io(opts.direct_io && crate::storage::direct_io_pays(info.piece_length));
     if let Err(e) = storage.create_empty_files() {
         log::error!("{e}");
         return exit::FAILURE;
