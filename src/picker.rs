@@ -184,6 +184,11 @@ pub struct Scope<'a> {
 }
 
 impl Scope<'_> {
+    /// No restriction: every piece allowed.
+    fn is_open(&self) -> bool {
+        self.only.is_none() && self.leave.is_none()
+    }
+
     fn allows(&self, i: u32) -> bool {
         self.only.is_none_or(|o| o.contains(&i))
             && self.leave.is_none_or(|leave| !leave(i as usize))
@@ -510,14 +515,16 @@ impl Picker {
         //    From a seed, with no scope, the candidates last across calls.
         let mut no_candidate = false;
         let random = self.random_mode(&scope);
-        let from_seed = peer.is_full() && scope.only.is_none() && scope.leave.is_none();
-        let mut rarest = if from_seed && self.seed_rarest_at == Some((self.epoch, random)) {
-            std::mem::take(&mut self.seed_rarest)
+        let from_seed = peer.is_full() && scope.is_open();
+        let kept = from_seed && self.seed_rarest_at == Some((self.epoch, random));
+        let mut rarest = std::mem::take(if from_seed {
+            &mut self.seed_rarest
         } else {
-            let mut v = std::mem::take(&mut self.rarest);
-            v.clear();
-            v
-        };
+            &mut self.rarest
+        });
+        if !kept {
+            rarest.clear();
+        }
         while out.len() - start < n {
             // No buffer, no new piece: skip the scan (when the disk falls
             // behind, this runs for every block received).
@@ -632,7 +639,7 @@ impl Picker {
             return;
         }
         let random = self.random_mode(scope);
-        let scoped = scope.only.is_some() || scope.leave.is_some();
+        let open = scope.is_open();
         let mut best_avail = u32::MAX;
         for i in 0..self.state.len() {
             if !wanted(i) {
@@ -640,7 +647,7 @@ impl Picker {
             }
             let a = if random { 0 } else { self.avail[i] };
             // The scope last: it may cost a loop over peers.
-            if a > best_avail || scoped && !scope.allows(i as u32) {
+            if a > best_avail || !open && !scope.allows(i as u32) {
                 continue;
             }
             if a < best_avail {
@@ -908,7 +915,18 @@ mod tests {
     /// A plain pick: fixed RNG, nothing on request from this peer yet, no
     /// scope.
     fn pick(p: &mut Picker, peer: &Bitfield, n: usize, out: &mut Vec<BlockRef>) {
-        p.pick(peer, n, &mut rng(), |_| false, Scope::default(), out);
+        pick_with(p, peer, n, &mut rng(), out);
+    }
+
+    /// [`pick`] with the caller's random numbers.
+    fn pick_with(
+        p: &mut Picker,
+        peer: &Bitfield,
+        n: usize,
+        rng: &mut impl Rng,
+        out: &mut Vec<BlockRef>,
+    ) {
+        p.pick(peer, n, rng, |_| false, Scope::default(), out);
     }
 
     #[test]
@@ -961,14 +979,8 @@ mod tests {
             p.avail[5] = 1;
             let all = Bitfield::full(8);
             let mut out = Vec::new();
-            p.pick(
-                &all,
-                5,
-                &mut rand::rngs::StdRng::seed_from_u64(seed),
-                |_| false,
-                Scope::default(),
-                &mut out,
-            );
+            let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+            pick_with(&mut p, &all, 5, &mut rng, &mut out);
             let pieces: Vec<u32> = out.iter().map(|b| b.piece).collect();
             let mut rarest = pieces[..3].to_vec();
             rarest.sort_unstable();
@@ -996,7 +1008,7 @@ mod tests {
             p.add_availability(&all);
             p.add_availability(&all);
             let mut out = Vec::new();
-            p.pick(&all, 1, &mut rng, |_| false, Scope::default(), &mut out);
+            pick_with(&mut p, &all, 1, &mut rng, &mut out);
             let first = out[0].piece;
             // A peer holding one other piece leaves: that piece is now the
             // rarest, and the next piece asked of the seed.
@@ -1005,7 +1017,7 @@ mod tests {
             only_y.set(y as usize);
             p.remove_availability(&only_y);
             out.clear();
-            p.pick(&all, 1, &mut rng, |_| false, Scope::default(), &mut out);
+            pick_with(&mut p, &all, 1, &mut rng, &mut out);
             assert_eq!(out[0].piece, y, "seed {seed}");
             // The first piece's request is withdrawn: it is missing again,
             // as rare as the others left, and can be chosen again.
@@ -1015,7 +1027,7 @@ mod tests {
             });
             let mut seen = Vec::new();
             out.clear();
-            p.pick(&all, 7, &mut rng, |_| false, Scope::default(), &mut out);
+            pick_with(&mut p, &all, 7, &mut rng, &mut out);
             seen.extend(out.iter().map(|b| b.piece));
             seen.sort_unstable();
             let mut expected: Vec<u32> = (0..8).filter(|&i| i != y).collect();
@@ -1037,14 +1049,14 @@ mod tests {
             let all = Bitfield::full(8);
             p.add_availability(&all);
             let mut out = Vec::new();
-            p.pick(&all, 1, &mut rng, |_| false, Scope::default(), &mut out);
+            pick_with(&mut p, &all, 1, &mut rng, &mut out);
             let first = out[0].piece;
             p.cancel_request(BlockRef {
                 piece: first,
                 block: 0,
             });
             out.clear();
-            p.pick(&all, 1, &mut rng, |_| false, Scope::default(), &mut out);
+            pick_with(&mut p, &all, 1, &mut rng, &mut out);
             again += usize::from(out[0].piece == first);
         }
         // One chance in eight each time: 8 expected of 64.
@@ -1194,12 +1206,11 @@ mod tests {
         p.avail = vec![3; 64];
         p.avail[0] = 1;
         let mut out = Vec::new();
-        p.pick(
+        pick_with(
+            &mut p,
             &all,
             1,
             &mut rand::rngs::StdRng::seed_from_u64(seed),
-            |_| false,
-            Scope::default(),
             &mut out,
         );
         out[0].piece
@@ -1326,7 +1337,7 @@ mod tests {
             let all = Bitfield::full(100);
             let mut out = Vec::new();
             let mut r = rand::rngs::StdRng::seed_from_u64(seed);
-            p.pick(&all, 1, &mut r, |_| false, Scope::default(), &mut out);
+            pick_with(&mut p, &all, 1, &mut r, &mut out);
             seen.insert(out[0].piece);
         }
         assert!(seen.len() > 10, "first pieces are random: {seen:?}");
