@@ -62,7 +62,7 @@ def main():
     started = time.time()
 
     def with_share(args, share):
-        return args if share is None else args + ["--x-propshare-optimistic", share]
+        return args + ["--x-propshare-optimistic", share]
 
     jobs = []
     for s in range(1, a.pairs + 1):
