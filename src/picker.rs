@@ -301,6 +301,11 @@ impl Picker {
         self.state.len()
     }
 
+    /// Blocks in the piece memory: every buffer a full piece.
+    pub fn memory_blocks(&self) -> usize {
+        self.max_buffers * self.piece_length.div_ceil(u64::from(BLOCK_LEN)) as usize
+    }
+
     pub fn piece_size(&self, i: usize) -> u64 {
         crate::metainfo::piece_size(self.piece_length, self.total, i)
     }

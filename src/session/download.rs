@@ -167,7 +167,9 @@ impl Session {
         if choked_only_fast && p.allowed_fast.is_empty() {
             return;
         }
-        let target = p.queue_target(now, cap);
+        let target = p
+            .queue_target(now, cap)
+            .min(self.request_share.unwrap_or(usize::MAX));
         if p.outstanding.len() >= target {
             return;
         }
@@ -394,6 +396,7 @@ impl Session {
         }
         self.web_seeds_verified(piece, good, &contributors, now);
         self.forget_departed(contributors);
+        self.share_piece_memory(now);
         for t in self.tokens_fastest_first() {
             self.fill_requests(t, now);
         }
@@ -426,6 +429,31 @@ impl Session {
 
     /// Tokens of all peers, those sending to us fastest first (so that in
     /// endgame the fast peers pick the blocks that were freed).
+    /// Divides piece memory among the peers we download from when together
+    /// they want more blocks on request than it holds: max-min fair, each
+    /// peer up to what it wants, no peer more than an equal share of what
+    /// the others leave. Without it the fastest peers, topped up first,
+    /// took every buffer freed and a peer that had nothing on request
+    /// never got one (four 50 Mbit/s seeders: two sent everything, the
+    /// other two nothing). A quarter of the memory is left out of the
+    /// division: pieces partly received and pieces being hashed or written
+    /// hold buffers too, and requests the shares leave unasked in started
+    /// pieces are what a starved peer asks for first.
+    pub(super) fn share_piece_memory(&mut self, now: Instant) {
+        let cap = self.cfg.max_outstanding;
+        let mut demands = std::mem::take(&mut self.demands);
+        demands.clear();
+        demands.extend(
+            self.peers
+                .values()
+                .filter(|p| p.is_downloading())
+                .map(|p| p.queue_target(now, cap)),
+        );
+        let budget = self.picker.memory_blocks() * 3 / 4;
+        self.request_share = fair_level(&mut demands, budget).map(|l| l.max(MIN_QUEUE));
+        self.demands = demands;
+    }
+
     pub(super) fn tokens_fastest_first(&self) -> Vec<Token> {
         let mut v: Vec<(Token, f64)> = self.peers.iter().map(|(t, p)| (*t, p.down.get())).collect();
         v.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
@@ -458,4 +486,24 @@ impl Session {
             }
         }
     }
+}
+
+/// The max-min fair level of `demands` under `budget`: the largest `l` with
+/// the sum of `min(d, l)` at most `budget`, or `None` when every demand
+/// fits. Sorts `demands`.
+pub(super) fn fair_level(demands: &mut [usize], budget: usize) -> Option<usize> {
+    if demands.iter().sum::<usize>() <= budget {
+        return None;
+    }
+    demands.sort_unstable();
+    let mut left = budget;
+    let n = demands.len();
+    for (i, &d) in demands.iter().enumerate() {
+        let level = left / (n - i);
+        if d > level {
+            return Some(level);
+        }
+        left -= d;
+    }
+    None
 }

@@ -307,6 +307,12 @@ pub struct Session {
     /// The seed split is off until then.
     unsplit_until: Option<Instant>,
     scratch: Vec<BlockRef>,
+    /// The most blocks one peer may have on request while the peers we
+    /// download from want more than piece memory holds (`None`: no
+    /// limit); see `Session::share_piece_memory`.
+    request_share: Option<usize>,
+    /// Reused by `share_piece_memory`.
+    demands: Vec<usize>,
     reads: Vec<UploadRead>,
     /// Piece contributors, by peer uid, of pieces being verified.
     verifying: BTreeMap<u32, Vec<u64>>,
@@ -354,6 +360,8 @@ impl Session {
             last_progress: None,
             unsplit_until: None,
             scratch: Vec::new(),
+            request_share: None,
+            demands: Vec::new(),
             reads: Vec::new(),
             verifying: BTreeMap::new(),
             uid_addr: BTreeMap::new(),

@@ -515,6 +515,14 @@ impl Peer {
         matches!(self.state, PeerState::Established(_))
     }
 
+    /// Whether we can ask it for blocks: it has something we want and
+    /// lets us ask (unchoked, or allowed-fast pieces).
+    pub fn is_downloading(&self) -> bool {
+        self.is_established()
+            && self.am_interested
+            && (!self.peer_choking || !self.allowed_fast.is_empty())
+    }
+
     /// Whether it takes one of the session's `max_peers` slots: every
     /// outgoing connection, and incoming ones past the handshake.
     pub fn takes_slot(&self) -> bool {

@@ -301,6 +301,80 @@ fn queue_cap_follows_advertised_reqq() {
     }
 }
 
+/// Four seeds behind equal links that each could take more requests than
+/// piece memory holds (a 512-request queue is 8 MiB of 1 MiB pieces; the
+/// memory is 16 MiB): each must get a fair part of the download. Before
+/// piece memory was shared, the two seeds topped up first took every
+/// buffer freed and the other two sent nothing.
+#[test]
+fn piece_memory_is_shared_among_fast_seeds() {
+    let mut cfg = Config::new(HASH, ME);
+    cfg.seed = 3;
+    cfg.max_buffer_bytes = 16 << 20;
+    let pieces = 256;
+    let mut s = Session::new(cfg, 1 << 20, pieces << 20, pieces as usize);
+    let t0 = Instant::now();
+    let seeds: Vec<Token> = (1..=4).collect();
+    let reqq = Message::Extended {
+        id: 0,
+        payload: b"d4:reqqi2000ee",
+    };
+    for &t in &seeds {
+        seeding_peer(&mut s, t, t as u8, t0);
+        s.on_data(t, &bytes_of(&[reqq]), t0);
+    }
+    // Each link serves its requests in order, 4 blocks per 10 ms
+    // (6.5 MB/s), and hashing and writing are instant.
+    let mut queues: Vec<std::collections::VecDeque<(u32, u32)>> = vec![Default::default(); 4];
+    let mut sent_blocks = [0usize; 4];
+    let mut now = t0;
+    for _step in 0..2000 {
+        for (i, &t) in seeds.iter().enumerate() {
+            queues[i].extend(requests(&sent(&mut s, t)));
+            for _ in 0..4 {
+                let Some((index, begin)) = queues[i].pop_front() else {
+                    break;
+                };
+                send_zero_block(&mut s, t, index, begin, now);
+                sent_blocks[i] += 1;
+            }
+        }
+        for a in actions(&mut s) {
+            if let Action::Verify { piece, buf } = a {
+                s.on_verified(piece, true, buf, now);
+            }
+        }
+        now += Duration::from_millis(10);
+        s.tick(now);
+        if s.is_complete() {
+            break;
+        }
+    }
+    assert!(
+        s.is_complete(),
+        "256 MiB in 20 s at 26 MB/s: {sent_blocks:?}"
+    );
+    let total: usize = sent_blocks.iter().sum();
+    for (i, n) in sent_blocks.iter().enumerate() {
+        assert!(
+            *n * 5 >= total,
+            "seed {} sent {n} of {total} blocks: {sent_blocks:?}",
+            i + 1
+        );
+    }
+}
+
+#[test]
+fn fair_level_divides_a_budget_max_min() {
+    use super::download::fair_level;
+    assert_eq!(fair_level(&mut [100, 200], 300), None, "everything fits");
+    assert_eq!(fair_level(&mut [512, 512, 512, 512], 768), Some(192));
+    // A small demand is met; the rest is divided among the others.
+    assert_eq!(fair_level(&mut [512, 4, 512, 512], 768), Some(254));
+    assert_eq!(fair_level(&mut [10, 20, 1000], 100), Some(70));
+    assert_eq!(fair_level(&mut [], 0), None);
+}
+
 #[test]
 fn snubbing_peer_loses_its_requests() {
     let mut s = session();

@@ -177,6 +177,7 @@ impl Session {
             self.run_choker(rotate, secs, now);
         }
         self.extensions_tick(now);
+        self.share_piece_memory(now);
         for t in self.tokens_fastest_first() {
             self.fill_requests(t, now);
         }
