@@ -427,8 +427,6 @@ impl Session {
         }
     }
 
-    /// Tokens of all peers, those sending to us fastest first (so that in
-    /// endgame the fast peers pick the blocks that were freed).
     /// Divides piece memory among the peers we download from when together
     /// they want more blocks on request than it holds: max-min fair, each
     /// peer up to what it wants, no peer more than an equal share of what
@@ -454,6 +452,8 @@ impl Session {
         self.demands = demands;
     }
 
+    /// Tokens of all peers, those sending to us fastest first (so that in
+    /// endgame the fast peers pick the blocks that were freed).
     pub(super) fn tokens_fastest_first(&self) -> Vec<Token> {
         let mut v: Vec<(Token, f64)> = self.peers.iter().map(|(t, p)| (*t, p.down.get())).collect();
         v.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
