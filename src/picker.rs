@@ -923,6 +923,18 @@ mod tests {
         pick_with(p, peer, n, &mut rng(), out);
     }
 
+    /// 8 pieces of one block each, rarest first from the first piece on,
+    /// every piece held by `holders` peers; and the bitfield of a seed.
+    fn eight_pieces_held_by(holders: usize) -> (Picker, Bitfield) {
+        let mut p = Picker::new(16384, 8 * 16384, 8, 16);
+        p.random_first = 0;
+        let all = Bitfield::full(8);
+        for _ in 0..holders {
+            p.add_availability(&all);
+        }
+        (p, all)
+    }
+
     /// [`pick`] with the caller's random numbers.
     fn pick_with(
         p: &mut Picker,
@@ -977,12 +989,10 @@ mod tests {
         // 8 pieces of 1 block: 5, 2 and 6 the rarest, then 0 and 7.
         let mut first_seen = std::collections::BTreeSet::new();
         for seed in 0..64 {
-            let mut p = Picker::new(16384, 8 * 16384, 8, 16);
-            p.random_first = 0;
+            let (mut p, all) = eight_pieces_held_by(0);
             p.avail = vec![9, 5, 9, 5, 5, 5, 1, 8];
             p.avail[2] = 1;
             p.avail[5] = 1;
-            let all = Bitfield::full(8);
             let mut out = Vec::new();
             let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
             pick_with(&mut p, &all, 5, &mut rng, &mut out);
@@ -1006,12 +1016,7 @@ mod tests {
     fn a_seeds_kept_candidates_follow_availability_and_cancels() {
         for seed in 0..16 {
             let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-            // 8 pieces of 1 block, every one held by two peers.
-            let mut p = Picker::new(16384, 8 * 16384, 8, 16);
-            p.random_first = 0;
-            let all = Bitfield::full(8);
-            p.add_availability(&all);
-            p.add_availability(&all);
+            let (mut p, all) = eight_pieces_held_by(2);
             let mut out = Vec::new();
             pick_with(&mut p, &all, 1, &mut rng, &mut out);
             let first = out[0].piece;
@@ -1049,10 +1054,7 @@ mod tests {
         let mut again = 0;
         for seed in 0..64 {
             let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-            let mut p = Picker::new(16384, 8 * 16384, 8, 16);
-            p.random_first = 0;
-            let all = Bitfield::full(8);
-            p.add_availability(&all);
+            let (mut p, all) = eight_pieces_held_by(1);
             let mut out = Vec::new();
             pick_with(&mut p, &all, 1, &mut rng, &mut out);
             let first = out[0].piece;

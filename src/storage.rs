@@ -48,7 +48,7 @@ const DIRECT_CHUNK: usize = 256 << 10;
 /// on the disk threads made a download 2.63 s against 1.68 s buffered,
 /// while at 256 KiB and above the copy `O_DIRECT` saves pays for the wait
 /// (docs/REPORT.md §3).
-pub const DIRECT_IO_MIN_PIECE: u64 = 256 << 10;
+const DIRECT_IO_MIN_PIECE: u64 = 256 << 10;
 
 /// Whether pieces of `piece_length` bytes are worth writing with `O_DIRECT`.
 pub fn direct_io_pays(piece_length: u64) -> bool {
@@ -576,10 +576,6 @@ mod tests {
         Metainfo::from_bytes(&t).expect("test torrent").info
     }
 
-    /// Pieces written out of order, with `O_DIRECT` (from page-aligned
-    /// piece buffers and through the bounce buffer) and without, land byte
-    /// for byte where they belong: aligned runs, unaligned file starts,
-    /// short tails and a file smaller than a block.
     #[test]
     fn small_pieces_are_written_through_the_page_cache() {
         assert!(!direct_io_pays(16 << 10));
@@ -589,6 +585,10 @@ mod tests {
         assert!(direct_io_pays(4 << 20));
     }
 
+    /// Pieces written out of order, with `O_DIRECT` (from page-aligned
+    /// piece buffers and through the bounce buffer) and without, land byte
+    /// for byte where they belong: aligned runs, unaligned file starts,
+    /// short tails and a file smaller than a block.
     #[test]
     fn direct_and_buffered_writes_give_the_same_files() {
         let lengths = [5000u64, 70000, 3, 200_000, 65536];

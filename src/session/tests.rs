@@ -94,6 +94,16 @@ fn send_zero_block(s: &mut Session, t: Token, index: u32, begin: u32, now: Insta
     s.on_data(t, &bytes_of(&[m]), now);
 }
 
+/// Peer `t` advertises `reqq` in its BEP 10 handshake.
+fn advertise_reqq(s: &mut Session, t: Token, reqq: usize, now: Instant) {
+    let payload = format!("d4:reqqi{reqq}ee");
+    let ext = Message::Extended {
+        id: 0,
+        payload: payload.as_bytes(),
+    };
+    s.on_data(t, &bytes_of(&[ext]), now);
+}
+
 /// A connected, handshaken seeding peer (have-all) that unchoked us.
 fn seeding_peer(s: &mut Session, t: Token, id: u8, now: Instant) {
     s.on_connection(t, addr(1000 + t as u16), true, now);
@@ -268,12 +278,7 @@ fn queue_cap_follows_advertised_reqq() {
         let t0 = Instant::now();
         seeding_peer(&mut s, 1, 1, t0);
         if let Some(q) = advertised {
-            let payload = format!("d4:reqqi{q}ee");
-            let ext = Message::Extended {
-                id: 0,
-                payload: payload.as_bytes(),
-            };
-            s.on_data(1, &bytes_of(&[ext]), t0);
+            advertise_reqq(&mut s, 1, q, t0);
         }
         let mut outstanding = requests(&sent(&mut s, 1));
         let mut most = outstanding.len();
@@ -315,13 +320,9 @@ fn piece_memory_is_shared_among_fast_seeds() {
     let mut s = Session::new(cfg, 1 << 20, pieces << 20, pieces as usize);
     let t0 = Instant::now();
     let seeds: Vec<Token> = (1..=4).collect();
-    let reqq = Message::Extended {
-        id: 0,
-        payload: b"d4:reqqi2000ee",
-    };
     for &t in &seeds {
         seeding_peer(&mut s, t, t as u8, t0);
-        s.on_data(t, &bytes_of(&[reqq]), t0);
+        advertise_reqq(&mut s, t, 2000, t0);
     }
     // Each link serves its requests in order, 4 blocks per 10 ms
     // (6.5 MB/s), and hashing and writing are instant.
